@@ -1,0 +1,202 @@
+"""Encode messages as CloudEvents 1.0 structured JSON and decode them strictly.
+
+Wire form (one Kafka record value)::
+
+    {"specversion": "1.0", "id": "...", "source": "streamplane/orchestrator",
+     "type": "StreamAssigned", "time": "2026-11-28T20:00:00Z",
+     "datacontenttype": "application/json", "subject": "camera-17",
+     "schemaversion": 1, "seq": 42, "epoch": 3, "causationid": null, "correlationid": null,
+     "data": {"stream_id": "camera-17", "server_id": "w-1", ...}}
+
+Decoding: parse with orjson, check the envelope, look the type up, upcast older
+``schemaversion`` data one step at a time, then validate with the type's frozen model.
+Every failure is an :class:`events.errors.EventError` naming the type, version and field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import ValidationError
+
+from events.base import ENVELOPE_FIELDS, Command, ControlEvent, Message
+from events.commands import COMMAND_TYPES
+from events.control import CONTROL_EVENT_TYPES
+from events.errors import (
+    MalformedMessageError,
+    SchemaValidationError,
+    UnknownTypeError,
+    UnsupportedVersionError,
+    WrongFamilyError,
+)
+from events.heartbeat import DesiredSet, Heartbeat
+from events.upcasters import upcast
+
+SPECVERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.__name__: cls for cls in (*CONTROL_EVENT_TYPES, *COMMAND_TYPES, Heartbeat, DesiredSet)
+}
+
+_REQUIRED = ("specversion", "id", "source", "type", "time", "data")
+_KNOWN_ATTRS = frozenset(
+    {
+        *ENVELOPE_FIELDS,
+        "specversion",
+        "type",
+        "datacontenttype",
+        "subject",
+        "schemaversion",
+        "data",
+    }
+)
+
+M = TypeVar("M", bound=Message)
+
+
+def to_wire(message: Message) -> dict[str, Any]:
+    """The CloudEvents structured form of ``message`` as plain JSON-able data."""
+    flat = message.model_dump(mode="json")
+    type_ = flat.pop("type")
+    envelope: dict[str, Any] = {
+        "specversion": SPECVERSION,
+        "id": flat.pop("id"),
+        "source": flat.pop("source"),
+        "type": type_,
+        "time": flat.pop("time"),
+        "datacontenttype": CONTENT_TYPE,
+        "subject": message.subject,
+        "schemaversion": type(message).SCHEMA_VERSION,
+        "causationid": flat.pop("causationid"),
+        "correlationid": flat.pop("correlationid"),
+    }
+    for ext in ("seq", "epoch"):
+        if ext in type(message).model_fields and ext in flat:
+            envelope[ext] = flat.pop(ext)
+    envelope["data"] = flat
+    return envelope
+
+
+def encode(message: Message) -> bytes:
+    """Serialise ``message`` to CloudEvents JSON bytes."""
+    return orjson.dumps(to_wire(message))
+
+
+def _load(raw: bytes | str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessageError(f"not valid JSON: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise MalformedMessageError(f"expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _check_envelope(obj: dict[str, Any]) -> tuple[type[Message], int]:
+    missing = [k for k in _REQUIRED if k not in obj]
+    if missing:
+        raise MalformedMessageError(
+            f"envelope lacks {', '.join(missing)}", field=missing[0], type_=obj.get("type")
+        )
+    unknown = sorted(set(obj) - _KNOWN_ATTRS)
+    if unknown:
+        raise MalformedMessageError(
+            f"unknown envelope attribute(s) {unknown}", field=unknown[0], type_=obj.get("type")
+        )
+    if obj["specversion"] != SPECVERSION:
+        raise MalformedMessageError(
+            f"specversion must be {SPECVERSION!r}, got {obj['specversion']!r}",
+            field="specversion",
+        )
+    ctype = obj.get("datacontenttype", CONTENT_TYPE)
+    if ctype != CONTENT_TYPE:
+        raise MalformedMessageError(
+            f"datacontenttype must be {CONTENT_TYPE!r}, got {ctype!r}", field="datacontenttype"
+        )
+    type_ = obj["type"]
+    cls = MESSAGE_TYPES.get(type_) if isinstance(type_, str) else None
+    if cls is None:
+        raise UnknownTypeError(f"unknown message type {type_!r}", type_=str(type_), field="type")
+    version = obj.get("schemaversion", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UnsupportedVersionError(
+            f"{type_}: schemaversion must be a positive integer, got {version!r}",
+            type_=type_,
+            field="schemaversion",
+        )
+    if version > cls.SCHEMA_VERSION:
+        raise UnsupportedVersionError(
+            f"{type_}: schemaversion {version} is newer than this build "
+            f"(knows up to {cls.SCHEMA_VERSION})",
+            type_=type_,
+            field="schemaversion",
+        )
+    if not isinstance(obj["data"], dict):
+        raise MalformedMessageError(
+            f"{type_}: data must be a JSON object", type_=type_, field="data"
+        )
+    return cls, version
+
+
+def decode(raw: bytes | str | dict[str, Any]) -> Message:
+    """Decode any streamplane message; raises an :class:`EventError` subclass on bad input."""
+    obj = _load(raw)
+    cls, version = _check_envelope(obj)
+    type_ = cls.__name__
+    data = upcast(type_, version, cls.SCHEMA_VERSION, obj["data"])
+    if "type" in data or any(k in data for k in ENVELOPE_FIELDS):
+        clash = sorted(({"type"} | ENVELOPE_FIELDS) & set(data))
+        raise SchemaValidationError(
+            f"{type_}: data must not repeat envelope attribute(s) {clash}",
+            type_=type_,
+            field=f"data.{clash[0]}",
+        )
+    flat = {k: v for k, v in obj.items() if k in ENVELOPE_FIELDS}
+    flat.update(data)
+    flat["type"] = type_
+    try:
+        return cls.model_validate(flat)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        where = loc if loc in ENVELOPE_FIELDS else f"data.{loc}"
+        raise SchemaValidationError(
+            f"{type_} v{version}: {where}: {err['msg']} (got {err.get('input')!r:.200})",
+            type_=type_,
+            field=where,
+        ) from exc
+
+
+def _decode_as(raw: bytes | str | dict[str, Any], base: type[M]) -> M:
+    message = decode(raw)
+    if not isinstance(message, base):
+        raise WrongFamilyError(
+            f"expected a {base.__name__}, got {type(message).__name__}",
+            type_=type(message).__name__,
+            field="type",
+        )
+    return message
+
+
+def decode_event(raw: bytes | str | dict[str, Any]) -> ControlEvent:
+    """Decode a control event (``streamplane.events``)."""
+    return _decode_as(raw, ControlEvent)
+
+
+def decode_command(raw: bytes | str | dict[str, Any]) -> Command:
+    """Decode a command (``streamplane.commands``)."""
+    return _decode_as(raw, Command)
+
+
+def decode_heartbeat(raw: bytes | str | dict[str, Any]) -> Heartbeat:
+    """Decode a heartbeat (``streamplane.heartbeats``)."""
+    return _decode_as(raw, Heartbeat)
+
+
+def decode_desired(raw: bytes | str | dict[str, Any]) -> DesiredSet:
+    """Decode a desired set (``streamplane.desired``)."""
+    return _decode_as(raw, DesiredSet)

@@ -1,0 +1,71 @@
+"""Topic names and their settings (see docs/events.md for who writes and reads each)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class TopicSpec(NamedTuple):
+    """How a topic is created: partitions, cleanup policy, retention (-1 = forever)."""
+
+    suffix: str
+    partitions: int
+    compacted: bool
+    retention_ms: int
+    key: str
+
+
+EVENTS = TopicSpec("events", 1, False, -1, "none (total order on one partition)")
+COMMANDS = TopicSpec("commands", 1, False, 7 * 24 * 3600 * 1000, "command_id")
+HEARTBEATS = TopicSpec("heartbeats", 6, False, 3600 * 1000, "server_id")
+DESIRED = TopicSpec("desired", 6, True, -1, "server_id")
+ASSIGNMENTS = TopicSpec("assignments", 6, True, -1, "stream_id")
+SNAPSHOTS = TopicSpec("snapshots", 1, True, -1, "cluster")
+DLQ = TopicSpec("dlq", 1, False, 30 * 24 * 3600 * 1000, "origin topic")
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    EVENTS,
+    COMMANDS,
+    HEARTBEATS,
+    DESIRED,
+    ASSIGNMENTS,
+    SNAPSHOTS,
+    DLQ,
+)
+
+
+class Topics(NamedTuple):
+    """Concrete topic names under one prefix (default ``streamplane``); tests use their own."""
+
+    prefix: str = "streamplane"
+
+    def name(self, spec: TopicSpec) -> str:
+        return f"{self.prefix}.{spec.suffix}"
+
+    @property
+    def events(self) -> str:
+        return self.name(EVENTS)
+
+    @property
+    def commands(self) -> str:
+        return self.name(COMMANDS)
+
+    @property
+    def heartbeats(self) -> str:
+        return self.name(HEARTBEATS)
+
+    @property
+    def desired(self) -> str:
+        return self.name(DESIRED)
+
+    @property
+    def assignments(self) -> str:
+        return self.name(ASSIGNMENTS)
+
+    @property
+    def snapshots(self) -> str:
+        return self.name(SNAPSHOTS)
+
+    @property
+    def dlq(self) -> str:
+        return self.name(DLQ)
