@@ -36,9 +36,8 @@ from events.upcasters import upcast
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
-MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.__name__: cls for cls in (*CONTROL_EVENT_TYPES, *COMMAND_TYPES, Heartbeat, DesiredSet)
-}
+_ALL: tuple[type[Message], ...] = (*CONTROL_EVENT_TYPES, *COMMAND_TYPES, Heartbeat, DesiredSet)
+MESSAGE_TYPES: dict[str, type[Message]] = {cls.__name__: cls for cls in _ALL}
 
 _REQUIRED = ("specversion", "id", "source", "type", "time", "data")
 _KNOWN_ATTRS = frozenset(
