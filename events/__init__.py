@@ -14,8 +14,8 @@ from events.codec import (
     encode,
     to_wire,
 )
-from events.commands import *  # noqa: F403
-from events.control import *  # noqa: F403
+from events.commands import *
+from events.control import *
 from events.errors import (
     EventError,
     MalformedMessageError,
