@@ -31,7 +31,8 @@ SOURCE_MAX = 256
 class Message(BaseModel):
     """Fields every message carries (the CloudEvents attributes bar ``type``/``data``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    # allow_inf_nan=False: JSON has no NaN or infinity (orjson would write null, undecodable).
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, allow_inf_nan=False)
 
     #: the schema version this build writes for the type; bumped with an upcaster.
     SCHEMA_VERSION: ClassVar[int] = 1

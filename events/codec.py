@@ -146,7 +146,10 @@ def decode(raw: bytes | str | dict[str, Any]) -> Message:
     obj = _load(raw)
     cls, version = _check_envelope(obj)
     type_ = cls.__name__
-    data = upcast(type_, version, cls.SCHEMA_VERSION, obj["data"])
+    try:
+        data = upcast(type_, version, cls.SCHEMA_VERSION, obj["data"])
+    except LookupError as exc:  # a missing upcaster step: this build cannot read that version
+        raise UnsupportedVersionError(str(exc), type_=type_, field="schemaversion") from exc
     if "type" in data or any(k in data for k in ENVELOPE_FIELDS):
         clash = sorted(({"type"} | ENVELOPE_FIELDS) & set(data))
         raise SchemaValidationError(

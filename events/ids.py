@@ -21,10 +21,12 @@ def _int_to_str(value: Any) -> Any:
     return value
 
 
+# The BeforeValidator comes last so that it wraps the constrained str: that way the pattern
+# also appears in the generated JSON Schema (placed first, pydantic drops it from the schema).
 _Id = Annotated[
     str,
-    BeforeValidator(_int_to_str),
     StringConstraints(pattern=ID_PATTERN, min_length=1, max_length=128),
+    BeforeValidator(_int_to_str),
 ]
 
 StreamId = _Id

@@ -1,0 +1,202 @@
+"""The state every projection folds to, and the seed's models over it.
+
+All values are frozen (``dataclass(frozen=True, slots=True)``) and collections are
+persistent ``immutables.Map`` (a HAMT: an update shares structure with the old map), so
+``apply`` returns a new state in O(log n) without copying 100k streams per event.
+
+Seed vocabulary kept: :class:`EnhancedInstance` (``calculate_load_factor``, ``is_healthy``,
+``should_receive_streams``), :class:`StreamAssignment` (``is_active``, ``can_migrate``) and
+:class:`SystemHealth` (``overall_health``, ``needs_intervention``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+import immutables
+
+from events.heartbeat import PerformanceMetrics, StreamPerformance
+
+
+class InstanceStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPECTED = "suspected"
+    QUARANTINED = "quarantined"
+    FAILED = "failed"
+    LEFT = "left"
+
+
+#: an instance in one of these states holds nothing: its streams are up for reassignment
+GONE_STATUSES = frozenset({InstanceStatus.FAILED, InstanceStatus.LEFT})
+
+
+class AssignmentStatus(StrEnum):
+    UNASSIGNED = "unassigned"  # waiting for capacity
+    ASSIGNED = "assigned"  # the owner was told to start it
+    RUNNING = "running"  # the owner reported it running
+    MIGRATING = "migrating"  # running on the owner, starting on a target
+    FAILED = "failed"  # parked as poison: no more attempts until re-registered
+
+
+class HealthStatus(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"
+    CRITICAL = "critical"
+
+
+class FindingKind(StrEnum):
+    """Why the fold refused an event (or noticed a hole in the log)."""
+
+    SEQ_GAP = "seq_gap"
+    CONFLICTING_SEQ = "conflicting_seq"
+    STALE_SEQ = "stale_seq"
+    STALE_EPOCH = "stale_epoch"
+    UNKNOWN_EPOCH = "unknown_epoch"
+    TWO_OWNERS = "two_owners"
+    CAPACITY_EXCEEDED = "capacity_exceeded"
+    UNKNOWN_STREAM = "unknown_stream"
+    UNKNOWN_INSTANCE = "unknown_instance"
+    INVALID_TRANSITION = "invalid_transition"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """An invariant the log tried to break; the offending event had no effect."""
+
+    seq: int
+    kind: FindingKind
+    event_id: str
+    event_type: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnhancedInstance:
+    """One worker instance (the current incarnation of a ``server_id``)."""
+
+    server_id: str
+    incarnation: str
+    ip: str
+    port: int
+    max_streams: int
+    zone: str | None = None
+    tags: tuple[str, ...] = ()
+    status: InstanceStatus = InstanceStatus.ACTIVE
+    draining: bool = False
+    #: streams owned (``current_streams``) and weight held incl. incoming migrations (``load``)
+    current_streams: int = 0
+    load: int = 0
+    registered_at: datetime | None = None
+    last_heartbeat: datetime | None = None
+    performance_metrics: PerformanceMetrics = field(default_factory=PerformanceMetrics)
+    failure_count: int = 0
+    recovery_attempts: int = 0
+    quarantined_until: datetime | None = None
+
+    def calculate_load_factor(self) -> float:
+        """Held weight over capacity: 0.0 idle, 1.0 full (inf when over a zero capacity)."""
+        if self.max_streams == 0:
+            return 0.0 if self.load == 0 else float("inf")
+        return self.load / self.max_streams
+
+    def is_healthy(self) -> bool:
+        return self.status is InstanceStatus.ACTIVE
+
+    def free_capacity(self) -> int:
+        return max(0, self.max_streams - self.load)
+
+    def should_receive_streams(self) -> bool:
+        """Healthy, not draining, not quarantined, and with room left."""
+        return self.is_healthy() and not self.draining and self.free_capacity() > 0
+
+    @property
+    def drained(self) -> bool:
+        return self.draining and self.load == 0
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationState:
+    """A make-before-break move in flight: ``to_server`` is starting, the owner keeps it."""
+
+    migration_id: str
+    from_server: str
+    to_server: str
+    to_incarnation: str
+    started_at: datetime
+    deadline: datetime
+    reason: str
+    plan_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamAssignment:
+    """One stream, its owner (``server_id``) and where it stands."""
+
+    stream_id: str
+    weight: int = 1
+    priority: int = 0
+    zone: str | None = None
+    anti_affinity: str | None = None
+    params: tuple[tuple[str, str], ...] = ()
+    server_id: str | None = None
+    incarnation: str | None = None
+    assigned_at: datetime | None = None
+    status: AssignmentStatus = AssignmentStatus.UNASSIGNED
+    migration_state: MigrationState | None = None
+    performance_data: StreamPerformance = field(default_factory=StreamPerformance)
+    failure_count: int = 0
+    failed_on: tuple[str, ...] = ()
+    last_error: str | None = None
+    registered_at: datetime | None = None
+
+    def is_active(self) -> bool:
+        return self.status in (
+            AssignmentStatus.ASSIGNED,
+            AssignmentStatus.RUNNING,
+            AssignmentStatus.MIGRATING,
+        )
+
+    def can_migrate(self) -> bool:
+        return self.status is AssignmentStatus.RUNNING and self.migration_state is None
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceProgress:
+    plan_id: str
+    dry_run: bool
+    planned: int
+    started_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """``fold(control log)``: everything the orchestrator, projections and audits believe."""
+
+    seq: int = 0
+    epoch: int = 0
+    leader_id: str | None = None
+    last_event_time: datetime | None = None
+    instances: immutables.Map[str, EnhancedInstance] = field(default_factory=immutables.Map)
+    streams: immutables.Map[str, StreamAssignment] = field(default_factory=immutables.Map)
+    maintenance: bool = False
+    maintenance_reason: str | None = None
+    rebalance: RebalanceProgress | None = None
+    last_plan_id: str | None = None
+    divergences_found: int = 0
+    divergences_repaired: int = 0
+    #: the last few findings (``finding_count`` has them all)
+    findings: tuple[Finding, ...] = ()
+    finding_count: int = 0
+    #: server_id -> the streams it must run (owned, or starting as a migration target)
+    held: immutables.Map[str, immutables.Map[str, bool]] = field(default_factory=immutables.Map)
+    #: seq -> event id of the last ``RECENT_WINDOW`` events: tells a duplicate from a conflict
+    recent_ids: immutables.Map[int, str] = field(default_factory=immutables.Map)
+    #: command id -> seq of its outcome, for idempotent commands (bounded window)
+    processed_commands: immutables.Map[str, int] = field(default_factory=immutables.Map)
+
+    def desired_streams(self, server_id: str) -> tuple[str, ...]:
+        """What ``server_id`` must run: streams it owns or starts as a migration target."""
+        held = self.held.get(server_id)
+        return tuple(sorted(held)) if held is not None else ()

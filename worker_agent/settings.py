@@ -1,0 +1,89 @@
+"""The worker's settings: one frozen object, env prefix ``STREAMPLANE_``, read once in main."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from events.ids import ID_PATTERN
+
+_NOT_ID = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+def _default_server_id() -> str:
+    # The host name is a sensible identity for one worker per host; cleaned to the id alphabet.
+    return (_NOT_ID.sub("-", socket.gethostname()) or "worker")[:128]
+
+
+class WorkerSettings(BaseSettings):
+    """Everything a worker agent can be told; every timeout and threshold is named here."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
+
+    # --- identity and capacity
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    topic_prefix: str = "streamplane"
+    server_id: str = Field(default_factory=_default_server_id, pattern=ID_PATTERN)
+    max_streams: int = Field(default=10, ge=0, le=1_000_000)
+    ip: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    zone: str | None = None
+    tags: Annotated[tuple[str, ...], NoDecode] = ()
+    #: "demo", "command", or an import path "package.module:Class"
+    handler: str = "demo"
+
+    # --- loop timing (seconds)
+    heartbeat_interval: float = Field(default=1.0, gt=0)
+    reconcile_interval: float = Field(default=0.5, gt=0)
+    self_check_interval: float = Field(default=5.0, gt=0)
+    health_check_interval: float = Field(default=2.0, gt=0)
+    desired_poll_ms: int = Field(default=500, ge=10)
+    desired_max_records: int = Field(default=500, ge=1)
+
+    # --- timeouts (seconds)
+    kafka_timeout: float = Field(default=5.0, gt=0)
+    start_timeout: float = Field(default=15.0, gt=0)
+    stop_timeout: float = Field(default=10.0, gt=0)
+    shutdown_grace: float = Field(default=20.0, gt=0)
+
+    # --- back-off (seconds): failed stream starts, and Kafka (re)connection attempts
+    start_retry_base: float = Field(default=1.0, gt=0)
+    start_retry_cap: float = Field(default=60.0, gt=0)
+    connect_retry_base: float = Field(default=0.5, gt=0)
+    connect_retry_cap: float = Field(default=10.0, gt=0)
+
+    # --- circuit breaker around Kafka I/O
+    breaker_failure_threshold: int = Field(default=3, ge=1)
+    breaker_reset_timeout: float = Field(default=5.0, gt=0)
+    breaker_half_open_max_calls: int = Field(default=1, ge=1)
+
+    # --- demo handler
+    demo_cpu_ms: float = Field(default=1.0, ge=0)
+    demo_tick_interval: float = Field(default=1.0, gt=0)
+    demo_fail_probability: float = Field(default=0.0, ge=0, le=1)
+    demo_fail_streams: Annotated[tuple[str, ...], NoDecode] = ()
+    demo_seed: int | None = None
+
+    # --- command handler
+    command_template: str = ""
+    command_stop_timeout: float = Field(default=5.0, gt=0)
+    command_restart_base: float = Field(default=1.0, gt=0)
+    command_restart_cap: float = Field(default=30.0, gt=0)
+    #: a process that lived this long counts as started; its restart back-off resets
+    command_stable_after: float = Field(default=10.0, gt=0)
+    command_stderr_tail: int = Field(default=2048, ge=0, le=4000)
+
+    @field_validator("tags", "demo_fail_streams", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        # Allow STREAMPLANE_TAGS=gpu,ssd as well as a JSON list.
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
