@@ -94,6 +94,12 @@ class EnhancedInstance:
     failure_count: int = 0
     recovery_attempts: int = 0
     quarantined_until: datetime | None = None
+    #: when ``performance_metrics`` was last sampled into the log
+    metrics_at: datetime | None = None
+    #: when a drain finished (``InstanceDrained``); None while not drained
+    drained_at: datetime | None = None
+    #: earlier incarnations of this server_id (newest last, bounded): their heartbeats are stale
+    past_incarnations: tuple[str, ...] = ()
 
     def calculate_load_factor(self) -> float:
         """Held weight over capacity: 0.0 idle, 1.0 full (inf when over a zero capacity)."""
@@ -163,11 +169,23 @@ class StreamAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedMigration:
+    stream_id: str
+    from_server: str
+    to_server: str
+
+
+@dataclass(frozen=True, slots=True)
 class RebalanceProgress:
+    """A plan being carried out gradually (at most ``max_in_flight`` moves at once)."""
+
     plan_id: str
-    dry_run: bool
-    planned: int
+    moves: tuple[PlannedMigration, ...]
     started_seq: int
+    #: stream ids whose planned migration has started
+    started: frozenset[str] = frozenset()
+    completed: int = 0
+    aborted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +202,7 @@ class ClusterState:
     maintenance_reason: str | None = None
     rebalance: RebalanceProgress | None = None
     last_plan_id: str | None = None
+    last_plan_at: datetime | None = None
     divergences_found: int = 0
     divergences_repaired: int = 0
     #: the last few findings (``finding_count`` has them all)

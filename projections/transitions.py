@@ -19,10 +19,13 @@ from projections.state import (
     FindingKind,
     InstanceStatus,
     MigrationState,
+    PlannedMigration,
     RebalanceProgress,
     StreamAssignment,
 )
 
+#: earlier incarnations remembered per server, so their late heartbeats are known as stale
+PAST_KEPT = 8
 #: commands remembered for idempotency (oldest dropped past twice this many)
 COMMAND_WINDOW = 10_000
 
@@ -166,6 +169,7 @@ def instance_registered(state: ClusterState, e: ev.InstanceRegistered) -> Cluste
         failure_count=old.failure_count if old else 0,
         recovery_attempts=old.recovery_attempts if old else 0,
         draining=old.draining if old else False,
+        past_incarnations=(*old.past_incarnations, old.incarnation)[-PAST_KEPT:] if old else (),
     )
     return _put_instance(state, inst)
 
@@ -228,7 +232,8 @@ def instance_draining(state: ClusterState, e: ev.InstanceDraining) -> ClusterSta
 
 
 def instance_undrained(state: ClusterState, e: ev.InstanceUndrained) -> ClusterState:
-    return _put_instance(state, replace(_instance(state, e.server_id), draining=False))
+    inst = _instance(state, e.server_id)
+    return _put_instance(state, replace(inst, draining=False, drained_at=None))
 
 
 def instance_drained(state: ClusterState, e: ev.InstanceDrained) -> ClusterState:
@@ -238,7 +243,7 @@ def instance_drained(state: ClusterState, e: ev.InstanceDrained) -> ClusterState
             FindingKind.INVALID_TRANSITION,
             f"{e.server_id!r} is not an empty draining instance (load {inst.load})",
         )
-    return state
+    return _put_instance(state, replace(inst, drained_at=e.time))
 
 
 def instance_capacity_changed(state: ClusterState, e: ev.InstanceCapacityChanged) -> ClusterState:
@@ -253,7 +258,7 @@ def instance_capacity_changed(state: ClusterState, e: ev.InstanceCapacityChanged
 
 def performance_sampled(state: ClusterState, e: ev.PerformanceSampled) -> ClusterState:
     inst = _instance(state, e.server_id)
-    return _put_instance(state, replace(inst, performance_metrics=e.metrics))
+    return _put_instance(state, replace(inst, performance_metrics=e.metrics, metrics_at=e.time))
 
 
 # --- streams ----------------------------------------------------------------------------
@@ -388,9 +393,22 @@ def migration_started(state: ClusterState, e: ev.MigrationStarted) -> ClusterSta
         reason=e.reason,
         plan_id=e.plan_id,
     )
-    return _put_stream(
+    state = _put_stream(
         state, replace(stream, status=AssignmentStatus.MIGRATING, migration_state=migration)
     )
+    plan = state.rebalance
+    if plan is not None and e.plan_id == plan.plan_id:
+        state = replace(state, rebalance=replace(plan, started=plan.started | {e.stream_id}))
+    return state
+
+
+def _count_plan_outcome(state: ClusterState, m: MigrationState, *, completed: bool) -> ClusterState:
+    plan = state.rebalance
+    if plan is None or m.plan_id != plan.plan_id:
+        return state
+    if completed:
+        return replace(state, rebalance=replace(plan, completed=plan.completed + 1))
+    return replace(state, rebalance=replace(plan, aborted=plan.aborted + 1))
 
 
 def _migration(
@@ -422,6 +440,7 @@ def migration_completed(state: ClusterState, e: ev.MigrationCompleted) -> Cluste
         status=AssignmentStatus.RUNNING,
         migration_state=None,
     )
+    state = _count_plan_outcome(state, m, completed=True)
     return _put_stream(state, stream)
 
 
@@ -438,9 +457,14 @@ def migration_aborted(state: ClusterState, e: ev.MigrationAborted) -> ClusterSta
 
 def rebalance_planned(state: ClusterState, e: ev.RebalancePlanned) -> ClusterState:
     if e.dry_run:
-        return replace(state, last_plan_id=e.plan_id)
-    progress = RebalanceProgress(e.plan_id, e.dry_run, len(e.moves), e.seq)
-    return replace(state, last_plan_id=e.plan_id, rebalance=progress)
+        return replace(state, last_plan_id=e.plan_id, last_plan_at=e.time)
+    if state.rebalance is not None:
+        raise Rejected(
+            FindingKind.INVALID_TRANSITION, f"rebalance {state.rebalance.plan_id!r} still running"
+        )
+    moves = tuple(PlannedMigration(m.stream_id, m.from_server, m.to_server) for m in e.moves)
+    progress = RebalanceProgress(plan_id=e.plan_id, moves=moves, started_seq=e.seq)
+    return replace(state, last_plan_id=e.plan_id, last_plan_at=e.time, rebalance=progress)
 
 
 def rebalance_completed(state: ClusterState, e: ev.RebalanceCompleted) -> ClusterState:
