@@ -141,6 +141,10 @@ def _check_envelope(obj: dict[str, Any]) -> tuple[type[Message], int]:
     return cls, version
 
 
+def _is_union_tag(part: object) -> bool:
+    return isinstance(part, str) and any(c in part for c in "[(=")
+
+
 def decode(raw: bytes | str | dict[str, Any]) -> Message:
     """Decode any streamplane message; raises an :class:`EventError` subclass on bad input."""
     obj = _load(raw)
@@ -164,7 +168,9 @@ def decode(raw: bytes | str | dict[str, Any]) -> Message:
         return cls.model_validate(flat)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        # Skip pydantic's union-member tags (``lax-or-strict[...]`` for an IPv4|IPv6 field):
+        # they are schema reprs, not fields, and would make ``field`` unreadable.
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
         where = loc if loc in ENVELOPE_FIELDS else f"data.{loc}"
         raise SchemaValidationError(
             f"{type_} v{version}: {where}: {err['msg']} (got {err.get('input')!r:.200})",

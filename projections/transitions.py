@@ -447,6 +447,7 @@ def migration_completed(state: ClusterState, e: ev.MigrationCompleted) -> Cluste
 def migration_aborted(state: ClusterState, e: ev.MigrationAborted) -> ClusterState:
     stream, m = _migration(state, e.stream_id, e.migration_id)
     state = _release(state, m.to_server, stream, owner=False)
+    state = _count_plan_outcome(state, m, completed=False)
     return _put_stream(
         state, replace(stream, status=AssignmentStatus.RUNNING, migration_state=None)
     )

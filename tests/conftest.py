@@ -239,3 +239,16 @@ async def pg_schema(database_url: str, request: pytest.FixtureRequest) -> AsyncI
     finally:
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Collect cyclic garbage now, before the terminal summary imports plugins lazily.
+
+    A fenced aiokafka producer leaves futures holding ProducerFenced in reference cycles;
+    finalised by a GC pass that happens to run inside the assertion rewriter's ast.parse
+    (hypothesis' plugin imports it at summary time), CPython 3.11 aborts with
+    "SystemError: AST constructor recursion depth mismatch".
+    """
+    import gc
+
+    gc.collect()

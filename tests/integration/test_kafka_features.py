@@ -8,8 +8,10 @@ offsets committed atomically with a transaction, and fencing of a zombie produce
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -232,6 +234,29 @@ async def test_send_offsets_to_transaction_is_atomic(
         await resumed.stop()
 
 
+@contextlib.contextmanager
+def fenced_futures_expected() -> Iterator[None]:
+    """aiokafka leaves internal futures failed with ProducerFenced that nobody awaits; here
+    that is the expected outcome, so keep the loop from logging them as never retrieved."""
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), ProducerFenced):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    try:
+        yield
+    finally:
+        gc.collect()  # finalise the fenced producer's futures while the handler is installed
+        loop.set_exception_handler(previous)
+
+
 async def test_second_producer_fences_the_first(
     kafka_bootstrap: str,
     unique_topic: Callable[[str], str],
@@ -242,6 +267,21 @@ async def test_second_producer_fences_the_first(
     await create_topic(topic)
     old = producer(kafka_bootstrap, transactional_id=txid)
     new = producer(kafka_bootstrap, transactional_id=txid)
+    with fenced_futures_expected():
+        await _fence(old, new, topic)
+        del old, new
+
+    c = consumer(kafka_bootstrap, topic)
+    async with asyncio.timeout(NET):
+        await c.start()
+    try:
+        assert await read(c, 2) == [b"old-1", b"new-1"]
+    finally:
+        await c.stop()
+
+
+async def _fence(old: AIOKafkaProducer, new: AIOKafkaProducer, topic: str) -> None:
+    """`old` commits, `new` starts with the same transactional id, `old` is fenced."""
     try:
         async with asyncio.timeout(NET):
             await old.start()
@@ -260,11 +300,3 @@ async def test_second_producer_fences_the_first(
         await new.stop()
         async with asyncio.timeout(NET):
             await old.stop()
-
-    c = consumer(kafka_bootstrap, topic)
-    async with asyncio.timeout(NET):
-        await c.start()
-    try:
-        assert await read(c, 2) == [b"old-1", b"new-1"]
-    finally:
-        await c.stop()
