@@ -98,6 +98,7 @@ class EnhancedInstance:
     metrics_at: datetime | None = None
     #: when a drain finished (``InstanceDrained``); None while not drained
     drained_at: datetime | None = None
+    last_failure_at: datetime | None = None
     #: earlier incarnations of this server_id (newest last, bounded): their heartbeats are stale
     past_incarnations: tuple[str, ...] = ()
 
@@ -208,6 +209,10 @@ class ClusterState:
     #: the last few findings (``finding_count`` has them all)
     findings: tuple[Finding, ...] = ()
     finding_count: int = 0
+    #: stream_id -> migration_id of every migration in flight (index kept by the fold)
+    in_flight: immutables.Map[str, str] = field(default_factory=immutables.Map)
+    #: streams waiting for a home (status unassigned, not parked), index kept by the fold
+    unplaced: immutables.Map[str, bool] = field(default_factory=immutables.Map)
     #: server_id -> the streams it must run (owned, or starting as a migration target)
     held: immutables.Map[str, immutables.Map[str, bool]] = field(default_factory=immutables.Map)
     #: seq -> event id of the last ``RECENT_WINDOW`` events: tells a duplicate from a conflict

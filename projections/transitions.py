@@ -7,6 +7,7 @@ a finding and leaves the state as it was (never a half-applied change).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
 import immutables
 
@@ -23,6 +24,8 @@ from projections.state import (
     RebalanceProgress,
     StreamAssignment,
 )
+
+_V = TypeVar("_V")
 
 #: earlier incarnations remembered per server, so their late heartbeats are known as stale
 PAST_KEPT = 8
@@ -68,7 +71,22 @@ def _put_instance(state: ClusterState, inst: EnhancedInstance) -> ClusterState:
 
 
 def _put_stream(state: ClusterState, stream: StreamAssignment) -> ClusterState:
-    return replace(state, streams=state.streams.set(stream.stream_id, stream))
+    """Store ``stream`` and keep the ``in_flight`` and ``unplaced`` indexes in step."""
+    sid = stream.stream_id
+    m = stream.migration_state
+    in_flight = state.in_flight.set(sid, m.migration_id) if m else _drop(state.in_flight, sid)
+    waiting = stream.status is AssignmentStatus.UNASSIGNED
+    unplaced = state.unplaced.set(sid, True) if waiting else _drop(state.unplaced, sid)
+    return replace(
+        state,
+        streams=state.streams.set(sid, stream),
+        in_flight=in_flight,
+        unplaced=unplaced,
+    )
+
+
+def _drop(m: immutables.Map[str, _V], key: str) -> immutables.Map[str, _V]:
+    return m.delete(key) if key in m else m
 
 
 def _hold(
@@ -212,6 +230,7 @@ def instance_gone(
         inst,
         status=InstanceStatus.FAILED if failed else InstanceStatus.LEFT,
         failure_count=inst.failure_count + (1 if failed else 0),
+        last_failure_at=e.time if failed else inst.last_failure_at,
     )
     return _put_instance(state, inst)
 
@@ -282,7 +301,12 @@ def stream_registered(state: ClusterState, e: ev.StreamRegistered) -> ClusterSta
 def stream_deregistered(state: ClusterState, e: ev.StreamDeregistered) -> ClusterState:
     stream = _stream(state, e.stream_id)
     state = _release_all(state, stream)
-    return replace(state, streams=state.streams.delete(e.stream_id))
+    return replace(
+        state,
+        streams=state.streams.delete(e.stream_id),
+        in_flight=_drop(state.in_flight, e.stream_id),
+        unplaced=_drop(state.unplaced, e.stream_id),
+    )
 
 
 def stream_assigned(state: ClusterState, e: ev.StreamAssigned) -> ClusterState:
