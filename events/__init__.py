@@ -3,6 +3,8 @@
 Pure: imports no Kafka, Faust or database code.
 """
 
+from events import commands as _commands
+from events import control as _control
 from events.base import Command, ControlEvent, Message
 from events.codec import (
     MESSAGE_TYPES,
@@ -33,3 +35,38 @@ from events.heartbeat import (
     StreamRunState,
 )
 from events.topics import Topics
+
+__all__ = [
+    *(t.__name__ for t in _control.CONTROL_EVENT_TYPES),
+    *(t.__name__ for t in _commands.COMMAND_TYPES),
+    "AnyCommand",
+    "AnyControlEvent",
+    "CONTROL_EVENT_TYPES",
+    "COMMAND_TYPES",
+    "Command",
+    "ControlEvent",
+    "DesiredSet",
+    "EventError",
+    "Heartbeat",
+    "MESSAGE_TYPES",
+    "MalformedMessageError",
+    "Message",
+    "PerformanceMetrics",
+    "PlannedMove",
+    "Reasons",
+    "SchemaValidationError",
+    "StreamPerformance",
+    "StreamReport",
+    "StreamRunState",
+    "Topics",
+    "UnknownTypeError",
+    "UnsupportedVersionError",
+    "WrongFamilyError",
+    "decode",
+    "decode_command",
+    "decode_desired",
+    "decode_event",
+    "decode_heartbeat",
+    "encode",
+    "to_wire",
+]

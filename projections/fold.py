@@ -20,7 +20,6 @@ No clock, no randomness, no I/O: time comes from the events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Any
 
 import immutables
@@ -28,7 +27,7 @@ import immutables
 from events import control as ev
 from events.base import ControlEvent
 from projections import transitions as tr
-from projections.state import ClusterState, Finding, FindingKind
+from projections.state import ClusterState, Finding, FindingKind, replace
 
 #: how many recent seq -> id pairs are kept to tell a duplicate from a conflict
 RECENT_WINDOW = 4096

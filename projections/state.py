@@ -11,13 +11,46 @@ Seed vocabulary kept: :class:`EnhancedInstance` (``calculate_load_factor``, ``is
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import immutables
 
 from events.heartbeat import PerformanceMetrics, StreamPerformance
+
+_T = TypeVar("_T")
+_PLANS: dict[type, tuple[frozenset[str], tuple[tuple[str, Any, Any], ...]]] = {}
+
+
+def _fast_replace(obj: _T, /, **changes: Any) -> _T:
+    """``dataclasses.replace`` for these frozen, slotted classes without running
+    ``__init__`` (none has ``__post_init__``): each slot is set through its descriptor.
+    ``dataclasses.replace`` was ~60% of the fold's time (20 fields, one frozen
+    ``object.__setattr__`` each); this makes the whole fold ~3x faster."""
+    cls = type(obj)
+    plan = _PLANS.get(cls)
+    if plan is None:
+        slots = [(f.name, cls.__dict__[f.name]) for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        plan = _PLANS[cls] = (
+            frozenset(name for name, _ in slots),
+            tuple((name, slot.__set__, slot.__get__) for name, slot in slots),
+        )
+    names, setters = plan
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - names)}")
+    new = object.__new__(cls)
+    for name, set_, get in setters:
+        set_(new, changes[name] if name in changes else get(obj, cls))
+    return new
+
+
+if TYPE_CHECKING:
+    from dataclasses import replace as replace  # mypy checks field names against this one
+else:
+    replace = _fast_replace
 
 
 class InstanceStatus(StrEnum):

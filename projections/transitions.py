@@ -6,7 +6,6 @@ a finding and leaves the state as it was (never a half-applied change).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TypeVar
 
 import immutables
@@ -23,6 +22,7 @@ from projections.state import (
     PlannedMigration,
     RebalanceProgress,
     StreamAssignment,
+    replace,
 )
 
 _V = TypeVar("_V")

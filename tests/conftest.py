@@ -113,7 +113,7 @@ def database_url() -> Iterator[str]:
     else:
         from control_plane.infra import ensure_up
 
-        url = ensure_up(brokers=1, postgres=True).database_url
+        url = ensure_up(brokers=0, postgres=True).database_url
         assert url is not None
         yield url
 

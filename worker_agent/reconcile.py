@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import NamedTuple
 
-from events import DesiredSet
+from events.heartbeat import DesiredSet
 from worker_agent.backoff import Backoff
 
 Params = Mapping[str, str]
@@ -137,6 +137,6 @@ def judge_desired(
     return DesiredVerdict.APPLY
 
 
-def desired_streams(message: DesiredSet) -> dict[str, dict[str, str]]:
+def desired_streams(message: DesiredSet) -> dict[str, Params]:
     """The stream -> params mapping a desired set asks for (params default to empty)."""
     return {sid: dict(message.params.get(sid, {})) for sid in message.streams}

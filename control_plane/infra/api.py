@@ -22,20 +22,22 @@ def _lock() -> Path:
 
 
 def ensure_up(brokers: int = 1, postgres: bool = True) -> InfraEndpoints:
-    """Start Kafka (`brokers` = 1 or 3 combined KRaft nodes) and optionally PostgreSQL.
+    """Start Kafka (`brokers` = 1 or 3 combined KRaft nodes, 0 for none) and PostgreSQL.
 
     Idempotent and safe to call from several processes at once: what already runs is
     reused, what is missing is started, and the call returns once everything serves
     requests (bounded by timeouts; InfraError otherwise).
     """
-    cluster = kafka_cluster(brokers)
+    cluster = kafka_cluster(brokers) if brokers else None
     with process.locked(_lock()):
-        kafka.cluster_up(cluster)
+        if cluster is not None:
+            kafka.cluster_up(cluster)
         url = pg_server.up() if postgres else None
-    logs = tuple(node.log_dir for node in cluster.nodes)
+    logs = tuple(node.log_dir for node in cluster.nodes) if cluster else ()
     if postgres:
         logs += (pg_server.log_path(),)
-    return InfraEndpoints(kafka_bootstrap=cluster.bootstrap, database_url=url, log_paths=logs)
+    bootstrap = cluster.bootstrap if cluster else None
+    return InfraEndpoints(kafka_bootstrap=bootstrap, database_url=url, log_paths=logs)
 
 
 def down(purge: bool = False, brokers: int | None = None, postgres: bool = True) -> None:
@@ -76,6 +78,7 @@ class ComponentStatus:
     running: bool
     address: str
     logs: tuple[Path, ...]
+    detail: str = ""
 
 
 def status() -> list[ComponentStatus]:
@@ -83,11 +86,11 @@ def status() -> list[ComponentStatus]:
     result = []
     for size in (1, 3):
         cluster = kafka_cluster(size)
-        running = bool(cluster.nodes) and all(
-            kafka.node_pid(cluster, node) is not None for node in cluster.nodes
-        )
+        alive = [n.node_id for n in cluster.nodes if kafka.node_pid(cluster, n) is not None]
+        running = len(alive) == cluster.size
+        detail = f"only nodes {alive} run" if alive and not running else ""
         logs = tuple(node.log_dir / "server.log" for node in cluster.nodes)
-        result.append(ComponentStatus(cluster.name, running, cluster.bootstrap, logs))
+        result.append(ComponentStatus(cluster.name, running, cluster.bootstrap, logs, detail))
     try:
         pg_running = pg_server.server_pid() is not None
         pg_logs: tuple[Path, ...] = (pg_server.log_path(),)
@@ -116,7 +119,7 @@ def status_lines(export: bool = False) -> list[str]:
     if export and pg.running:
         lines.append(f"export STREAMPLANE_DATABASE_URL={pg.address}")
     for comp in components.values():
-        state = "up" if comp.running else "down"
+        state = "up" if comp.running else comp.detail or "down"
         lines.append(f"# {comp.name}: {state} at {comp.address}")
         lines.extend(f"# logs: {path}" for path in comp.logs)
     return lines

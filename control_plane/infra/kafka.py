@@ -88,6 +88,10 @@ def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
         "num.io.threads": 4,
         "num.recovery.threads.per.data.dir": 1,
         "unclean.leader.election.enable": "false",
+        # A crashed node is fenced (and its partitions fail over) after this long without
+        # a heartbeat; 9 s by default, shorter keeps the chaos tests quick.
+        "broker.session.timeout.ms": 6000,
+        "broker.heartbeat.interval.ms": 1000,
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -207,22 +211,31 @@ async def _live_broker_ids(bootstrap: str) -> set[int]:
 
 def live_broker_ids(cluster: KafkaCluster) -> set[int]:
     """Node ids the cluster's metadata reports as live brokers (empty when unreachable)."""
-    # A TCP probe first: aiokafka logs an error for every refused connection attempt.
-    if not any(process.port_open(node.port) for node in cluster.nodes):
+    # Bootstrap only from nodes that accept TCP: aiokafka logs an error for every refusal.
+    listening = [node.address for node in cluster.nodes if process.port_open(node.port)]
+    if not listening:
         return set()
     try:
-        return set(_run(_live_broker_ids(cluster.bootstrap)))
+        return set(_run(_live_broker_ids(",".join(listening))))
     except Exception:
         return set()
 
 
 def wait_ready(cluster: KafkaCluster, node_ids: set[int], timeout: float = START_TIMEOUT) -> None:
     """Wait until every node in node_ids is a live broker in the cluster metadata."""
-    for node in cluster.nodes:
-        if node.node_id in node_ids and node_pid(cluster, node) is None:
-            raise InfraError(f"Kafka node {node.node_id} exited; see {node.log_dir}/server.log")
+    nodes = [node for node in cluster.nodes if node.node_id in node_ids]
+
+    def ready() -> bool:
+        for node in nodes:
+            # The pid file alone: just after exec, /proc/<pid>/cmdline may not show the marker.
+            if process.read_pid(node.pid_file) is None:
+                raise InfraError(f"Kafka node {node.node_id} exited; see {node.log_dir}")
+        if not all(process.port_open(node.port) for node in nodes):
+            return False
+        return node_ids <= live_broker_ids(cluster)
+
     what = f"{cluster.name} brokers {sorted(node_ids)} (logs: {cluster.home}/node-*/logs)"
-    process.wait_for(lambda: node_ids <= live_broker_ids(cluster), timeout, what, interval=0.5)
+    process.wait_for(ready, timeout, what, interval=0.5)
 
 
 def cluster_up(cluster: KafkaCluster) -> None:

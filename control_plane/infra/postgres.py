@@ -164,7 +164,9 @@ def down(purge: bool = False) -> None:
     if pid is not None:
         process.log(f"stopping PostgreSQL (pid {pid})")
         cmd = [*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(_data(base))]
-        result = subprocess.run([*cmd, "-m", "fast", "-w", "-t", "30", "stop"], check=False)
+        result = subprocess.run(
+            [*cmd, "-m", "fast", "-w", "-t", "30", "stop"], capture_output=True, check=False
+        )
         if result.returncode != 0:
             process.stop_pids([pid])
     if purge:

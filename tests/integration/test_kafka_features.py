@@ -1,6 +1,6 @@
 """The Kafka features streamplane relies on, proven against a real broker through aiokafka.
 
-Invariants 2 and 7 of docs/DESIGN.md rest on these: idempotent acks=all produce, consumer
+Invariants 2 and 7 of the design (DESIGN.md) rest on these: idempotent acks=all produce, consumer
 group commit/resume, transactions (commit visible, abort invisible to read_committed),
 offsets committed atomically with a transaction, and fencing of a zombie producer.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -300,3 +302,56 @@ async def _fence(old: AIOKafkaProducer, new: AIOKafkaProducer, topic: str) -> No
         await new.stop()
         async with asyncio.timeout(NET):
             await old.stop()
+
+
+FAUST_APP = """
+import asyncio, os, sys
+import faust
+
+app = faust.App(os.environ["APP_ID"], broker="kafka://" + os.environ["BOOTSTRAP"],
+                store="memory://", web_enabled=False, topic_replication_factor=1)
+topic = app.topic(os.environ["TOPIC"], value_serializer="raw")
+counts = app.Table("counts", default=int, partitions=1)
+
+@app.agent(topic)
+async def count(stream):
+    async for value in stream:
+        counts["n"] += 1
+        if counts["n"] == 5:
+            print("FAUST_OK", flush=True)
+            os._exit(0)
+
+sys.argv = ["app", "worker", "-l", "warn", "--without-web"]
+app.main()
+"""
+
+
+async def test_faust_agent_consumes_and_updates_a_table(
+    kafka_bootstrap: str,
+    unique_topic: Callable[[str], str],
+    topic_prefix: str,
+    create_topic: CreateTopic,
+    tmp_path: Any,
+) -> None:
+    """Faust (over aiokafka) joins a group, consumes, and writes a table changelog."""
+    topic = unique_topic("faust")
+    await create_topic(topic)
+    await produce(kafka_bootstrap, topic, [b"f%d" % i for i in range(5)])
+    env = {**os.environ, "BOOTSTRAP": kafka_bootstrap, "TOPIC": topic, "APP_ID": topic_prefix}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        FAUST_APP,
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(90):
+            output, _ = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert b"FAUST_OK" in output, output.decode(errors="replace")[-3000:]

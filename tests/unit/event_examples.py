@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from events import MESSAGE_TYPES, Message
+from events.base import Message
+from events.codec import MESSAGE_TYPES
 
 T0 = datetime(2026, 11, 28, 20, 0, 0, 123456, tzinfo=UTC)
 

@@ -1,0 +1,192 @@
+"""Replay benchmark: how close does a full replay come to the raw speed of reading the log?
+
+    .venv/bin/python bench/replay.py [--events 1000000] [--seed 0] [--bootstrap HOST:PORT]
+
+On one log of generated control events in Kafka (written once into a topic named after the
+count and seed, and reused while it holds exactly that many records), in one run:
+
+(a) raw limit: aiokafka read (the same consumer settings and ``getmany`` loop as replay)
+    plus ``orjson.loads`` of each value, nothing else;
+(b) full replay: :func:`projections.replay.replay`, i.e. read + strict decode + fold;
+
+then the pure in-memory fold rate over already-decoded events, and the peak RSS of the
+process after (a) and (b). Target: ``ratio = replay_eps / raw_eps >= 0.5``.
+Human-readable figures first; the last line is one JSON object.
+
+The bootstrap comes from ``--bootstrap``, else ``STREAMPLANE_KAFKA_BOOTSTRAP``, else the
+local infrastructure (``control_plane.infra.ensure_up``) is started or reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterator
+
+import orjson
+from aiokafka import TopicPartition
+
+from events.codec import encode
+from events.topics import EVENTS, Topics
+from projections.fold import fold
+from projections.kafka_io import (
+    end_offsets,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    publish,
+    started,
+)
+from projections.replay import ReplayProgress, ReplaySettings, replay
+from projections.synthetic import generate_history, iter_history
+
+NET = 60.0  # seconds for any single Kafka operation here
+
+
+def _bootstrap(arg: str | None) -> str:
+    if arg:
+        return arg
+    if env := os.environ.get("STREAMPLANE_KAFKA_BOOTSTRAP"):
+        return env
+    from control_plane.infra import ensure_up
+
+    address = ensure_up(brokers=1, postgres=False).kafka_bootstrap
+    assert address is not None
+    return address
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _encoded(n: int, seed: int) -> Iterator[bytes]:
+    for event in iter_history(n, seed=seed):
+        yield encode(event)
+
+
+async def prepare_log(bootstrap: str, events: int, seed: int, fresh: bool) -> str:
+    """The topic holding exactly ``events`` generated events; written only when needed."""
+    topics = Topics(f"bench-replay-{events}-s{seed}")
+    topic = topics.events
+    await ensure_topics(bootstrap, topics, (EVENTS,))
+    end = (await end_offsets(bootstrap, topic))[0]
+    if end == events and not fresh:
+        print(f"reusing {topic} ({end} records)")
+        return topic
+    if end:  # half-written by an interrupted run, or --fresh: start from an empty topic
+        topics = Topics(f"bench-replay-{events}-s{seed}-{int(time.time())}")
+        topic = topics.events
+        await ensure_topics(bootstrap, topics, (EVENTS,))
+    print(f"writing {events} events to {topic} ...", flush=True)
+    t0 = time.perf_counter()
+    async with started(make_producer(bootstrap), kafka_timeout=NET) as producer:
+        written = await publish(producer, topic, _encoded(events, seed), kafka_timeout=NET)
+    print(f"  wrote {written} in {time.perf_counter() - t0:.1f}s (generate + encode + produce)")
+    return topic
+
+
+async def raw_read(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[int, float]:
+    """(a): read every record with replay's consumer settings and ``orjson.loads`` it."""
+    consumer = make_consumer(
+        bootstrap,
+        auto_offset_reset="none",
+        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+        fetch_max_bytes=cfg.fetch_max_bytes,
+    )
+    tp = TopicPartition(topic, 0)
+    loads = orjson.loads
+    count = 0
+    async with started(consumer, kafka_timeout=NET):
+        consumer.assign([tp])
+        async with asyncio.timeout(NET):
+            end = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, 0)
+        t0 = time.perf_counter()
+        position = 0
+        while position < end:
+            async with asyncio.timeout(NET):
+                batches = await consumer.getmany(
+                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+                )
+                position = await consumer.position(tp)
+            for record in batches.get(tp, ()):
+                loads(record.value)
+                count += 1
+        return count, time.perf_counter() - t0
+
+
+async def full_replay(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[int, float]:
+    """(b): the real thing, as the orchestrator and auditors run it."""
+
+    def progress(p: ReplayProgress) -> None:
+        print(f"  replay at offset {p.offset}/{p.stop_offset}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    result = await replay(bootstrap, topic, on_progress=progress, settings=cfg)
+    elapsed = time.perf_counter() - t0
+    if result.rejected or result.state.finding_count:
+        raise SystemExit(f"bench log is not clean: {result.rejected} rejected, findings")
+    return result.events, elapsed
+
+
+def memory_fold(events: int, seed: int) -> tuple[int, float]:
+    """Pure fold rate over events already in memory (decoded)."""
+    history = generate_history(events, seed=seed)
+    t0 = time.perf_counter()
+    fold(history)
+    return len(history), time.perf_counter() - t0
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    bootstrap = _bootstrap(args.bootstrap)
+    cfg = ReplaySettings()
+    topic = await prepare_log(bootstrap, args.events, args.seed, args.fresh)
+    # Read twice, before and after the replay, and keep the faster: the page cache is warm
+    # for both, and the ratio is measured against the better raw figure (conservative).
+    raws = [await raw_read(bootstrap, topic, cfg)]
+    n_replay, t_replay = await full_replay(bootstrap, topic, cfg)
+    raws.append(await raw_read(bootstrap, topic, cfg))
+    peak = _peak_rss_mb()
+    n_raw, t_raw = min(raws, key=lambda r: r[1])
+    n_fold, t_fold = memory_fold(min(args.events, args.fold_events), args.seed)
+    raw_eps, replay_eps, fold_eps = n_raw / t_raw, n_replay / t_replay, n_fold / t_fold
+    print(f"log:          {topic} @ {bootstrap}, {n_raw} records")
+    print(f"(a) raw:      {raw_eps:12,.0f} events/s  ({t_raw:.2f}s, read + orjson.loads)")
+    print(f"(b) replay:   {replay_eps:12,.0f} events/s  ({t_replay:.2f}s, read + decode + fold)")
+    print(f"ratio b/a:    {replay_eps / raw_eps:12.3f}  (target >= 0.5)")
+    print(f"fold only:    {fold_eps:12,.0f} events/s  ({n_fold} decoded events in memory)")
+    print(f"peak RSS:     {peak:12.1f} MiB (after a and b)")
+    return {
+        "events": n_replay,
+        "raw_eps": round(raw_eps),
+        "replay_eps": round(replay_eps),
+        "ratio": round(replay_eps / raw_eps, 4),
+        "fold_eps": round(fold_eps),
+        "fold_events": n_fold,
+        "peak_rss_mb": round(peak, 1),
+        "topic": topic,
+    }
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="log length")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed")
+    parser.add_argument("--bootstrap", help="Kafka bootstrap (default: env, else local infra)")
+    parser.add_argument(
+        "--fold-events",
+        type=int,
+        default=200_000,
+        help="events for the in-memory fold rate (held decoded in memory; default 200000)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="write a new log even if one exists")
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    figures = asyncio.run(main(_args()))
+    print(orjson.dumps(figures).decode())

@@ -1,0 +1,89 @@
+"""Talking to a running control plane from outside: send a command and wait for its outcome,
+read the current state (a fold of the control log), follow events.
+
+Used by the CLI, the demo and the tests; any Kafka client in any language can do the same
+(see docs/events.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+
+from control_plane.errors import CommandRejectedError, CommandTimeoutError
+from events import encode
+from events.base import Command, ControlEvent
+from events.codec import decode_event
+from events.control import CommandCompleted, CommandRejected
+from events.errors import EventError
+from events.topics import Topics
+from projections.kafka_io import make_consumer, make_producer, started
+from projections.replay import ReplayResult, replay
+
+
+def new_command_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def send_command(
+    bootstrap: str,
+    topics: Topics,
+    build: Callable[..., Command],
+    *,
+    wait_s: float = 30.0,
+    source: str = "streamplane/cli",
+    **fields: object,
+) -> tuple[ControlEvent, list[ControlEvent]]:
+    """Send ``build(**fields)`` and wait for its outcome.
+
+    Returns (the ``CommandCompleted``, the events it caused). Raises
+    :class:`CommandRejectedError` when refused and :class:`CommandTimeoutError` when no
+    orchestrator answered within ``wait_s`` seconds.
+    """
+    command_id = new_command_id()
+    command = build(
+        id=uuid.uuid4().hex,
+        source=source,
+        time=datetime.now(UTC),
+        command_id=command_id,
+        **fields,
+    )
+    tp = TopicPartition(topics.events, 0)
+    consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
+    async with started(consumer, what="event reader"):
+        consumer.assign([tp])
+        start = (await consumer.end_offsets([tp]))[tp]
+        consumer.seek(tp, start)
+        async with started(make_producer(bootstrap, linger_ms=0), what="command sender") as p:
+            await p.send_and_wait(topics.commands, encode(command), key=command_id.encode())
+        caused: list[ControlEvent] = []
+        try:
+            async with asyncio.timeout(wait_s):
+                while True:
+                    batch = await consumer.getmany(tp, timeout_ms=500)
+                    for record in batch.get(tp, []):
+                        try:
+                            event = decode_event(record.value)
+                        except EventError:
+                            continue
+                        if event.causationid != command_id:
+                            continue
+                        if isinstance(event, CommandRejected):
+                            raise CommandRejectedError(event.reason, event.detail)
+                        if isinstance(event, CommandCompleted):
+                            return event, caused
+                        caused.append(event)
+        except TimeoutError as exc:
+            raise CommandTimeoutError(
+                f"no answer to {command.type} within {wait_s:.0f}s: "  # type: ignore[attr-defined]
+                "is an orchestrator running on this Kafka and topic prefix?"
+            ) from exc
+
+
+async def read_state(bootstrap: str, topics: Topics, **kwargs: object) -> ReplayResult:
+    """The current state: the whole control log folded (``kwargs`` go to ``replay``)."""
+    return await replay(bootstrap, topics.events, **kwargs)  # type: ignore[arg-type]

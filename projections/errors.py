@@ -1,0 +1,87 @@
+"""Errors raised by the projections package (replay, dead letters, Kafka helpers).
+
+The tree::
+
+    ProjectionError                 root; ``retriable`` says whether trying again may help
+     +-- KafkaIOError               a Kafka operation failed (wraps the aiokafka error)
+     |    +-- KafkaUnavailableError the broker did not answer in time or the connection
+     |    |                         dropped (retriable)
+     |    +-- TopicSetupError       a topic could not be created, or exists with other
+     |    |                         settings than events.topics asks for (not retriable)
+     |    +-- UnknownTopicError     the topic to read does not exist (not retriable)
+     +-- ReplayError                a replay cannot go on
+     |    +-- OffsetOutOfRangeError the requested start offset is no longer (or not yet)
+     |                              in the log (not retriable)
+     +-- DeadLetterError            a dead letter could not be written; the replay stops
+                                    rather than drop a bad record silently (retriable)
+
+Bad *records* are not errors here: an ``events.EventError`` while decoding becomes a dead
+letter and a count in the result, and the replay goes on. aiokafka errors are mapped to
+this tree with ``raise ... from exc`` so callers can ask ``exc.retriable`` instead of
+knowing aiokafka's classes.
+"""
+
+from __future__ import annotations
+
+from aiokafka import errors as kafka_errors
+
+
+class ProjectionError(Exception):
+    """Root of the projections package's errors."""
+
+    retriable = False
+
+
+class KafkaIOError(ProjectionError):
+    """A Kafka operation failed; ``retriable`` follows the underlying error."""
+
+    def __init__(self, message: str, *, retriable: bool = False) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+class KafkaUnavailableError(KafkaIOError):
+    """The broker did not answer within the timeout, or the connection was lost."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=True)
+
+
+class TopicSetupError(KafkaIOError):
+    """A topic could not be created as specified (or exists with different settings)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
+class UnknownTopicError(KafkaIOError):
+    """The topic to read does not exist (a typo, or a prefix nobody set up)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retriable=False)
+
+
+class ReplayError(ProjectionError):
+    """A replay cannot proceed."""
+
+
+class OffsetOutOfRangeError(ReplayError):
+    """The start offset lies outside ``[log start, end]`` of the partition."""
+
+
+class DeadLetterError(ProjectionError):
+    """Writing to the dead-letter topic failed; the caller must not skip the record."""
+
+    retriable = True
+
+
+def kafka_error(exc: BaseException, what: str) -> KafkaIOError:
+    """Map an aiokafka (or timeout) exception to this tree; use as ``raise kafka_error(e, ..)
+    from e``. ``what`` names the operation, e.g. ``"fetch end offset of streamplane.events"``.
+    """
+    if isinstance(exc, TimeoutError | kafka_errors.KafkaConnectionError):
+        return KafkaUnavailableError(f"{what}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, kafka_errors.KafkaTimeoutError | kafka_errors.NoBrokersAvailable):
+        return KafkaUnavailableError(f"{what}: {type(exc).__name__}: {exc}")
+    retriable = bool(getattr(exc, "retriable", False))
+    return KafkaIOError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)

@@ -1,0 +1,324 @@
+"""Replay the control log from Kafka through the codec and the one pure fold.
+
+``await replay(bootstrap, "streamplane.events")`` reads partition 0 from ``from_offset``
+with a read_committed consumer (manual ``assign`` + ``seek``, ``getmany``), decodes every
+record with :func:`events.decode_event` and folds it with :func:`projections.fold.apply`.
+It stops at the end offset captured when it starts (the last stable offset: records of
+transactions still open lie beyond it), or earlier at ``until_offset`` / ``until_time``.
+
+A record that does not decode (any :class:`events.EventError`) goes to the dead-letter sink
+and is counted in ``rejected``; the replay goes on. Nothing is skipped silently.
+
+Offsets are not contiguous on a transactional log (commit/abort markers take offsets, and
+aborted records are filtered out), so the end is detected by the consumer's *position*
+reaching the stop offset, never by counting records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import errors as kafka_errors
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from events.base import ControlEvent
+from events.codec import decode_event
+from events.errors import EventError, MalformedMessageError
+from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
+from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
+from projections.fold import apply
+from projections.kafka_io import check_topic, make_consumer, started
+from projections.state import ClusterState
+
+log = logging.getLogger(__name__)
+
+
+class ReplaySettings(BaseSettings):
+    """Tuning of a replay; env ``STREAMPLANE_REPLAY_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_REPLAY_", frozen=True)
+
+    #: seconds for any single Kafka call (start, offsets, one fetch)
+    kafka_timeout: float = Field(default=30.0, gt=0)
+    #: seconds without any progress while below the stop offset before giving up
+    stall_timeout: float = Field(default=60.0, gt=0)
+    #: how long one ``getmany`` waits for data
+    poll_timeout_ms: int = Field(default=500, ge=1)
+    #: records handed over per ``getmany`` (big batches amortise the per-call overhead)
+    max_records: int = Field(default=20_000, ge=1)
+    #: fetch sizes: a replay reads one partition sequentially, so ask for big chunks
+    max_partition_fetch_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    fetch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    #: call ``on_progress`` every this many records
+    progress_every: int = Field(default=100_000, ge=1)
+    #: dead letters kept in the result for the caller to show (all are counted)
+    rejections_kept: int = Field(default=100, ge=0)
+
+
+class ReplayProgress(NamedTuple):
+    """Where a long replay stands: the next offset, the stop offset and the counts so far."""
+
+    offset: int
+    stop_offset: int
+    events: int
+    rejected: int
+
+
+class ReplayResult(NamedTuple):
+    """The folded ``state``; ``offset`` is the next offset to read (resume with
+    ``from_state=state, from_offset=offset``); ``events`` were folded, ``rejected`` were
+    dead-lettered. ``rejections`` holds the first few dead letters."""
+
+    state: ClusterState
+    offset: int
+    events: int
+    rejected: int
+    rejections: tuple[DeadLetter, ...] = ()
+
+
+ProgressCallback = Callable[[ReplayProgress], None]
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Run:
+    """The mutable bookkeeping of one replay (kept out of the hot loop's locals)."""
+
+    def __init__(self, topic: str, partition: int, state: ClusterState, clock: Clock) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.state = state
+        self.events = 0
+        self.rejected = 0
+        self.kept: list[DeadLetter] = []
+        self.clock = clock
+        self.reported: ReplayProgress | None = None
+
+    def fold_batch(
+        self, records: Iterable[ConsumerRecord[bytes, bytes]], stop: int, until: datetime | None
+    ) -> tuple[list[DeadLetter], int | None]:
+        """Decode and fold ``records`` below ``stop``; returns the dead letters and, when an
+        event later than ``until`` was met, that record's offset (the replay ends there)."""
+        letters: list[DeadLetter] = []
+        state = self.state
+        folded = 0
+        try:
+            for record in records:
+                if record.offset >= stop:
+                    break
+                try:
+                    if record.value is None:
+                        raise MalformedMessageError("record has no value (a tombstone)")
+                    event = decode_event(record.value)
+                except EventError as exc:
+                    letters.append(self._letter(record, exc))
+                    continue
+                if until is not None and event.time > until:
+                    return letters, record.offset
+                state = apply(state, event)
+                folded += 1
+        finally:
+            self.state = state
+            self.events += folded
+            self.rejected += len(letters)
+        return letters, None
+
+    def _letter(self, record: ConsumerRecord[bytes, bytes], exc: EventError) -> DeadLetter:
+        return make_dead_letter(
+            topic=self.topic,
+            partition=self.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            error=exc,
+            now=self.clock(),
+            timestamp_ms=record.timestamp,
+        )
+
+
+async def replay(
+    bootstrap: str,
+    topic: str,
+    *,
+    until_offset: int | None = None,
+    until_time: datetime | None = None,
+    from_state: ClusterState | None = None,
+    from_offset: int = 0,
+    on_progress: ProgressCallback | None = None,
+    dlq: DeadLetterSink | None = None,
+    partition: int = 0,
+    settings: ReplaySettings | None = None,
+    clock: Clock = _utc_now,
+) -> ReplayResult:
+    """Fold the control log ``topic`` from ``from_offset`` (onto ``from_state``, default an
+    empty state) up to the end captured at start, ``until_offset`` (exclusive) or the first
+    event whose ``time`` is after ``until_time``, whichever comes first.
+
+    Undecodable records go to ``dlq`` (if given; logged either way) and are counted.
+    Raises :class:`OffsetOutOfRangeError` if ``from_offset`` is not in the log, and a
+    :class:`KafkaIOError` when Kafka fails or stalls (``retriable`` says if a retry helps).
+    """
+    cfg = settings or ReplaySettings()
+    run = _Run(topic, partition, from_state or ClusterState(), clock)
+    consumer = make_consumer(
+        bootstrap,
+        auto_offset_reset="none",  # never jump silently to another offset
+        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
+        fetch_max_bytes=cfg.fetch_max_bytes,
+        request_timeout_ms=int(cfg.kafka_timeout * 1000),
+    )
+    tp = TopicPartition(topic, partition)
+    async with started(
+        consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
+    ):
+        stop = await _prepare(consumer, tp, from_offset, until_offset, cfg.kafka_timeout)
+        offset = await _consume(
+            consumer, tp, run, stop, from_offset, until_time, dlq, on_progress, cfg
+        )
+    if dlq is not None:
+        await dlq.flush()
+    if run.rejected:
+        log.warning("replay of %s: %d record(s) dead-lettered", topic, run.rejected)
+    result = ReplayResult(run.state, offset, run.events, run.rejected, tuple(run.kept))
+    final = ReplayProgress(offset, stop, run.events, run.rejected)
+    if on_progress is not None and final != run.reported:
+        on_progress(final)
+    return result
+
+
+async def _prepare(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    from_offset: int,
+    until_offset: int | None,
+    kafka_timeout: float,
+) -> int:
+    """Assign ``tp``, check ``from_offset`` lies in the log, seek; returns the stop offset."""
+    try:
+        async with asyncio.timeout(kafka_timeout):
+            await check_topic(consumer, tp.topic)
+            consumer.assign([tp])
+            begin = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+    except (TimeoutError, kafka_errors.KafkaError) as exc:
+        raise kafka_error(exc, f"offsets of {tp.topic}[{tp.partition}]") from exc
+    begin, end = int(begin), int(end)
+    if not begin <= from_offset <= end:
+        raise OffsetOutOfRangeError(
+            f"{tp.topic}[{tp.partition}]: from_offset {from_offset} is outside the log "
+            f"[{begin}, {end}]"
+        )
+    consumer.seek(tp, from_offset)
+    return end if until_offset is None else max(from_offset, min(end, until_offset))
+
+
+async def _consume(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    run: _Run,
+    stop: int,
+    position: int,
+    until_time: datetime | None,
+    dlq: DeadLetterSink | None,
+    on_progress: ProgressCallback | None,
+    cfg: ReplaySettings,
+) -> int:
+    """The fetch loop; returns the offset the replay ended at (the next one to read).
+    Progress is reported at batch boundaries, once per ``progress_every`` crossed."""
+    loop = asyncio.get_running_loop()
+    last_progress = loop.time()
+    next_report = run.events + cfg.progress_every
+    while position < stop:
+        try:
+            async with asyncio.timeout(cfg.kafka_timeout):
+                batches = await consumer.getmany(
+                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+                )
+                records = batches.get(tp, [])
+                new_position = await consumer.position(tp)
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}] at {position}") from exc
+        letters, ended_at = run.fold_batch(records, stop, until_time)
+        await _dead_letter(letters, run, dlq, cfg.rejections_kept)
+        if ended_at is not None:
+            return ended_at
+        if new_position > position:
+            position, last_progress = new_position, loop.time()
+        elif loop.time() - last_progress > cfg.stall_timeout:
+            raise KafkaUnavailableError(
+                f"replay of {tp.topic}[{tp.partition}] stalled at offset {position} "
+                f"(stop {stop}) for {cfg.stall_timeout:.0f}s"
+            )
+        if on_progress is not None and run.events >= next_report:
+            while next_report <= run.events:  # one report per multiple crossed at most
+                next_report += cfg.progress_every
+            run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
+            on_progress(run.reported)
+    return stop
+
+
+async def _dead_letter(
+    letters: list[DeadLetter], run: _Run, dlq: DeadLetterSink | None, keep: int
+) -> None:
+    for letter in letters:
+        if len(run.kept) < keep:
+            run.kept.append(letter)
+            log.warning(
+                "dead letter %s[%d]@%d: %s: %s",
+                letter.origin_topic,
+                letter.origin_partition,
+                letter.origin_offset,
+                letter.error_type,
+                letter.error_message,
+            )
+        if dlq is not None:
+            await dlq.write(letter)
+
+
+def fold_until(
+    events: Iterable[ControlEvent], until_time: datetime, state: ClusterState | None = None
+) -> tuple[ClusterState, int]:
+    """Pure time travel over decoded events: fold the prefix whose events are not later than
+    ``until_time``; returns the state and how many events it folded."""
+    state = state or ClusterState()
+    folded = 0
+    for event in events:
+        if event.time > until_time:
+            break
+        state = apply(state, event)
+        folded += 1
+    return state, folded
+
+
+def replay_to_time(
+    bootstrap: str,
+    topic: str,
+    until_time: datetime,
+    *,
+    from_state: ClusterState | None = None,
+    from_offset: int = 0,
+    dlq: DeadLetterSink | None = None,
+    settings: ReplaySettings | None = None,
+) -> ReplayResult:
+    """Blocking wrapper for audits and scripts (not from inside an event loop): the state
+    the control log described at ``until_time``; arguments as for :func:`replay`."""
+    return asyncio.run(
+        replay(
+            bootstrap,
+            topic,
+            until_time=until_time,
+            from_state=from_state,
+            from_offset=from_offset,
+            dlq=dlq,
+            settings=settings,
+        )
+    )

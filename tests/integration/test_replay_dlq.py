@@ -1,0 +1,132 @@
+"""Poisoned records in the middle of a control log are dead-lettered with their origin and
+error, and the replay goes on: the state equals the fold of the good events (DESIGN,
+invariant 7: nothing is lost, nothing is dropped silently)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from events.codec import encode
+from events.commands import DrainInstance
+from events.topics import DLQ, EVENTS, Topics
+from projections.canonical import state_digest
+from projections.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
+from projections.fold import fold
+from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
+from projections.replay import replay
+from projections.synthetic import generate_history
+
+pytestmark = pytest.mark.integration
+
+
+def _future_version(raw: bytes) -> bytes:
+    wire = orjson.loads(raw)
+    wire["schemaversion"] = 99
+    return orjson.dumps(wire)
+
+
+def _command(raw: bytes) -> bytes:
+    """A valid command, on the events topic where it does not belong."""
+    event = orjson.loads(raw)
+    return encode(
+        DrainInstance(
+            id="cmd-1", source="test", time=event["time"], command_id="c-1", server_id="w-1"
+        )
+    )
+
+
+def _unknown_type(raw: bytes) -> bytes:
+    wire = orjson.loads(raw)
+    wire["type"] = "StreamTeleported"
+    return orjson.dumps(wire)
+
+
+#: offset in the log -> (poisoned bytes maker, expected error type, expected field)
+POISON: dict[int, tuple[Callable[[bytes], bytes], str, str | None]] = {
+    0: (lambda raw: b"\xff\xfenot json at all", "MalformedMessageError", None),
+    57: (_unknown_type, "UnknownTypeError", "type"),
+    58: (_future_version, "UnsupportedVersionError", "schemaversion"),
+    200: (_command, "WrongFamilyError", "type"),
+    398: (lambda raw: raw[: len(raw) // 2], "MalformedMessageError", None),
+}
+
+
+async def _read_dead_letters(bootstrap: str, topic: str, count: int) -> list[DeadLetter]:
+    tp = TopicPartition(topic, 0)
+    letters: list[DeadLetter] = []
+    async with started(make_consumer(bootstrap)) as consumer:
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        async with asyncio.timeout(30):
+            while len(letters) < count:
+                batches = await consumer.getmany(tp, timeout_ms=500)
+                letters += [decode_dead_letter(r.value) for r in batches.get(tp, [])]
+    return letters
+
+
+async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    good = generate_history(400, seed=3)
+    values = [encode(e) for e in good]
+    log: list[bytes] = []
+    for offset in range(len(good) + len(POISON)):
+        if offset in POISON:
+            make, _, _ = POISON[offset]
+            log.append(make(values[0]))
+        else:
+            log.append(values[offset - sum(1 for p in POISON if p < offset)])
+    assert len(log) == len(good) + len(POISON)
+
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics, (EVENTS, DLQ))
+    async with started(make_producer(kafka_bootstrap)) as producer:
+        await publish(producer, topics.events, log)
+    async with DeadLetterWriter(kafka_bootstrap, topics.dlq) as dlq:
+        result = await replay(kafka_bootstrap, topics.events, dlq=dlq)
+        assert dlq.written == len(POISON)
+
+    expected = fold(good)
+    assert (result.events, result.rejected) == (len(good), len(POISON))
+    assert result.offset == len(log)
+    assert result.state == expected
+    assert state_digest(result.state) == state_digest(expected)
+    assert expected.finding_count == 0
+
+    letters = await _read_dead_letters(kafka_bootstrap, topics.dlq, len(POISON))
+    assert [letter.origin_offset for letter in letters] == sorted(POISON)
+    assert [letter.origin_offset for letter in result.rejections] == sorted(POISON)
+    for letter in letters:
+        _, error_type, field = POISON[letter.origin_offset]
+        assert (letter.origin_topic, letter.origin_partition) == (topics.events, 0)
+        assert letter.error_type == error_type
+        assert letter.error_field == field
+        assert letter.error_message
+        assert letter.raw_value() == log[letter.origin_offset]  # the exact bytes, kept
+    binary = next(letter for letter in letters if letter.origin_offset == 0)
+    assert binary.value_encoding == "base64"
+    assert next(x for x in letters if x.origin_offset == 57).message_type == "StreamTeleported"
+
+
+async def test_without_a_dlq_bad_records_are_still_counted_and_kept(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    good = generate_history(20, seed=4)
+    values = [encode(e) for e in good]
+    log = [*values[:10], b"{}", *values[10:]]
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics, (EVENTS,))
+    async with started(make_producer(kafka_bootstrap)) as producer:
+        await publish(producer, topics.events, log)
+
+    result = await replay(kafka_bootstrap, topics.events)
+    assert (result.events, result.rejected, result.offset) == (20, 1, 21)
+    assert result.state == fold(good)
+    (letter,) = result.rejections
+    assert (letter.origin_offset, letter.error_type) == (10, "MalformedMessageError")
+    assert letter.error_field == "specversion"

@@ -1,0 +1,89 @@
+"""``streamplane worker``: run a worker agent in the foreground until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from worker_agent.agent import WorkerAgent
+from worker_agent.errors import ConfigError
+from worker_agent.settings import WorkerSettings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def worker(
+    server_id: Annotated[str | None, typer.Option(help="Worker id (default: host name).")] = None,
+    max_streams: Annotated[int | None, typer.Option(help="Capacity: streams it may run.")] = None,
+    handler: Annotated[
+        str | None, typer.Option(help="demo, command, or package.module:Class.")
+    ] = None,
+    ip: Annotated[str | None, typer.Option(help="Address reported in heartbeats.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port reported in heartbeats.")] = None,
+    zone: Annotated[str | None, typer.Option(help="Availability zone.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="A tag (repeatable).")] = None,
+    bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap host:port.")] = None,
+    topic_prefix: Annotated[str | None, typer.Option(help="Topic name prefix.")] = None,
+    heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds.")] = None,
+    command: Annotated[
+        str | None, typer.Option(help="Command template for the command handler.")
+    ] = None,
+    demo_cpu_ms: Annotated[float | None, typer.Option(help="Demo: CPU ms per tick.")] = None,
+    demo_fail_probability: Annotated[
+        float | None, typer.Option(help="Demo: chance a start fails.")
+    ] = None,
+    demo_fail_stream: Annotated[
+        list[str] | None, typer.Option(help="Demo: a stream id that always fails (repeatable).")
+    ] = None,
+    demo_seed: Annotated[int | None, typer.Option(help="Demo: random seed.")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
+) -> None:
+    """Run a worker agent: heartbeat, follow the desired set, run streams (STREAMPLANE_* env
+    variables set the defaults; flags win). Stops gracefully on SIGTERM/SIGINT."""
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    overrides: dict[str, Any] = {
+        "server_id": server_id,
+        "max_streams": max_streams,
+        "handler": handler,
+        "ip": ip,
+        "port": port,
+        "zone": zone,
+        "tags": tuple(tag) if tag else None,
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": topic_prefix,
+        "heartbeat_interval": heartbeat_interval,
+        "command_template": command,
+        "demo_cpu_ms": demo_cpu_ms,
+        "demo_fail_probability": demo_fail_probability,
+        "demo_fail_streams": tuple(demo_fail_stream) if demo_fail_stream else None,
+        "demo_seed": demo_seed,
+    }
+    try:
+        settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        typer.echo(f"error: invalid settings: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        asyncio.run(run_worker(settings))
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+async def run_worker(settings: WorkerSettings) -> None:
+    """Run an agent until SIGTERM or SIGINT, then shut it down gracefully."""
+    agent = WorkerAgent(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.request_stop)
+    try:
+        await agent.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
