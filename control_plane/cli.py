@@ -48,7 +48,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:
-    overrides = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
+    overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
     return OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -87,7 +87,11 @@ def orchestrator(
     from control_plane.orchestrator import run_orchestrator
 
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
-    overrides = {"kafka_bootstrap": bootstrap, "topic_prefix": topic_prefix, "node_id": node_id}
+    overrides: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": topic_prefix,
+        "node_id": node_id,
+    }
     settings = OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
     asyncio.run(run_orchestrator(settings))
 
@@ -187,7 +191,7 @@ def instances_list(
 ) -> None:
     """Every instance, its status and load (as of the log's last seq)."""
     state = _state(bootstrap, topic_prefix)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "server_id": i.server_id,
             "incarnation": i.incarnation,

@@ -125,10 +125,17 @@ def judge_desired(
 ) -> DesiredVerdict:
     """Accept only records for this server and this incarnation, never an older ``seq``.
 
-    A record for another incarnation belongs to an earlier process (or a later one, if a
-    clock went wrong) and is ignored; the agent keeps reading.
+    A record for another incarnation is ignored while this process has not been given a set
+    of its own yet (it belongs to an earlier process). Once it has (``applied_seq > 0``), a
+    newer record for another incarnation means this one was superseded (a new process took
+    the server_id, maybe while this one was cut off and missed its ``fenced`` record, which
+    compaction may have removed): treat it as fenced.
     """
-    if message.server_id != server_id or message.incarnation != incarnation:
+    if message.server_id != server_id:
+        return DesiredVerdict.IGNORE
+    if message.incarnation != incarnation:
+        if applied_seq > 0 and message.seq > applied_seq:
+            return DesiredVerdict.FENCE
         return DesiredVerdict.IGNORE
     if message.fenced:
         return DesiredVerdict.FENCE

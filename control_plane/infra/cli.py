@@ -24,7 +24,7 @@ def _fail(exc: InfraError) -> typer.Exit:
 
 @infra_app.command()
 def up(
-    brokers: Annotated[int, typer.Option(help="Kafka nodes: 1, 3 for fault tests, 0 for none.")] = 1,
+    brokers: Annotated[int, typer.Option(help="Kafka nodes: 1, 3 (fault tests) or 0.")] = 1,
     no_postgres: Annotated[bool, typer.Option("--no-postgres", help="Skip PostgreSQL.")] = False,
 ) -> None:
     """Start Kafka and PostgreSQL (a no-op for what already runs), then print `status`."""

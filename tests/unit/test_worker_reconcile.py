@@ -127,8 +127,20 @@ def test_judge_desired():
     assert judge(desired(server_id="w-2")) is DesiredVerdict.IGNORE
     assert judge(desired(fenced=True)) is DesiredVerdict.FENCE
     assert judge(desired(incarnation="old", fenced=True)) is DesiredVerdict.IGNORE
+    assert judge(desired(incarnation="old", fenced=True, seq=1)) is DesiredVerdict.IGNORE
     assert judge(desired(seq=4), seq=5) is DesiredVerdict.IGNORE
     assert judge(desired(seq=5), seq=5) is DesiredVerdict.APPLY
+
+
+def test_a_newer_set_for_another_incarnation_supersedes_a_registered_process():
+    judge = lambda m, seq=0: judge_desired(  # noqa: E731
+        m, server_id="w-1", incarnation="inc-1", applied_seq=seq
+    )
+    # never given a set of its own: another incarnation's record is an older process's
+    assert judge(desired(incarnation="other", seq=9), seq=0) is DesiredVerdict.IGNORE
+    # given one at seq 5: a newer record for another incarnation means a successor exists
+    assert judge(desired(incarnation="other", seq=9), seq=5) is DesiredVerdict.FENCE
+    assert judge(desired(incarnation="other", seq=3), seq=5) is DesiredVerdict.IGNORE
 
 
 def test_desired_streams_maps_params():

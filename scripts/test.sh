@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: set-up, lint and type checks, the real services, then every test
+# (unit, golden, integration and chaos against a real Kafka and PostgreSQL).
+# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "==> ruff"
+ruff check .
+ruff format --check .
+echo "==> mypy"
+mypy events projections control_plane worker_agent
+
+if [ -z "${STREAMPLANE_KAFKA_BOOTSTRAP:-}" ]; then
+  echo "==> starting Kafka (KRaft, from the Apache jars) and PostgreSQL"
+  python -m control_plane.infra up --brokers 1
+  started_infra=1
+  eval "$(python -m control_plane.infra status | grep -E '^(KAFKA_BOOTSTRAP|DATABASE_URL)=')"
+  export STREAMPLANE_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" STREAMPLANE_DATABASE_URL="$DATABASE_URL"
+fi
+cleanup() {
+  if [ -n "${started_infra:-}" ] && [ -z "${STREAMPLANE_KEEP_INFRA:-}" ]; then
+    python -m control_plane.infra down || true
+  fi
+}
+trap cleanup EXIT
+
+echo "==> pytest (Kafka at $STREAMPLANE_KAFKA_BOOTSTRAP)"
+set +e
+python -m pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "error: pytest collected no tests" >&2
+fi
+exit "$rc"
