@@ -15,8 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
+from control_plane.audit_cli import audit_app
 from control_plane.client import read_state, send_command
 from control_plane.config import OrchestratorSettings
+from control_plane.demo import demo
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.infra.cli import infra_app
 from events import commands as cmd
@@ -37,7 +39,11 @@ instances_app = typer.Typer(no_args_is_help=True, help="List, drain and resize i
 app.add_typer(infra_app, name="infra")
 app.add_typer(streams_app, name="streams")
 app.add_typer(instances_app, name="instances")
+app.add_typer(
+    audit_app, name="audit", help="Replay history: state at a time, why a stream moved, verify."
+)
 app.command("worker")(worker)
+app.command("demo")(demo)
 
 Bootstrap = Annotated[
     str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")

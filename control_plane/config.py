@@ -59,6 +59,12 @@ class OrchestratorSettings(BaseSettings):
     migration_timeout: float = 30.0
     poison_threshold: int = 3
     auto_rebalance: bool = True
+    #: the leader snapshots its state every this many events ...
+    snapshot_every: int = Field(default=10_000, ge=1)
+    #: ... or this many seconds after the last snapshot, if events arrived since
+    snapshot_interval: float = Field(default=300.0, gt=0)
+    #: seconds a standby waits for the latest snapshot before replaying the whole log
+    snapshot_load_timeout: float = Field(default=60.0, gt=0)
 
     def decide_config(self) -> DecideConfig:
         return DecideConfig(

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -29,12 +30,14 @@ from aiokafka.structs import OffsetAndMetadata
 from control_plane.config import OrchestratorSettings
 from control_plane.decide import Inputs, all_desired, begin_term, decide
 from control_plane.liveness import Liveness
+from control_plane.snapshotter import SnapshotPolicy, Snapshotter
 from events import Command, EventError, decode_command, decode_event, decode_heartbeat, encode
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
 from projections.dlq import DeadLetterWriter, make_dead_letter
 from projections.fold import apply
 from projections.kafka_io import ensure_topics, make_consumer, make_producer
+from projections.snapshots import SnapshotStore
 from projections.state import ClusterState
 
 log = logging.getLogger("streamplane.orchestrator")
@@ -75,9 +78,13 @@ class EnhancedStreamOrchestrator:
         self._membership = _Membership()
         self._producer: AIOKafkaProducer | None = None
         self._last_hb_poll = clock()
+        self._observer_blind = False
         self._last_balance_check = clock()
         self._log_tp = TopicPartition(self.topics.events, 0)
         self._cmd_tp = TopicPartition(self.topics.commands, 0)
+        #: the control-log offset after the last event ``self.state`` covers (as leader)
+        self._log_next = 0
+        self._snapshotter: Snapshotter | None = None
 
     def new_id(self) -> str:
         return uuid.uuid4().hex
@@ -100,8 +107,18 @@ class EnhancedStreamOrchestrator:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
         )
-        async with DeadLetterWriter(s.kafka_bootstrap, self.topics.dlq) as dlq:
+        async with (
+            DeadLetterWriter(s.kafka_bootstrap, self.topics.dlq) as dlq,
+            SnapshotStore(s.kafka_bootstrap, self.topics) as store,
+        ):
             self._dlq = dlq
+            self._snapshotter = Snapshotter(
+                store,
+                SnapshotPolicy(s.snapshot_every, timedelta(seconds=s.snapshot_interval)),
+                taken_by=self.node_id,
+                now=self.clock(),
+                load_timeout=s.snapshot_load_timeout,
+            )
             try:
                 await self._start_consumers()
                 log.info("orchestrator %s started (standby until elected)", self.node_id)
@@ -124,8 +141,11 @@ class EnhancedStreamOrchestrator:
             await self._log.seek_to_beginning(self._log_tp)
             await self._cmd.start()
             self._cmd.subscribe([self.topics.commands], listener=self._membership)
+        await self._load_snapshot()
 
     async def _shutdown(self) -> None:
+        if self._snapshotter is not None:
+            await self._snapshotter.aclose()
         await self._drop_producer()
         for consumer in (self._cmd, self._hb, self._log):
             try:
@@ -181,6 +201,8 @@ class EnhancedStreamOrchestrator:
         self.state = d.state
         for e in d.events:
             log.info("seq %d %s %s", e.seq, e.type, e.subject or "")  # type: ignore[attr-defined]
+        if self._snapshotter is not None:  # after the commit, never inside it
+            self._snapshotter.after_commit(self.state, self._log_next, now)
 
     async def _poll_heartbeats(self) -> list[Heartbeat]:
         timeout_ms = int(self.settings.cycle_interval * 1000)
@@ -189,7 +211,8 @@ class EnhancedStreamOrchestrator:
             return []
         batches = await self._hb.getmany(timeout_ms=timeout_ms, max_records=20_000)
         now = self.clock()
-        self._last_hb_poll = now
+        self._last_hb_poll = self._heartbeats_fetched_at(now)
+        self._rebaseline_after_blindness(now)
         latest: dict[str, Heartbeat] = {}
         for tp, records in batches.items():
             for r in records:
@@ -201,6 +224,25 @@ class EnhancedStreamOrchestrator:
                 self.liveness.observe(hb, now)
                 latest[hb.server_id] = hb
         return list(latest.values())
+
+    def _heartbeats_fetched_at(self, now: datetime) -> datetime:
+        """When every heartbeat partition last got a fetch answer (the oldest of them).
+
+        ``getmany`` returns nothing, without an error, while Kafka is away: only the fetch
+        times show that this observer went blind rather than the workers silent."""
+        stamps = [self._hb.last_poll_timestamp(tp) for tp in self._hb.assignment()]
+        if not stamps or None in stamps:
+            return now  # nothing fetched yet: the start-up watch period covers us
+        return now - timedelta(milliseconds=max(0.0, time.time() * 1000 - min(stamps)))
+
+    def _rebaseline_after_blindness(self, now: datetime) -> None:
+        """After a blind spot, judge no one silent before watching for a whole fail_after:
+        workers reconnecting after a Kafka outage must not be failed for Kafka's silence."""
+        blind = now - self._last_hb_poll > self.config.observer_max_lag
+        if self._observer_blind and not blind:
+            self.liveness.watch_started_at = now
+            log.warning("heartbeats flow again: judging no one silent for fail_after")
+        self._observer_blind = blind
 
     async def _poll_commands(self) -> tuple[list[Command], dict[TopicPartition, OffsetAndMetadata]]:
         batches = await self._cmd.getmany(timeout_ms=0, max_records=500)
@@ -257,6 +299,7 @@ class EnhancedStreamOrchestrator:
                 await producer.start()  # init_transactions: fences any older producer
                 self._producer = producer
                 await self._catch_up()
+                self._log_next = await self._log.position(self._log_tp)
                 committed = await self._cmd.committed(self._cmd_tp)
                 if committed is None:
                     await self._cmd.seek_to_beginning(self._cmd_tp)
@@ -292,8 +335,18 @@ class EnhancedStreamOrchestrator:
         log.warning("%s steps down: %s", self.node_id, why)
         self.active = False
         await self._drop_producer()
-        self.state = ClusterState()
-        await self._log.seek_to_beginning(self._log_tp)
+        await self._load_snapshot()
+
+    async def _load_snapshot(self) -> None:
+        """Start from the latest valid snapshot and follow the log from its ``log_offset``
+        (from the beginning when there is none or it is unusable: logged, never fatal)."""
+        assert self._snapshotter is not None
+        point = await self._snapshotter.load(self._log, self._log_tp, now=self.clock())
+        self.state = point.state
+        if point.offset is None:
+            await self._log.seek_to_beginning(self._log_tp)
+        else:
+            self._log.seek(self._log_tp, point.offset)
 
     async def _drop_producer(self) -> None:
         producer, self._producer = self._producer, None
@@ -311,15 +364,18 @@ class EnhancedStreamOrchestrator:
         assert producer is not None
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
+                last = None
                 async with producer.transaction():
                     for e in events:
-                        await producer.send(self.topics.events, encode(e), partition=0)
+                        last = await producer.send(self.topics.events, encode(e), partition=0)
                     for d in desired:
                         await producer.send(
                             self.topics.desired, encode(d), key=d.server_id.encode()
                         )
                     if offsets:
                         await producer.send_offsets_to_transaction(offsets, self.group_id)
+                if last is not None:  # where the state now ends in the log (for snapshots)
+                    self._log_next = (await last).offset + 1
             return True
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             await self._step_down(f"transaction failed: {type(exc).__name__}: {exc}")

@@ -13,7 +13,10 @@ The tree::
      |    +-- OffsetOutOfRangeError the requested start offset is no longer (or not yet)
      |                              in the log (not retriable)
      +-- DeadLetterError            a dead letter could not be written; the replay stops
-                                    rather than drop a bad record silently (retriable)
+     |                              rather than drop a bad record silently (retriable)
+     +-- InvalidSnapshotError       a snapshot that must not be used (corrupt, digest
+          |                         mismatch, not rebuildable): replay the log instead
+          +-- UnsupportedSnapshotFormatError  a snapshot format this build does not read
 
 Bad *records* are not errors here: an ``events.EventError`` while decoding becomes a dead
 letter and a count in the result, and the replay goes on. aiokafka errors are mapped to
@@ -85,3 +88,16 @@ def kafka_error(exc: BaseException, what: str) -> KafkaIOError:
         return KafkaUnavailableError(f"{what}: {type(exc).__name__}: {exc}")
     retriable = bool(getattr(exc, "retriable", False))
     return KafkaIOError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
+
+
+class InvalidSnapshotError(ProjectionError):
+    """A snapshot that must not be used: corrupt, digest mismatch, or not rebuildable.
+
+    Not retriable: the same bytes stay bad. The caller replays the whole log instead.
+    """
+
+    retriable = False
+
+
+class UnsupportedSnapshotFormatError(InvalidSnapshotError):
+    """The snapshot's ``format`` is not one this build reads."""
