@@ -59,6 +59,15 @@ class OrchestratorSettings(BaseSettings):
     migration_timeout: float = 30.0
     poison_threshold: int = 3
     auto_rebalance: bool = True
+    mass_failure_share: float = Field(default=0.5, gt=0, le=1)
+    mass_failure_min: int = Field(default=3, ge=1)
+    observer_max_lag: float = Field(default=3.0, gt=0)
+    quarantine_after: int = Field(default=3, ge=1)
+    flap_window: float = Field(default=300.0, gt=0)
+    quarantine_base: float = Field(default=30.0, gt=0)
+    quarantine_max: float = Field(default=600.0, gt=0)
+    perf_sample_interval: float = Field(default=30.0, gt=0)
+    rebalance_cooldown: float = Field(default=10.0, ge=0)
     #: the leader snapshots its state every this many events ...
     snapshot_every: int = Field(default=10_000, ge=1)
     #: ... or this many seconds after the last snapshot, if events arrived since
@@ -75,4 +84,13 @@ class OrchestratorSettings(BaseSettings):
             migration_timeout=timedelta(seconds=self.migration_timeout),
             poison_threshold=self.poison_threshold,
             auto_rebalance=self.auto_rebalance,
+            mass_failure_share=self.mass_failure_share,
+            mass_failure_min=self.mass_failure_min,
+            observer_max_lag=timedelta(seconds=self.observer_max_lag),
+            quarantine_after=self.quarantine_after,
+            flap_window=timedelta(seconds=self.flap_window),
+            quarantine_base=timedelta(seconds=self.quarantine_base),
+            quarantine_max=timedelta(seconds=self.quarantine_max),
+            perf_sample_interval=timedelta(seconds=self.perf_sample_interval),
+            rebalance_cooldown=timedelta(seconds=self.rebalance_cooldown),
         )

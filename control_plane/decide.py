@@ -32,7 +32,7 @@ from control_plane.placement import (
 from events import control as ev
 from events.base import Command, ControlEvent
 from events.heartbeat import DesiredSet, Heartbeat
-from projections.state import GONE_STATUSES, ClusterState
+from projections.state import GONE_STATUSES, ClusterState, InstanceStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +88,11 @@ def decide(
 def _maybe_auto_rebalance(ctx: Ctx) -> None:
     s, cfg = ctx.state, ctx.config
     if not cfg.auto_rebalance or s.maintenance or s.rebalance is not None or s.in_flight:
+        return
+    # A suspected instance is ineligible, so the balancer would empty it: a failover before
+    # fail_after, and a blind observer's first suspicions would move streams before the
+    # mass-failure guard trips. Failure detection decides about suspects, not the balancer.
+    if any(i.status is InstanceStatus.SUSPECTED for i in s.instances.values()):
         return
     if s.last_plan_at is not None and ctx.now - s.last_plan_at < cfg.rebalance_cooldown:
         return

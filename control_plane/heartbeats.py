@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from control_plane.context import Ctx
 from control_plane.failures import handle_departure, handle_instance_failure, quarantine_if_flapping
-from control_plane.placement import evacuate
+from control_plane.placement import evacuate, has_home
 from events import control as ev
 from events.heartbeat import Heartbeat, StreamReport, StreamRunState
 from projections.state import GONE_STATUSES, AssignmentStatus, EnhancedInstance, InstanceStatus
@@ -46,6 +46,9 @@ def _register(ctx: Ctx, old: EnhancedInstance | None, hb: Heartbeat) -> None:
         handle_instance_failure(ctx, old, ev.Reasons.SUPERSEDED)
     elif old is not None and ctx.state.held.get(old.server_id):
         evacuate(ctx, old.server_id, ev.Reasons.INSTANCE_FAILED)  # leftovers of a past term
+    # the fold does not carry last_failure_at over to the new incarnation: read it first
+    gone = ctx.state.instances.get(hb.server_id)
+    last_failure_at = gone.last_failure_at if gone is not None else None
     ctx.emit(
         ev.InstanceRegistered,
         server_id=hb.server_id,
@@ -57,7 +60,7 @@ def _register(ctx: Ctx, old: EnhancedInstance | None, hb: Heartbeat) -> None:
         tags=hb.tags,
     )
     ctx.republish.add(hb.server_id)
-    quarantine_if_flapping(ctx, ctx.state.instances[hb.server_id])
+    quarantine_if_flapping(ctx, ctx.state.instances[hb.server_id], last_failure_at)
 
 
 def _on_report(ctx: Ctx, inst: EnhancedInstance, r: StreamReport) -> None:
@@ -87,7 +90,11 @@ def _on_report(ctx: Ctx, inst: EnhancedInstance, r: StreamReport) -> None:
         )
     elif r.state is StreamRunState.FAILED and m is None and s.status is AssignmentStatus.ASSIGNED:
         tried = set(s.failed_on) | {inst.server_id}
-        parked = len(tried) >= ctx.config.poison_threshold
+        limit = ctx.config.poison_threshold
+        # distinct instances, or as many attempts when no untried instance has room for it
+        parked = len(tried) >= limit or (
+            s.failure_count + 1 >= limit and not has_home(ctx, s, exclude=tuple(tried))
+        )
         ctx.emit(
             ev.StreamFailed,
             stream_id=s.stream_id,

@@ -73,7 +73,9 @@ def _loads(state: ClusterState) -> dict[str, int]:
 def place(ctx: Ctx, stream_ids: Sequence[str], reason: str) -> None:
     """Give each stream a home (highest priority first); those that fit nowhere wait.
 
-    A stream that failed to start somewhere is not sent back there while another home exists.
+    A stream that failed to start somewhere is not sent back there while another home with
+    room exists; when none does, it may retry where it failed (rather than wait forever; the
+    poison rule in :mod:`control_plane.heartbeats` bounds those retries).
     """
     streams = [ctx.state.streams[s] for s in stream_ids if s in ctx.state.streams]
     fresh = [s for s in streams if not s.failed_on]
@@ -81,7 +83,14 @@ def place(ctx: Ctx, stream_ids: Sequence[str], reason: str) -> None:
     if fresh:
         _place_batch(ctx, fresh, reason, exclude=())
     for s in retried:
-        _place_batch(ctx, [s], reason, exclude=s.failed_on)
+        exclude = s.failed_on if has_home(ctx, s, exclude=s.failed_on) else ()
+        _place_batch(ctx, [s], reason, exclude=exclude)
+
+
+def has_home(ctx: Ctx, s: StreamAssignment, *, exclude: Sequence[str]) -> bool:
+    """Whether an instance outside ``exclude`` may take ``s`` now (eligible, with room)."""
+    views = instance_views(ctx.state, exclude)
+    return bool(BALANCER.place(views, [stream_view(s)], _loads(ctx.state)).assignments)
 
 
 def _place_batch(

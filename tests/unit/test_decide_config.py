@@ -1,0 +1,66 @@
+"""DecideConfig defaults and validation, the process settings' mapping, and Liveness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
+
+import pytest
+from pydantic import ValidationError
+
+from control_plane.config import DecideConfig, OrchestratorSettings
+from control_plane.liveness import Liveness
+from events.heartbeat import Heartbeat
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_defaults_match_the_documented_values() -> None:
+    c = DecideConfig()
+    assert (c.suspect_after, c.fail_after) == (timedelta(seconds=2.5), timedelta(seconds=5))
+    assert (c.mass_failure_share, c.mass_failure_min) == (0.5, 3)
+    assert c.observer_max_lag == timedelta(seconds=3)
+    assert (c.max_in_flight, c.max_in_flight_per_instance) == (64, 8)
+    assert c.migration_timeout == timedelta(seconds=30) and c.poison_threshold == 3
+    assert (c.quarantine_after, c.flap_window) == (3, timedelta(minutes=5))
+    assert (c.quarantine_base, c.quarantine_max) == (timedelta(seconds=30), timedelta(minutes=10))
+    assert c.auto_rebalance and c.rebalance_cooldown == timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"mass_failure_share": 0}, {"mass_failure_share": 1.5}, {"max_in_flight": 0},
+     {"poison_threshold": 0}, {"unknown": 1}],
+)  # fmt: skip
+def test_invalid_config_is_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        DecideConfig(**bad)
+
+
+def test_process_settings_map_onto_decide_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMPLANE_FAIL_AFTER", "7.5")
+    monkeypatch.setenv("STREAMPLANE_MAX_IN_FLIGHT", "3")
+    monkeypatch.setenv("STREAMPLANE_AUTO_REBALANCE", "false")
+    c = OrchestratorSettings().decide_config()
+    assert c.fail_after == timedelta(seconds=7.5) and c.max_in_flight == 3
+    assert not c.auto_rebalance and c.suspect_after == timedelta(seconds=2.5)
+
+
+def _hb(incarnation: str) -> Heartbeat:
+    return Heartbeat(
+        id="h", source="w", time=T0, server_id="w0", incarnation=incarnation,
+        ip=IPv4Address("127.0.0.1"), port=1, max_streams=1,
+    )  # fmt: skip
+
+
+def test_liveness_counts_silence_per_incarnation() -> None:
+    live = Liveness(watch_started_at=T0)
+    live.observe(_hb("a"), T0 + timedelta(seconds=10))
+    now = T0 + timedelta(seconds=13)
+    assert live.last_seen("w0", "a") == T0 + timedelta(seconds=10)
+    assert live.silence("w0", "a", None, now) == timedelta(seconds=3)
+    # another incarnation never heard: from registration or watch start, whichever is later
+    assert live.last_seen("w0", "b") is None
+    assert live.silence("w0", "b", T0 + timedelta(seconds=5), now) == timedelta(seconds=8)
+    assert live.silence("w0", "b", T0 - timedelta(hours=1), now) == timedelta(seconds=13)
+    assert live.watched_for(now) == timedelta(seconds=13)
