@@ -42,6 +42,9 @@ def worker(
         list[str] | None, typer.Option(help="Demo: a stream id that always fails (repeatable).")
     ] = None,
     demo_seed: Annotated[int | None, typer.Option(help="Demo: random seed.")] = None,
+    demo_start_delay: Annotated[
+        float | None, typer.Option(help="Demo: seconds a stream reports starting before running.")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
 ) -> None:
     """Run a worker agent: heartbeat, follow the desired set, run streams (STREAMPLANE_* env
@@ -63,6 +66,7 @@ def worker(
         "demo_fail_probability": demo_fail_probability,
         "demo_fail_streams": tuple(demo_fail_stream) if demo_fail_stream else None,
         "demo_seed": demo_seed,
+        "demo_start_delay": demo_start_delay,
     }
     try:
         settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})

@@ -68,6 +68,9 @@ class WorkerSettings(BaseSettings):
     demo_fail_probability: float = Field(default=0.0, ge=0, le=1)
     demo_fail_streams: Annotated[tuple[str, ...], NoDecode] = ()
     demo_seed: int | None = None
+    #: a started demo stream reports ``starting`` this long before ``running`` (keeps a
+    #: migration in flight long enough for tests to act on it)
+    demo_start_delay: float = Field(default=0.0, ge=0)
 
     # --- command handler
     command_template: str = ""

@@ -6,6 +6,10 @@ Each stream is an asyncio task that burns ``demo_cpu_ms`` of CPU every
 - ``demo_fail_streams``: ids that always fail to start ("poison streams");
 - ``demo_fail_probability``: the chance that any start fails (seeded by ``demo_seed``);
 - a stream param ``fail_after`` (seconds): the stream crashes that long after starting.
+
+``demo_start_delay`` makes a started stream report ``starting`` for that many seconds
+before ``running`` (``start`` itself returns at once), like a feed that takes a while to
+connect: it keeps a make-before-break migration in flight long enough to act on it.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class DemoHandler:
         self.fail_probability = settings.demo_fail_probability
         self.fail_streams = frozenset(settings.demo_fail_streams)
         self._rand = rand or random.Random(settings.demo_seed).random
+        self.start_delay = settings.demo_start_delay
         self._streams: dict[str, _Stream] = {}
 
     async def start(self, stream_id: str, params: Mapping[str, str]) -> None:
@@ -89,5 +94,7 @@ class DemoHandler:
             exc = None if stream.task.cancelled() else stream.task.exception()
             return StreamHealth(StreamRunState.FAILED, str(exc) if exc else "stopped")
         elapsed = max(time.monotonic() - stream.started, 1e-9)
+        if elapsed < self.start_delay:
+            return StreamHealth(StreamRunState.STARTING)
         perf = StreamPerformance(latency_ms=stream.latency_ms, throughput=stream.ticks / elapsed)
         return StreamHealth(StreamRunState.RUNNING, None, perf)

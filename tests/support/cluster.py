@@ -1,0 +1,499 @@
+"""A process harness for the end-to-end and chaos tests: real ``streamplane orchestrator``
+and ``streamplane worker`` processes on a real Kafka, under a topic prefix unique to the test.
+
+    async with open_cluster(request, kafka_bootstrap, topic_prefix, tmp_path) as c:
+        c.start_orchestrator("o1")
+        c.start_worker("w1", max_streams=10)
+        await c.command(RegisterStream, stream_id="s1")
+        await c.wait_until(lambda: c.running_once(["s1"]), 20, "s1 runs exactly once")
+
+Every process logs to a file under the test's ``tmp_path``; when the test failed, the tail of
+each log is written to the terminal. Every process is killed on exit, whatever happened.
+
+Two background readers follow the topics while the test runs: :attr:`Cluster.log` holds
+every committed control event in order, :attr:`Cluster.heartbeats` the latest heartbeat of
+each server. Checks given to :meth:`Cluster.wait_until` return a problem description
+(``""`` when all is well) so that a timeout says what was still wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from aiokafka import TopicPartition
+
+from control_plane.client import read_state, send_command
+from events import encode
+from events.base import Command, ControlEvent
+from events.codec import decode_event, decode_heartbeat
+from events.control import CommandCompleted, CommandRejected, LeaderElected
+from events.errors import EventError
+from events.heartbeat import Heartbeat, StreamRunState
+from events.topics import HEARTBEATS, Topics
+from projections.fold import fold
+from projections.kafka_io import ensure_topics, make_consumer, make_producer, started
+from projections.state import ClusterState
+
+#: settings every process of a test cluster gets unless the test overrides them
+DEFAULT_ENV: dict[str, str] = {
+    "STREAMPLANE_SESSION_TIMEOUT_MS": "6000",
+    "STREAMPLANE_HEARTBEAT_INTERVAL_MS": "1000",  # orchestrator: consumer-group heartbeat
+    "STREAMPLANE_SUSPECT_AFTER": "2.5",
+    "STREAMPLANE_FAIL_AFTER": "5",
+    "STREAMPLANE_HEARTBEAT_INTERVAL": "1.0",  # worker: seconds between heartbeats
+    "STREAMPLANE_DEMO_CPU_MS": "0.2",  # keep the simulated work cheap on a 2-core machine
+}
+#: seconds any single Kafka call of the harness may take
+NET = 30.0
+LOG_TAIL = 80
+
+#: a check returns "" or True when satisfied, else a description of what is wrong
+Check = Callable[[], Any]
+E = TypeVar("E", bound=ControlEvent)
+
+
+def streamplane_command() -> list[str]:
+    """The ``streamplane`` console script of the running interpreter's environment."""
+    script = Path(sys.executable).parent / "streamplane"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from control_plane.cli import main; main()"]
+
+
+@dataclass
+class Proc:
+    """One child process: an orchestrator or a worker."""
+
+    name: str
+    kind: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    paused: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def serving(self) -> bool:
+        """Alive and not SIGSTOPped: its latest heartbeat describes reality."""
+        return self.alive and not self.paused
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass(frozen=True)
+class Seen:
+    heartbeat: Heartbeat
+    at: float  # time.monotonic() when the harness read it
+
+
+@dataclass
+class HeartbeatWatcher:
+    """Follows the heartbeats topic: the latest heartbeat per server, incarnations seen."""
+
+    latest: dict[str, Seen] = field(default_factory=dict)
+    incarnations: dict[str, list[str]] = field(default_factory=dict)
+    #: (server_id, incarnation) -> the first heartbeat of that incarnation
+    first: dict[tuple[str, str], Heartbeat] = field(default_factory=dict)
+    count: int = 0
+
+    def observe(self, hb: Heartbeat) -> None:
+        self.latest[hb.server_id] = Seen(hb, time.monotonic())
+        self.first.setdefault((hb.server_id, hb.incarnation), hb)
+        seen = self.incarnations.setdefault(hb.server_id, [])
+        if hb.incarnation not in seen:
+            seen.append(hb.incarnation)
+        self.count += 1
+
+
+@dataclass
+class LogWatcher:
+    """Follows the control log (read_committed): every committed event, in log order."""
+
+    events: list[ControlEvent] = field(default_factory=list)
+
+    def of(self, cls: type[E], since: int = 0) -> list[E]:
+        """Events of type ``cls`` at list index ``since`` or later."""
+        return [e for e in self.events[since:] if isinstance(e, cls)]
+
+
+class Cluster:
+    """Orchestrators and workers of one test; see the module docstring."""
+
+    def __init__(self, bootstrap: str, prefix: str, log_dir: Path, env: dict[str, str]):
+        self.bootstrap = bootstrap
+        self.topics = Topics(prefix)
+        self.log_dir = log_dir
+        self.env = {**DEFAULT_ENV, **env}
+        self.procs: dict[str, Proc] = {}
+        self.log = LogWatcher()
+        self.heartbeats = HeartbeatWatcher()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the topics and start following the control log and the heartbeats."""
+        await ensure_topics(self.bootstrap, self.topics, kafka_timeout=NET)
+        self._tasks = [
+            asyncio.create_task(self._follow_log(), name="harness:log"),
+            asyncio.create_task(self._follow_heartbeats(), name="harness:heartbeats"),
+        ]
+
+    async def close(self) -> None:
+        """Kill every process still running and stop the readers."""
+        for proc in self.procs.values():
+            if proc.alive:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGKILL)
+        for proc in self.procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(timeout=10)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _check_readers(self) -> None:
+        for task in self._tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise AssertionError(f"harness reader {task.get_name()} died") from task.exception()
+
+    # --- processes ----------------------------------------------------------------------
+
+    def _spawn(self, name: str, kind: str, args: Sequence[str], env: dict[str, str]) -> Proc:
+        assert name not in self.procs or not self.procs[name].alive, f"{name} already runs"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPLANE_")}
+        full_env |= self.env | env
+        full_env |= {
+            "STREAMPLANE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "STREAMPLANE_TOPIC_PREFIX": self.topics.prefix,
+            "PYTHONUNBUFFERED": "1",
+        }
+        runs = sum(1 for p in self.log_dir.glob(f"{name}*.log"))
+        log_path = self.log_dir / f"{name}{'' if not runs else f'.{runs}'}.log"
+        with log_path.open("wb") as out:
+            popen = subprocess.Popen(
+                [*streamplane_command(), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+                start_new_session=True,  # a Ctrl-C of pytest must not reach them first
+            )
+        proc = Proc(name, kind, popen, log_path)
+        self.procs[name] = proc
+        return proc
+
+    def start_orchestrator(self, name: str, **env: str) -> Proc:
+        """``streamplane orchestrator --node-id NAME`` (``env``: extra STREAMPLANE_* values)."""
+        return self._spawn(name, "orchestrator", ["orchestrator", "--node-id", name], env)
+
+    def start_worker(
+        self, server_id: str, *, max_streams: int, args: Sequence[str] = (), **env: str
+    ) -> Proc:
+        """``streamplane worker --server-id ID --max-streams N --handler demo [args]``."""
+        argv = ["worker", "--server-id", server_id, "--max-streams", str(max_streams)]
+        return self._spawn(server_id, "worker", [*argv, "--handler", "demo", *args], env)
+
+    async def start_orchestrator_pair(self, *names: str) -> tuple[Proc, list[Proc]]:
+        """Start orchestrators until all are group members; returns (active, standbys).
+
+        The first is elected alone; each other one joins the group (which may hand it the
+        commands partition); we wait until the member holding the partition has opened
+        its term in the log."""
+        first, *others = names or ("o1", "o2")
+        procs = [self.start_orchestrator(first)]
+        await self.wait_until(lambda: self.leader() is procs[0], 30, f"{first} elected")
+        for name in others:
+            proc = self.start_orchestrator(name)
+            procs.append(proc)
+            await self.wait_for_log_line(proc, "Successfully synced group", 30)
+
+        def holder() -> Proc | None:
+            owning = [p for p in procs if _holds_commands(p.log_text())]
+            return owning[0] if len(owning) == 1 else None
+
+        await self.wait_until(
+            lambda: (holder() is not None and self.leader() is holder()) or "not settled",
+            30,
+            "the member holding the commands partition leads",
+        )
+        active = self.leader()
+        assert active is not None
+        return active, [p for p in procs if p is not active]
+
+    def kill(self, proc: Proc) -> None:
+        """SIGKILL (kill -9) and reap."""
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.popen.wait(timeout=10)
+        proc.paused = False
+
+    async def terminate(self, proc: Proc, within: float = 30.0) -> int:
+        """SIGTERM and wait for the exit code (without blocking the event loop)."""
+        os.kill(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + within
+        while proc.popen.poll() is None:
+            assert time.monotonic() < deadline, f"{proc.name} ignored SIGTERM for {within}s"
+            await asyncio.sleep(0.1)
+        return int(proc.popen.returncode)
+
+    def pause(self, proc: Proc) -> None:
+        """SIGSTOP: the process freezes (no heartbeats, no group membership, no writes)."""
+        os.kill(proc.pid, signal.SIGSTOP)
+        proc.paused = True
+
+    def resume(self, proc: Proc) -> None:
+        """SIGCONT."""
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.paused = False
+
+    def signal(self, proc: Proc, sig: signal.Signals) -> None:
+        os.kill(proc.pid, sig)
+
+    def workers(self) -> list[Proc]:
+        return [p for p in self.procs.values() if p.kind == "worker"]
+
+    def orchestrators(self) -> list[Proc]:
+        return [p for p in self.procs.values() if p.kind == "orchestrator"]
+
+    # --- the control log ----------------------------------------------------------------
+
+    async def _follow_log(self) -> None:
+        tp = TopicPartition(self.topics.events, 0)
+        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
+        async with started(consumer, kafka_timeout=NET, what="harness log reader"):
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=200, max_records=5000)
+                for record in batch.get(tp, []):
+                    self.log.events.append(decode_event(record.value))
+
+    def leader(self) -> Proc | None:
+        """The orchestrator process named by the latest ``LeaderElected``."""
+        elected = self.log.of(LeaderElected)
+        return self.procs.get(elected[-1].leader_id) if elected else None
+
+    def fold(self) -> ClusterState:
+        """The fold of what the log reader has seen so far."""
+        return fold(self.log.events)
+
+    async def read_log(self) -> list[ControlEvent]:
+        """An independent read of the whole control log, to its current end."""
+        tp = TopicPartition(self.topics.events, 0)
+        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
+        events: list[ControlEvent] = []
+        async with started(consumer, kafka_timeout=NET, what="harness log snapshot"):
+            consumer.assign([tp])
+            async with asyncio.timeout(NET):
+                end = (await consumer.end_offsets([tp]))[tp]
+                await consumer.seek_to_beginning(tp)
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=500)
+                    events += [decode_event(r.value) for r in batch.get(tp, [])]
+        return events
+
+    async def read_state(self) -> ClusterState:
+        """The whole log folded by ``control_plane.client.read_state`` (what the CLI shows)."""
+        result = await read_state(self.bootstrap, self.topics)
+        assert result.rejected == 0, f"undecodable records in the log: {result.rejections}"
+        return result.state
+
+    # --- heartbeats ---------------------------------------------------------------------
+
+    async def _follow_heartbeats(self) -> None:
+        tps = [TopicPartition(self.topics.heartbeats, p) for p in range(HEARTBEATS.partitions)]
+        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
+        async with started(consumer, kafka_timeout=NET, what="harness heartbeat reader"):
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+                for records in batches.values():
+                    for record in records:
+                        with contextlib.suppress(EventError):
+                            self.heartbeats.observe(decode_heartbeat(record.value))
+
+    def running_by_stream(self) -> dict[str, list[str]]:
+        """stream_id -> the servers running it, by the latest heartbeat of every worker
+        process that is alive and not paused (a dead process's last report is history)."""
+        out: dict[str, list[str]] = {}
+        for proc in self.workers():
+            seen = self.heartbeats.latest.get(proc.name)
+            if not proc.serving or seen is None or seen.heartbeat.leaving:
+                continue
+            for report in seen.heartbeat.streams:
+                if report.state is StreamRunState.RUNNING:
+                    out.setdefault(report.stream_id, []).append(proc.name)
+        return out
+
+    def running_once(self, stream_ids: Iterable[str]) -> str:
+        """ "" when each stream runs on exactly one live worker and nothing else runs;
+        otherwise what is missing, doubled or unexpected."""
+        wanted = set(stream_ids)
+        running = self.running_by_stream()
+        missing = sorted(wanted - set(running))
+        doubled = {s: servers for s, servers in running.items() if len(servers) > 1}
+        extra = sorted(set(running) - wanted)
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} not running: {missing[:10]}")
+        if doubled:
+            problems.append(f"running twice: {doubled}")
+        if extra:
+            problems.append(f"unexpected: {extra[:10]}")
+        return "; ".join(problems)
+
+    def streams_on(self, server_id: str) -> set[str]:
+        """What the latest heartbeat of ``server_id`` reports (any state)."""
+        seen = self.heartbeats.latest.get(server_id)
+        return {r.stream_id for r in seen.heartbeat.streams} if seen else set()
+
+    # --- commands -----------------------------------------------------------------------
+
+    @staticmethod
+    def new_command(cls: type[Command], command_id: str | None = None, **fields: Any) -> Command:
+        """A command as the CLI would build it; ``command_id`` fixed for resends."""
+        return cls(
+            id=uuid.uuid4().hex,
+            source="streamplane/tests",
+            time=datetime.now(UTC),
+            command_id=command_id or uuid.uuid4().hex,
+            **fields,
+        )
+
+    async def send(self, commands: Iterable[Command]) -> None:
+        """Put commands on the commands topic (acks=all) without waiting for outcomes."""
+        producer = make_producer(self.bootstrap, linger_ms=0)
+        async with started(producer, kafka_timeout=NET, what="harness command sender"):
+            async with asyncio.timeout(NET):
+                for c in commands:
+                    await producer.send_and_wait(
+                        self.topics.commands, encode(c), key=c.command_id.encode()
+                    )
+
+    async def command(
+        self, cls: type[Command], *, wait_s: float = 30.0, **fields: Any
+    ) -> tuple[ControlEvent, list[ControlEvent]]:
+        """Send a command and wait for its outcome (``control_plane.client.send_command``)."""
+        return await send_command(self.bootstrap, self.topics, cls, wait_s=wait_s, **fields)
+
+    def outcomes(self) -> dict[str, list[ControlEvent]]:
+        """command_id -> its outcome events (CommandCompleted / CommandRejected) in the log."""
+        out: dict[str, list[ControlEvent]] = {}
+        for e in self.log.events:
+            if isinstance(e, CommandCompleted | CommandRejected):
+                out.setdefault(e.command_id, []).append(e)
+        return out
+
+    # --- waiting ------------------------------------------------------------------------
+
+    async def wait_until(
+        self, check: Check, within: float, what: str, interval: float = 0.1
+    ) -> float:
+        """Poll ``check`` until it returns ``""`` or ``True``; returns the seconds it took.
+
+        Raises AssertionError naming ``what`` and the last problem after ``within`` seconds."""
+        began = time.monotonic()
+        problem: str | bool = "never checked"
+        while True:
+            self._check_readers()
+            result = check()
+            problem = await result if isinstance(result, Awaitable) else result
+            if problem is True or problem == "":
+                return time.monotonic() - began
+            if time.monotonic() - began > within:
+                raise AssertionError(f"{what}: still not the case after {within:.0f}s: {problem}")
+            await asyncio.sleep(interval)
+
+    async def wait_for_log_line(self, proc: Proc, text: str, within: float) -> float:
+        """Wait until ``text`` appears in the process's log."""
+        return await self.wait_until(
+            lambda: text in proc.log_text() or f"no {text!r} in {proc.log_path.name}",
+            within,
+            f"{proc.name} logs {text!r}",
+        )
+
+    def dump(self, write: Callable[[str], None]) -> None:
+        """Write the tail of every process log (used when a test failed)."""
+        for proc in self.procs.values():
+            lines = proc.log_text().splitlines()
+            state = "running" if proc.alive else f"exited {proc.popen.returncode}"
+            write(f"----- {proc.name} ({proc.kind}, pid {proc.pid}, {state}): {proc.log_path}")
+            for line in lines[-LOG_TAIL:]:
+                write(line)
+
+
+@contextlib.asynccontextmanager
+async def open_cluster(
+    request: pytest.FixtureRequest,
+    bootstrap: str,
+    prefix: str,
+    tmp_path: Path,
+    **env: str,
+) -> AsyncIterator[Cluster]:
+    """A :class:`Cluster` for one test; logs shown on failure, every process killed after."""
+    log_dir = tmp_path / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cluster = Cluster(bootstrap, prefix, log_dir, env)
+    failed_before = request.session.testsfailed
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.close()
+        if request.session.testsfailed > failed_before:
+            _show(request, cluster)
+
+
+def _show(request: pytest.FixtureRequest, cluster: Cluster) -> None:
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        cluster.dump(lambda line: print(line, file=sys.stderr))
+        return
+    reporter.write_line("")
+    reporter.write_line(f"===== process logs of {request.node.nodeid} =====")
+    cluster.dump(reporter.write_line)
+
+
+def in_flight_peak(events: Sequence[ControlEvent]) -> int:
+    """The most migrations in flight at once, replayed from the log."""
+    from events.control import MigrationAborted, MigrationCompleted, MigrationStarted
+
+    open_: set[str] = set()
+    peak = 0
+    for e in events:
+        if isinstance(e, MigrationStarted):
+            open_.add(e.migration_id)
+            peak = max(peak, len(open_))
+        elif isinstance(e, MigrationCompleted | MigrationAborted):
+            open_.discard(e.migration_id)
+    return peak
+
+
+def _holds_commands(log_text: str) -> bool:
+    """Whether an orchestrator's latest group assignment (aiokafka's log line) holds the
+    commands partition."""
+    lines = [ln for ln in log_text.splitlines() if "Setting newly assigned partitions" in ln]
+    return bool(lines) and ".commands'" in lines[-1]
