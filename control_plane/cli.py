@@ -23,6 +23,7 @@ from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.infra.cli import infra_app
 from events import commands as cmd
 from events.topics import Topics
+from projections.cli_read import api, projector, read_model
 from projections.health import system_health
 from projections.state import ClusterState
 from worker_agent.cli import worker
@@ -43,6 +44,9 @@ app.add_typer(
     audit_app, name="audit", help="Replay history: state at a time, why a stream moved, verify."
 )
 app.command("worker")(worker)
+app.command("projector")(projector)
+app.command("api")(api)
+app.command("read-model")(read_model)
 app.command("demo")(demo)
 
 Bootstrap = Annotated[

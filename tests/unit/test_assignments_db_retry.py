@@ -1,0 +1,76 @@
+"""projections.db: how failures are classified, and the pure pieces of the retry policy
+(the deadlock pause, the error raised on giving up). No database, no event loop."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from projections.db import (
+    DatabaseSettings,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    ResilientDatabaseManager,
+    RetryKind,
+    TransactionConflictError,
+    classify,
+    describe_dsn,
+)
+
+DSN = "postgresql://user:secret@db.example:5432/app?sslmode=disable"
+
+
+def _pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
+    return cls.new({"C": cls.sqlstate, "M": "boom"})
+
+
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (_pg(asyncpg.exceptions.DeadlockDetectedError), RetryKind.CONFLICT),
+        (_pg(asyncpg.exceptions.SerializationError), RetryKind.CONFLICT),
+        (_pg(asyncpg.exceptions.AdminShutdownError), RetryKind.CONNECTION),
+        (_pg(asyncpg.exceptions.CannotConnectNowError), RetryKind.CONNECTION),
+        (_pg(asyncpg.exceptions.TooManyConnectionsError), RetryKind.CONNECTION),
+        (_pg(asyncpg.exceptions.ConnectionFailureError), RetryKind.CONNECTION),
+        (_pg(asyncpg.exceptions.QueryCanceledError), RetryKind.TIMEOUT),
+        (_pg(asyncpg.exceptions.UniqueViolationError), RetryKind.FATAL),
+        (_pg(asyncpg.exceptions.UndefinedTableError), RetryKind.FATAL),
+        (ConnectionRefusedError(111, "refused"), RetryKind.CONNECTION),
+        (OSError("network unreachable"), RetryKind.CONNECTION),
+        (TimeoutError(), RetryKind.TIMEOUT),
+        (asyncpg.exceptions.ConnectionDoesNotExistError("gone"), RetryKind.CONNECTION),
+        (asyncpg.InterfaceError("connection is closed"), RetryKind.CONNECTION),
+        (asyncpg.InterfaceError("cannot perform operation: another operation"), RetryKind.FATAL),
+        (ValueError("bad data"), RetryKind.FATAL),
+    ],
+)
+def test_classify(exc: BaseException, kind: RetryKind) -> None:
+    assert classify(exc) is kind
+
+
+def test_deadlock_pause_is_random_and_bounded() -> None:
+    settings = DatabaseSettings(conflict_max_delay=0.2)
+    values = iter([0.0, 0.5, 0.999])
+    db = ResilientDatabaseManager(DSN, settings=settings, rand=lambda: next(values))
+    exc = _pg(asyncpg.exceptions.DeadlockDetectedError)
+    pauses = [db.handle_deadlock(exc, attempt) for attempt in range(3)]
+    assert pauses == pytest.approx([0.0, 0.1, 0.1998])
+    assert db.deadlocks == 3
+
+
+def test_giving_up_names_the_server_without_the_password() -> None:
+    db = ResilientDatabaseManager(DSN, settings=DatabaseSettings(attempts=3))
+    down = db._give_up("apply batch", ConnectionRefusedError(111, "refused"))
+    assert isinstance(down, DatabaseUnavailableError) and down.retriable
+    assert "db.example:5432/app" in str(down) and "secret" not in str(down)
+    assert "3 tries" in str(down)
+    conflict = db._give_up("x", _pg(asyncpg.exceptions.DeadlockDetectedError))
+    assert isinstance(conflict, TransactionConflictError) and conflict.retriable
+    timeout = db._give_up("x", TimeoutError())
+    assert isinstance(timeout, DatabaseTimeoutError)
+
+
+def test_describe_dsn_drops_credentials_and_options() -> None:
+    assert describe_dsn(DSN) == "db.example:5432/app"
+    assert describe_dsn("postgresql://localhost/x") == "localhost/x"
