@@ -111,20 +111,22 @@ class _Run:
         letters: list[DeadLetter] = []
         state = self.state
         folded = 0
+        decode, fold_one = decode_event, apply  # locals: this loop runs once per event
         try:
             for record in records:
                 if record.offset >= stop:
                     break
+                value = record.value
                 try:
-                    if record.value is None:
+                    if value is None:
                         raise MalformedMessageError("record has no value (a tombstone)")
-                    event = decode_event(record.value)
+                    event = decode(value)
                 except EventError as exc:
                     letters.append(self._letter(record, exc))
                     continue
                 if until is not None and event.time > until:
                     return letters, record.offset
-                state = apply(state, event)
+                state = fold_one(state, event)
                 folded += 1
         finally:
             self.state = state

@@ -1,16 +1,19 @@
 """One pure transition per control event type (used only by :mod:`projections.fold`).
 
 A transition returns the next state or raises :class:`Rejected`; the fold turns that into
-a finding and leaves the state as it was (never a half-applied change).
+a finding and leaves the state as it was (never a half-applied change). Internally each
+transition writes into a :class:`Draft` so that one event copies the ClusterState once.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import immutables
 
 from events import control as ev
+from events.base import ControlEvent
 from projections.state import (
     GONE_STATUSES,
     AssignmentStatus,
@@ -23,9 +26,11 @@ from projections.state import (
     RebalanceProgress,
     StreamAssignment,
     replace,
+    replacer,
 )
 
 _V = TypeVar("_V")
+_E = TypeVar("_E", bound=ControlEvent)
 
 #: earlier incarnations remembered per server, so their late heartbeats are known as stale
 PAST_KEPT = 8
@@ -42,13 +47,53 @@ class Rejected(Exception):
         self.detail = detail
 
 
-# --- helpers ----------------------------------------------------------------------------
+# --- the draft of one transition ------------------------------------------------------
 
 
-def _instance(
-    state: ClusterState, server_id: str, incarnation: str | None = None
-) -> EnhancedInstance:
-    inst = state.instances.get(server_id)
+class Draft:
+    """The changes one event makes, gathered before the next state is built, once.
+
+    A transition reads the state through the draft and rebinds the draft's maps (each map is
+    persistent, so the old state is never touched); :meth:`finish` then copies the
+    ClusterState a single time. Copying its ~20 fields for every small step used to be most
+    of the fold's cost. A transition that raises :class:`Rejected` leaves no trace: the draft
+    is simply dropped. Private to the fold; never kept or shared.
+    """
+
+    __slots__ = ("base", "changes", "held", "in_flight", "instances", "streams", "unplaced")
+
+    def __init__(self, base: ClusterState) -> None:
+        self.base = base
+        self.instances = base.instances
+        self.streams = base.streams
+        self.in_flight = base.in_flight
+        self.unplaced = base.unplaced
+        self.held = base.held
+        #: the other ClusterState fields this event sets (each at most once)
+        self.changes: dict[str, Any] = {}
+
+    def finish(self, **extra: Any) -> ClusterState:
+        """The next state: the base with the draft's maps, ``changes`` and ``extra``."""
+        return _replace_state(
+            self.base,
+            instances=self.instances,
+            streams=self.streams,
+            in_flight=self.in_flight,
+            unplaced=self.unplaced,
+            held=self.held,
+            **self.changes,
+            **extra,
+        )
+
+
+_replace_state: Callable[..., ClusterState] = replacer(ClusterState)
+_replace_instance: Callable[..., EnhancedInstance] = replacer(EnhancedInstance)
+_replace_stream: Callable[..., StreamAssignment] = replacer(StreamAssignment)
+Transition = Callable[[Draft, Any], None]
+
+
+def _instance(d: Draft, server_id: str, incarnation: str | None = None) -> EnhancedInstance:
+    inst = d.instances.get(server_id)
     if inst is None:
         raise Rejected(FindingKind.UNKNOWN_INSTANCE, f"unknown instance {server_id!r}")
     if incarnation is not None and inst.incarnation != incarnation:
@@ -59,90 +104,78 @@ def _instance(
     return inst
 
 
-def _stream(state: ClusterState, stream_id: str) -> StreamAssignment:
-    stream = state.streams.get(stream_id)
+def _stream(d: Draft, stream_id: str) -> StreamAssignment:
+    stream = d.streams.get(stream_id)
     if stream is None:
         raise Rejected(FindingKind.UNKNOWN_STREAM, f"unknown stream {stream_id!r}")
     return stream
 
 
-def _put_instance(state: ClusterState, inst: EnhancedInstance) -> ClusterState:
-    return replace(state, instances=state.instances.set(inst.server_id, inst))
+def _put_instance(d: Draft, inst: EnhancedInstance) -> None:
+    d.instances = d.instances.set(inst.server_id, inst)
 
 
-def _put_stream(state: ClusterState, stream: StreamAssignment) -> ClusterState:
+def _put_stream(d: Draft, stream: StreamAssignment) -> None:
     """Store ``stream`` and keep the ``in_flight`` and ``unplaced`` indexes in step."""
     sid = stream.stream_id
     m = stream.migration_state
-    in_flight = state.in_flight.set(sid, m.migration_id) if m else _drop(state.in_flight, sid)
+    d.in_flight = d.in_flight.set(sid, m.migration_id) if m else _drop(d.in_flight, sid)
     waiting = stream.status is AssignmentStatus.UNASSIGNED
-    unplaced = state.unplaced.set(sid, True) if waiting else _drop(state.unplaced, sid)
-    return replace(
-        state,
-        streams=state.streams.set(sid, stream),
-        in_flight=in_flight,
-        unplaced=unplaced,
-    )
+    d.unplaced = d.unplaced.set(sid, True) if waiting else _drop(d.unplaced, sid)
+    d.streams = d.streams.set(sid, stream)
 
 
 def _drop(m: immutables.Map[str, _V], key: str) -> immutables.Map[str, _V]:
     return m.delete(key) if key in m else m
 
 
-def _hold(
-    state: ClusterState, server_id: str, stream: StreamAssignment, *, owner: bool
-) -> ClusterState:
+def _hold(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
     """``server_id`` takes ``stream`` on (as owner or as a migration target): check capacity."""
-    inst = _instance(state, server_id)
+    inst = _instance(d, server_id)
     if inst.load + stream.weight > inst.max_streams:
         raise Rejected(
             FindingKind.CAPACITY_EXCEEDED,
             f"{server_id!r} holds {inst.load}/{inst.max_streams}; "
             f"{stream.stream_id!r} weighs {stream.weight}",
         )
-    inst = replace(
+    inst = _replace_instance(
         inst,
         load=inst.load + stream.weight,
         current_streams=inst.current_streams + (1 if owner else 0),
     )
-    held = state.held.get(server_id, immutables.Map()).set(stream.stream_id, True)
-    state = replace(state, held=state.held.set(server_id, held))
-    return _put_instance(state, inst)
+    held = d.held.get(server_id, immutables.Map()).set(stream.stream_id, True)
+    d.held = d.held.set(server_id, held)
+    _put_instance(d, inst)
 
 
-def _release(
-    state: ClusterState, server_id: str, stream: StreamAssignment, *, owner: bool
-) -> ClusterState:
-    inst = state.instances.get(server_id)
+def _release(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
+    inst = d.instances.get(server_id)
     if inst is None:
-        return state
-    inst = replace(
+        return
+    inst = _replace_instance(
         inst,
         load=max(0, inst.load - stream.weight),
         current_streams=max(0, inst.current_streams - (1 if owner else 0)),
     )
-    held = state.held.get(server_id)
+    held = d.held.get(server_id)
     if held is not None and stream.stream_id in held:
         held = held.delete(stream.stream_id)
-        state = replace(
-            state, held=state.held.set(server_id, held) if held else state.held.delete(server_id)
-        )
-    return _put_instance(state, inst)
+        d.held = d.held.set(server_id, held) if held else d.held.delete(server_id)
+    _put_instance(d, inst)
 
 
-def _release_all(state: ClusterState, stream: StreamAssignment) -> ClusterState:
+def _release_all(d: Draft, stream: StreamAssignment) -> None:
     """Drop the owner's and any migration target's hold on ``stream``."""
     if stream.server_id is not None:
-        state = _release(state, stream.server_id, stream, owner=True)
+        _release(d, stream.server_id, stream, owner=True)
     if stream.migration_state is not None:
-        state = _release(state, stream.migration_state.to_server, stream, owner=False)
-    return state
+        _release(d, stream.migration_state.to_server, stream, owner=False)
 
 
-def _owner_alive(state: ClusterState, stream: StreamAssignment) -> bool:
+def _owner_alive(d: Draft, stream: StreamAssignment) -> bool:
     if stream.server_id is None:
         return False
-    owner = state.instances.get(stream.server_id)
+    owner = d.instances.get(stream.server_id)
     return (
         owner is not None
         and owner.incarnation == stream.incarnation
@@ -150,15 +183,20 @@ def _owner_alive(state: ClusterState, stream: StreamAssignment) -> bool:
     )
 
 
+def _rebalance(d: Draft) -> RebalanceProgress | None:
+    plan: RebalanceProgress | None = d.changes.get("rebalance", d.base.rebalance)
+    return plan
+
+
 # --- leadership and instances -----------------------------------------------------------
 
 
-def leader_elected(state: ClusterState, e: ev.LeaderElected) -> ClusterState:
-    return replace(state, epoch=e.epoch, leader_id=e.leader_id)
+def _leader_elected(d: Draft, e: ev.LeaderElected) -> None:
+    d.changes.update(epoch=e.epoch, leader_id=e.leader_id)
 
 
-def instance_registered(state: ClusterState, e: ev.InstanceRegistered) -> ClusterState:
-    old = state.instances.get(e.server_id)
+def _instance_registered(d: Draft, e: ev.InstanceRegistered) -> None:
+    old = d.instances.get(e.server_id)
     if old is not None and old.incarnation == e.incarnation:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.server_id!r}/{e.incarnation!r} already registered"
@@ -169,7 +207,7 @@ def instance_registered(state: ClusterState, e: ev.InstanceRegistered) -> Cluste
             f"{e.server_id!r}: incarnation {old.incarnation!r} is {old.status}; "
             "fail or deregister it first",
         )
-    if old is not None and state.held.get(e.server_id):
+    if old is not None and d.held.get(e.server_id):
         raise Rejected(
             FindingKind.INVALID_TRANSITION,
             f"{e.server_id!r}: streams of incarnation {old.incarnation!r} not reassigned yet",
@@ -189,102 +227,101 @@ def instance_registered(state: ClusterState, e: ev.InstanceRegistered) -> Cluste
         draining=old.draining if old else False,
         past_incarnations=(*old.past_incarnations, old.incarnation)[-PAST_KEPT:] if old else (),
     )
-    return _put_instance(state, inst)
+    _put_instance(d, inst)
 
 
-def instance_suspected(state: ClusterState, e: ev.InstanceSuspected) -> ClusterState:
-    inst = _instance(state, e.server_id, e.incarnation)
+def _instance_suspected(d: Draft, e: ev.InstanceSuspected) -> None:
+    inst = _instance(d, e.server_id, e.incarnation)
     if inst.status is not InstanceStatus.ACTIVE:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}, not active"
         )
-    return _put_instance(
-        state, replace(inst, status=InstanceStatus.SUSPECTED, last_heartbeat=e.last_heartbeat)
+    _put_instance(
+        d,
+        _replace_instance(inst, status=InstanceStatus.SUSPECTED, last_heartbeat=e.last_heartbeat),
     )
 
 
-def instance_recovered(state: ClusterState, e: ev.InstanceRecovered) -> ClusterState:
-    inst = _instance(state, e.server_id, e.incarnation)
+def _instance_recovered(d: Draft, e: ev.InstanceRecovered) -> None:
+    inst = _instance(d, e.server_id, e.incarnation)
     if inst.status not in (InstanceStatus.SUSPECTED, InstanceStatus.QUARANTINED):
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}")
     attempts = inst.recovery_attempts + (1 if inst.status is InstanceStatus.QUARANTINED else 0)
-    inst = replace(
+    inst = _replace_instance(
         inst,
         status=InstanceStatus.ACTIVE,
         last_heartbeat=e.time,
         recovery_attempts=attempts,
         quarantined_until=None,
     )
-    return _put_instance(state, inst)
+    _put_instance(d, inst)
 
 
-def instance_gone(
-    state: ClusterState, e: ev.InstanceFailed | ev.InstanceDeregistered
-) -> ClusterState:
+def _instance_gone(d: Draft, e: ev.InstanceFailed | ev.InstanceDeregistered) -> None:
     """Failed or left: it holds nothing any more; its streams are reassigned by later events."""
-    inst = _instance(state, e.server_id, e.incarnation)
+    inst = _instance(d, e.server_id, e.incarnation)
     if inst.status in GONE_STATUSES:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is already {inst.status}")
     failed = isinstance(e, ev.InstanceFailed)
-    inst = replace(
+    inst = _replace_instance(
         inst,
         status=InstanceStatus.FAILED if failed else InstanceStatus.LEFT,
         failure_count=inst.failure_count + (1 if failed else 0),
         last_failure_at=e.time if failed else inst.last_failure_at,
     )
-    return _put_instance(state, inst)
+    _put_instance(d, inst)
 
 
-def instance_quarantined(state: ClusterState, e: ev.InstanceQuarantined) -> ClusterState:
-    inst = _instance(state, e.server_id)
+def _instance_quarantined(d: Draft, e: ev.InstanceQuarantined) -> None:
+    inst = _instance(d, e.server_id)
     if inst.status in GONE_STATUSES:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}")
-    if state.held.get(e.server_id):
+    if d.held.get(e.server_id):
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} still holds streams")
-    return _put_instance(
-        state, replace(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
+    _put_instance(
+        d, _replace_instance(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
     )
 
 
-def instance_draining(state: ClusterState, e: ev.InstanceDraining) -> ClusterState:
-    return _put_instance(state, replace(_instance(state, e.server_id), draining=True))
+def _instance_draining(d: Draft, e: ev.InstanceDraining) -> None:
+    _put_instance(d, _replace_instance(_instance(d, e.server_id), draining=True))
 
 
-def instance_undrained(state: ClusterState, e: ev.InstanceUndrained) -> ClusterState:
-    inst = _instance(state, e.server_id)
-    return _put_instance(state, replace(inst, draining=False, drained_at=None))
+def _instance_undrained(d: Draft, e: ev.InstanceUndrained) -> None:
+    inst = _instance(d, e.server_id)
+    _put_instance(d, _replace_instance(inst, draining=False, drained_at=None))
 
 
-def instance_drained(state: ClusterState, e: ev.InstanceDrained) -> ClusterState:
-    inst = _instance(state, e.server_id)
+def _instance_drained(d: Draft, e: ev.InstanceDrained) -> None:
+    inst = _instance(d, e.server_id)
     if not inst.draining or inst.load:
         raise Rejected(
             FindingKind.INVALID_TRANSITION,
             f"{e.server_id!r} is not an empty draining instance (load {inst.load})",
         )
-    return _put_instance(state, replace(inst, drained_at=e.time))
+    _put_instance(d, _replace_instance(inst, drained_at=e.time))
 
 
-def instance_capacity_changed(state: ClusterState, e: ev.InstanceCapacityChanged) -> ClusterState:
-    inst = _instance(state, e.server_id)
+def _instance_capacity_changed(d: Draft, e: ev.InstanceCapacityChanged) -> None:
+    inst = _instance(d, e.server_id)
     if e.max_streams < inst.load:
         raise Rejected(
             FindingKind.CAPACITY_EXCEEDED,
             f"{e.server_id!r} holds {inst.load}; capacity {e.max_streams} is too small",
         )
-    return _put_instance(state, replace(inst, max_streams=e.max_streams))
+    _put_instance(d, _replace_instance(inst, max_streams=e.max_streams))
 
 
-def performance_sampled(state: ClusterState, e: ev.PerformanceSampled) -> ClusterState:
-    inst = _instance(state, e.server_id)
-    return _put_instance(state, replace(inst, performance_metrics=e.metrics, metrics_at=e.time))
+def _performance_sampled(d: Draft, e: ev.PerformanceSampled) -> None:
+    inst = _instance(d, e.server_id)
+    _put_instance(d, _replace_instance(inst, performance_metrics=e.metrics, metrics_at=e.time))
 
 
 # --- streams ----------------------------------------------------------------------------
 
 
-def stream_registered(state: ClusterState, e: ev.StreamRegistered) -> ClusterState:
-    if e.stream_id in state.streams:
+def _stream_registered(d: Draft, e: ev.StreamRegistered) -> None:
+    if e.stream_id in d.streams:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"stream {e.stream_id!r} already registered")
     stream = StreamAssignment(
         stream_id=e.stream_id,
@@ -295,48 +332,45 @@ def stream_registered(state: ClusterState, e: ev.StreamRegistered) -> ClusterSta
         params=tuple(sorted(e.params.items())),
         registered_at=e.time,
     )
-    return _put_stream(state, stream)
+    _put_stream(d, stream)
 
 
-def stream_deregistered(state: ClusterState, e: ev.StreamDeregistered) -> ClusterState:
-    stream = _stream(state, e.stream_id)
-    state = _release_all(state, stream)
-    return replace(
-        state,
-        streams=state.streams.delete(e.stream_id),
-        in_flight=_drop(state.in_flight, e.stream_id),
-        unplaced=_drop(state.unplaced, e.stream_id),
-    )
+def _stream_deregistered(d: Draft, e: ev.StreamDeregistered) -> None:
+    stream = _stream(d, e.stream_id)
+    _release_all(d, stream)
+    d.streams = d.streams.delete(e.stream_id)
+    d.in_flight = _drop(d.in_flight, e.stream_id)
+    d.unplaced = _drop(d.unplaced, e.stream_id)
 
 
-def stream_assigned(state: ClusterState, e: ev.StreamAssigned) -> ClusterState:
-    stream = _stream(state, e.stream_id)
-    target = _instance(state, e.server_id, e.incarnation)
+def _stream_assigned(d: Draft, e: ev.StreamAssigned) -> None:
+    stream = _stream(d, e.stream_id)
+    target = _instance(d, e.server_id, e.incarnation)
     if target.status is not InstanceStatus.ACTIVE:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {target.status}")
     if stream.migration_state is not None:
         raise Rejected(FindingKind.TWO_OWNERS, f"{e.stream_id!r} is migrating; abort it first")
-    if _owner_alive(state, stream):
+    if _owner_alive(d, stream):
         raise Rejected(
             FindingKind.TWO_OWNERS,
             f"{e.stream_id!r} is owned by live {stream.server_id!r}; migrate it instead",
         )
-    state = _release_all(state, stream)
-    state = _hold(state, e.server_id, stream, owner=True)
-    stream = replace(
+    _release_all(d, stream)
+    _hold(d, e.server_id, stream, owner=True)
+    stream = _replace_stream(
         stream,
         server_id=e.server_id,
         incarnation=e.incarnation,
         assigned_at=e.time,
         status=AssignmentStatus.ASSIGNED,
     )
-    return _put_stream(state, stream)
+    _put_stream(d, stream)
 
 
-def stream_unassigned(state: ClusterState, e: ev.StreamUnassigned) -> ClusterState:
-    stream = _stream(state, e.stream_id)
-    state = _release_all(state, stream)
-    stream = replace(
+def _stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
+    stream = _stream(d, e.stream_id)
+    _release_all(d, stream)
+    stream = _replace_stream(
         stream,
         server_id=None,
         incarnation=None,
@@ -344,11 +378,11 @@ def stream_unassigned(state: ClusterState, e: ev.StreamUnassigned) -> ClusterSta
         migration_state=None,
         status=AssignmentStatus.UNASSIGNED,
     )
-    return _put_stream(state, stream)
+    _put_stream(d, stream)
 
 
-def stream_started(state: ClusterState, e: ev.StreamStarted) -> ClusterState:
-    stream = _stream(state, e.stream_id)
+def _stream_started(d: Draft, e: ev.StreamStarted) -> None:
+    stream = _stream(d, e.stream_id)
     if stream.server_id != e.server_id or stream.incarnation != e.incarnation:
         raise Rejected(
             FindingKind.INVALID_TRANSITION,
@@ -357,14 +391,14 @@ def stream_started(state: ClusterState, e: ev.StreamStarted) -> ClusterState:
         )
     if stream.status is not AssignmentStatus.ASSIGNED:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is {stream.status}")
-    inst = _instance(state, e.server_id)
-    state = _put_instance(state, replace(inst, last_heartbeat=e.time))
-    return _put_stream(state, replace(stream, status=AssignmentStatus.RUNNING))
+    inst = _instance(d, e.server_id)
+    _put_instance(d, _replace_instance(inst, last_heartbeat=e.time))
+    _put_stream(d, _replace_stream(stream, status=AssignmentStatus.RUNNING))
 
 
-def stream_failed(state: ClusterState, e: ev.StreamFailed) -> ClusterState:
+def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
     """A start failed on its owner: the owner lets go; ``parked`` stops all attempts."""
-    stream = _stream(state, e.stream_id)
+    stream = _stream(d, e.stream_id)
     if stream.server_id != e.server_id:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is not owned by {e.server_id!r}"
@@ -373,11 +407,11 @@ def stream_failed(state: ClusterState, e: ev.StreamFailed) -> ClusterState:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is migrating; abort it first"
         )
-    state = _release_all(state, stream)
+    _release_all(d, stream)
     failed_on = (
         stream.failed_on if e.server_id in stream.failed_on else (*stream.failed_on, e.server_id)
     )
-    stream = replace(
+    stream = _replace_stream(
         stream,
         server_id=None,
         incarnation=None,
@@ -387,14 +421,14 @@ def stream_failed(state: ClusterState, e: ev.StreamFailed) -> ClusterState:
         failed_on=failed_on,
         last_error=e.error,
     )
-    return _put_stream(state, stream)
+    _put_stream(d, stream)
 
 
 # --- migrations -------------------------------------------------------------------------
 
 
-def migration_started(state: ClusterState, e: ev.MigrationStarted) -> ClusterState:
-    stream = _stream(state, e.stream_id)
+def _migration_started(d: Draft, e: ev.MigrationStarted) -> None:
+    stream = _stream(d, e.stream_id)
     if stream.server_id != e.from_server or not stream.can_migrate():
         raise Rejected(
             FindingKind.INVALID_TRANSITION,
@@ -403,10 +437,10 @@ def migration_started(state: ClusterState, e: ev.MigrationStarted) -> ClusterSta
         )
     if e.to_server == e.from_server:
         raise Rejected(FindingKind.INVALID_TRANSITION, "migration to the same instance")
-    target = _instance(state, e.to_server, e.to_incarnation)
+    target = _instance(d, e.to_server, e.to_incarnation)
     if target.status is not InstanceStatus.ACTIVE:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.to_server!r} is {target.status}")
-    state = _hold(state, e.to_server, stream, owner=False)
+    _hold(d, e.to_server, stream, owner=False)
     migration = MigrationState(
         migration_id=e.migration_id,
         from_server=e.from_server,
@@ -417,28 +451,29 @@ def migration_started(state: ClusterState, e: ev.MigrationStarted) -> ClusterSta
         reason=e.reason,
         plan_id=e.plan_id,
     )
-    state = _put_stream(
-        state, replace(stream, status=AssignmentStatus.MIGRATING, migration_state=migration)
+    _put_stream(
+        d,
+        _replace_stream(stream, status=AssignmentStatus.MIGRATING, migration_state=migration),
     )
-    plan = state.rebalance
+    plan = _rebalance(d)
     if plan is not None and e.plan_id == plan.plan_id:
-        state = replace(state, rebalance=replace(plan, started=plan.started | {e.stream_id}))
-    return state
+        d.changes["rebalance"] = replace(plan, started=plan.started | {e.stream_id})
 
 
-def _count_plan_outcome(state: ClusterState, m: MigrationState, *, completed: bool) -> ClusterState:
-    plan = state.rebalance
+def _count_plan_outcome(d: Draft, m: MigrationState, *, completed: bool) -> None:
+    plan = _rebalance(d)
     if plan is None or m.plan_id != plan.plan_id:
-        return state
+        return
     if completed:
-        return replace(state, rebalance=replace(plan, completed=plan.completed + 1))
-    return replace(state, rebalance=replace(plan, aborted=plan.aborted + 1))
+        d.changes["rebalance"] = replace(plan, completed=plan.completed + 1)
+    else:
+        d.changes["rebalance"] = replace(plan, aborted=plan.aborted + 1)
 
 
 def _migration(
-    state: ClusterState, stream_id: str, migration_id: str
+    d: Draft, stream_id: str, migration_id: str
 ) -> tuple[StreamAssignment, MigrationState]:
-    stream = _stream(state, stream_id)
+    stream = _stream(d, stream_id)
     m = stream.migration_state
     if m is None or m.migration_id != migration_id:
         raise Rejected(
@@ -447,16 +482,16 @@ def _migration(
     return stream, m
 
 
-def migration_completed(state: ClusterState, e: ev.MigrationCompleted) -> ClusterState:
+def _migration_completed(d: Draft, e: ev.MigrationCompleted) -> None:
     """Make-before-break: the target (already holding capacity) becomes the owner."""
-    stream, m = _migration(state, e.stream_id, e.migration_id)
-    target = _instance(state, m.to_server, m.to_incarnation)
+    stream, m = _migration(d, e.stream_id, e.migration_id)
+    target = _instance(d, m.to_server, m.to_incarnation)
     if target.status in GONE_STATUSES:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"target {m.to_server!r} is {target.status}")
-    state = _release(state, m.from_server, stream, owner=True)
-    target = _instance(state, m.to_server)
-    state = _put_instance(state, replace(target, current_streams=target.current_streams + 1))
-    stream = replace(
+    _release(d, m.from_server, stream, owner=True)
+    target = _instance(d, m.to_server)
+    _put_instance(d, _replace_instance(target, current_streams=target.current_streams + 1))
+    stream = _replace_stream(
         stream,
         server_id=m.to_server,
         incarnation=m.to_incarnation,
@@ -464,59 +499,138 @@ def migration_completed(state: ClusterState, e: ev.MigrationCompleted) -> Cluste
         status=AssignmentStatus.RUNNING,
         migration_state=None,
     )
-    state = _count_plan_outcome(state, m, completed=True)
-    return _put_stream(state, stream)
+    _count_plan_outcome(d, m, completed=True)
+    _put_stream(d, stream)
 
 
-def migration_aborted(state: ClusterState, e: ev.MigrationAborted) -> ClusterState:
-    stream, m = _migration(state, e.stream_id, e.migration_id)
-    state = _release(state, m.to_server, stream, owner=False)
-    state = _count_plan_outcome(state, m, completed=False)
-    return _put_stream(
-        state, replace(stream, status=AssignmentStatus.RUNNING, migration_state=None)
-    )
+def _migration_aborted(d: Draft, e: ev.MigrationAborted) -> None:
+    stream, m = _migration(d, e.stream_id, e.migration_id)
+    _release(d, m.to_server, stream, owner=False)
+    _count_plan_outcome(d, m, completed=False)
+    _put_stream(d, _replace_stream(stream, status=AssignmentStatus.RUNNING, migration_state=None))
 
 
 # --- rebalancing, consistency, commands, maintenance ------------------------------------
 
 
-def rebalance_planned(state: ClusterState, e: ev.RebalancePlanned) -> ClusterState:
+def _rebalance_planned(d: Draft, e: ev.RebalancePlanned) -> None:
     if e.dry_run:
-        return replace(state, last_plan_id=e.plan_id, last_plan_at=e.time)
-    if state.rebalance is not None:
+        d.changes.update(last_plan_id=e.plan_id, last_plan_at=e.time)
+        return
+    running = d.base.rebalance
+    if running is not None:
         raise Rejected(
-            FindingKind.INVALID_TRANSITION, f"rebalance {state.rebalance.plan_id!r} still running"
+            FindingKind.INVALID_TRANSITION, f"rebalance {running.plan_id!r} still running"
         )
     moves = tuple(PlannedMigration(m.stream_id, m.from_server, m.to_server) for m in e.moves)
     progress = RebalanceProgress(plan_id=e.plan_id, moves=moves, started_seq=e.seq)
-    return replace(state, last_plan_id=e.plan_id, last_plan_at=e.time, rebalance=progress)
+    d.changes.update(last_plan_id=e.plan_id, last_plan_at=e.time, rebalance=progress)
 
 
-def rebalance_completed(state: ClusterState, e: ev.RebalanceCompleted) -> ClusterState:
-    if state.rebalance is None or state.rebalance.plan_id != e.plan_id:
+def _rebalance_completed(d: Draft, e: ev.RebalanceCompleted) -> None:
+    running = d.base.rebalance
+    if running is None or running.plan_id != e.plan_id:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"no rebalance {e.plan_id!r} in progress")
-    return replace(state, rebalance=None)
+    d.changes["rebalance"] = None
 
 
-def divergence_found(state: ClusterState, e: ev.ConsistencyDivergenceFound) -> ClusterState:
-    return replace(state, divergences_found=state.divergences_found + 1)
+def _divergence_found(d: Draft, e: ev.ConsistencyDivergenceFound) -> None:
+    d.changes["divergences_found"] = d.base.divergences_found + 1
 
 
-def divergence_repaired(state: ClusterState, e: ev.ConsistencyDivergenceRepaired) -> ClusterState:
-    return replace(state, divergences_repaired=state.divergences_repaired + 1)
+def _divergence_repaired(d: Draft, e: ev.ConsistencyDivergenceRepaired) -> None:
+    d.changes["divergences_repaired"] = d.base.divergences_repaired + 1
 
 
-def command_done(state: ClusterState, e: ev.CommandRejected | ev.CommandCompleted) -> ClusterState:
-    done = state.processed_commands.set(e.command_id, e.seq)
+def _command_done(d: Draft, e: ev.CommandRejected | ev.CommandCompleted) -> None:
+    done = d.base.processed_commands.set(e.command_id, e.seq)
     if len(done) > 2 * COMMAND_WINDOW:
         newest = sorted(done.items(), key=lambda kv: kv[1])[-COMMAND_WINDOW:]
         done = immutables.Map(newest)
-    return replace(state, processed_commands=done)
+    d.changes["processed_commands"] = done
 
 
-def maintenance_entered(state: ClusterState, e: ev.MaintenanceModeEntered) -> ClusterState:
-    return replace(state, maintenance=True, maintenance_reason=e.reason)
+def _maintenance_entered(d: Draft, e: ev.MaintenanceModeEntered) -> None:
+    d.changes.update(maintenance=True, maintenance_reason=e.reason)
 
 
-def maintenance_left(state: ClusterState, e: ev.MaintenanceModeLeft) -> ClusterState:
-    return replace(state, maintenance=False, maintenance_reason=None)
+def _maintenance_left(d: Draft, e: ev.MaintenanceModeLeft) -> None:
+    d.changes.update(maintenance=False, maintenance_reason=None)
+
+
+# --- the table the fold dispatches on, and the one-transition public functions ----------
+
+TRANSITIONS: dict[type[ControlEvent], Transition] = {
+    ev.LeaderElected: _leader_elected,
+    ev.InstanceRegistered: _instance_registered,
+    ev.InstanceSuspected: _instance_suspected,
+    ev.InstanceRecovered: _instance_recovered,
+    ev.InstanceFailed: _instance_gone,
+    ev.InstanceDeregistered: _instance_gone,
+    ev.InstanceQuarantined: _instance_quarantined,
+    ev.InstanceDraining: _instance_draining,
+    ev.InstanceUndrained: _instance_undrained,
+    ev.InstanceDrained: _instance_drained,
+    ev.InstanceCapacityChanged: _instance_capacity_changed,
+    ev.PerformanceSampled: _performance_sampled,
+    ev.StreamRegistered: _stream_registered,
+    ev.StreamDeregistered: _stream_deregistered,
+    ev.StreamAssigned: _stream_assigned,
+    ev.StreamUnassigned: _stream_unassigned,
+    ev.StreamStarted: _stream_started,
+    ev.StreamFailed: _stream_failed,
+    ev.MigrationStarted: _migration_started,
+    ev.MigrationCompleted: _migration_completed,
+    ev.MigrationAborted: _migration_aborted,
+    ev.RebalancePlanned: _rebalance_planned,
+    ev.RebalanceCompleted: _rebalance_completed,
+    ev.ConsistencyDivergenceFound: _divergence_found,
+    ev.ConsistencyDivergenceRepaired: _divergence_repaired,
+    ev.CommandRejected: _command_done,
+    ev.CommandCompleted: _command_done,
+    ev.MaintenanceModeEntered: _maintenance_entered,
+    ev.MaintenanceModeLeft: _maintenance_left,
+}
+"""Event type -> its transition on a :class:`Draft` (what :func:`projections.fold.apply` runs)."""
+
+
+def _public(core: Callable[[Draft, _E], None]) -> Callable[[ClusterState, _E], ClusterState]:
+    """``core`` as a whole transition ``(state, event) -> state`` (raises :class:`Rejected`)."""
+
+    def transition(state: ClusterState, e: _E) -> ClusterState:
+        d = Draft(state)
+        core(d, e)
+        return d.finish()
+
+    transition.__name__ = transition.__qualname__ = core.__name__.lstrip("_")
+    transition.__doc__ = core.__doc__
+    return transition
+
+
+leader_elected = _public(_leader_elected)
+instance_registered = _public(_instance_registered)
+instance_suspected = _public(_instance_suspected)
+instance_recovered = _public(_instance_recovered)
+instance_gone = _public(_instance_gone)
+instance_quarantined = _public(_instance_quarantined)
+instance_draining = _public(_instance_draining)
+instance_undrained = _public(_instance_undrained)
+instance_drained = _public(_instance_drained)
+instance_capacity_changed = _public(_instance_capacity_changed)
+performance_sampled = _public(_performance_sampled)
+stream_registered = _public(_stream_registered)
+stream_deregistered = _public(_stream_deregistered)
+stream_assigned = _public(_stream_assigned)
+stream_unassigned = _public(_stream_unassigned)
+stream_started = _public(_stream_started)
+stream_failed = _public(_stream_failed)
+migration_started = _public(_migration_started)
+migration_completed = _public(_migration_completed)
+migration_aborted = _public(_migration_aborted)
+rebalance_planned = _public(_rebalance_planned)
+rebalance_completed = _public(_rebalance_completed)
+divergence_found = _public(_divergence_found)
+divergence_repaired = _public(_divergence_repaired)
+command_done = _public(_command_done)
+maintenance_entered = _public(_maintenance_entered)
+maintenance_left = _public(_maintenance_left)
