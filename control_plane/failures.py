@@ -7,7 +7,7 @@ the observer itself looks blind; flapping instances are quarantined with growing
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from control_plane.context import Ctx
 from control_plane.liveness import Liveness
@@ -85,15 +85,14 @@ def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> No
             )
 
 
-def quarantine_if_flapping(
-    ctx: Ctx, inst: EnhancedInstance, last_failure_at: datetime | None = None
-) -> None:
+def quarantine_if_flapping(ctx: Ctx, inst: EnhancedInstance) -> None:
     """Right after a re-registration: quarantine a server that keeps failing.
 
-    ``last_failure_at`` is the previous incarnation's (a new incarnation starts without one).
+    ``failure_count`` and ``last_failure_at`` are per server (the fold carries them over
+    from earlier incarnations).
     """
     cfg = ctx.config
-    last = last_failure_at or inst.last_failure_at
+    last = inst.last_failure_at
     recent = last is not None and ctx.now - last <= cfg.flap_window
     if inst.failure_count < cfg.quarantine_after or not recent:
         return

@@ -46,9 +46,6 @@ def _register(ctx: Ctx, old: EnhancedInstance | None, hb: Heartbeat) -> None:
         handle_instance_failure(ctx, old, ev.Reasons.SUPERSEDED)
     elif old is not None and ctx.state.held.get(old.server_id):
         evacuate(ctx, old.server_id, ev.Reasons.INSTANCE_FAILED)  # leftovers of a past term
-    # the fold does not carry last_failure_at over to the new incarnation: read it first
-    gone = ctx.state.instances.get(hb.server_id)
-    last_failure_at = gone.last_failure_at if gone is not None else None
     ctx.emit(
         ev.InstanceRegistered,
         server_id=hb.server_id,
@@ -60,7 +57,7 @@ def _register(ctx: Ctx, old: EnhancedInstance | None, hb: Heartbeat) -> None:
         tags=hb.tags,
     )
     ctx.republish.add(hb.server_id)
-    quarantine_if_flapping(ctx, ctx.state.instances[hb.server_id], last_failure_at)
+    quarantine_if_flapping(ctx, ctx.state.instances[hb.server_id])
 
 
 def _on_report(ctx: Ctx, inst: EnhancedInstance, r: StreamReport) -> None:

@@ -224,6 +224,7 @@ def _instance_registered(d: Draft, e: ev.InstanceRegistered) -> None:
         last_heartbeat=e.time,
         failure_count=old.failure_count if old else 0,
         recovery_attempts=old.recovery_attempts if old else 0,
+        last_failure_at=old.last_failure_at if old else None,
         draining=old.draining if old else False,
         past_incarnations=(*old.past_incarnations, old.incarnation)[-PAST_KEPT:] if old else (),
     )
