@@ -1,0 +1,349 @@
+"""Heartbeat scale benchmark: how many instances can one orchestrator watch at 1 Hz?
+
+    .venv/bin/python bench/heartbeats.py [--steps 100,500,1000,2000,5000,10000]
+        [--sim-procs 2] [--fail-after 5] [--bootstrap HOST:PORT]
+
+For each step (a fresh topic prefix and a fresh orchestrator each time), simulated agents,
+not full WorkerAgents, publish valid ``Heartbeat`` messages at 1 Hz, spread evenly over the
+second, from ``--sim-procs`` child processes that share one producer each. This process runs
+a few agents of its own whose timing it knows exactly:
+
+* **detection**: once every agent is registered and a short warm-up has passed, ``--victims``
+  agents stop; ``detection_s`` is the time from a victim's last heartbeat to the arrival of
+  its ``InstanceFailed`` event (ideal: ``fail_after`` plus one decide cycle);
+* **lag**: ``--probes`` new agents join one per second; ``lag_s`` is the time from a probe's
+  first heartbeat to the arrival of its ``InstanceRegistered`` event, i.e. how far behind
+  the heartbeats the orchestrator's decisions are (consumption, decide, transaction).
+
+A step passes when every agent registered, every victim was detected within
+``fail_after + 1`` s, the worst probe lag is under 1 s and no live agent was suspected or
+failed during the measurement (suspicions during the registration storm and the warm-up
+are reported apart, as ``startup_false_alarms``). ``--profile`` runs the orchestrator under
+pyinstrument. Steps go up until one fails; each is bounded in time. Human-readable lines first;
+the last line is one JSON object (``instances``: the largest passing step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import signal
+import sys
+import time
+from collections import deque
+from datetime import UTC, datetime
+from typing import Any
+
+import _common as c
+from aiokafka import AIOKafkaProducer
+
+from control_plane.config import OrchestratorSettings
+from control_plane.demo import Children, LogFollower
+from events import control as ev
+from events.codec import encode
+from events.heartbeat import Heartbeat
+from events.topics import Topics
+from projections.kafka_io import ensure_topics, make_producer, started
+
+SLOTS = 20  # sends are spread over this many slots per interval
+ID_MARK = b"I" * 32
+TIME_MARK = b"2000-01-01T00:00:00.123456Z"
+
+
+def template(server_id: str, incarnation: str) -> bytes:
+    """A heartbeat's wire bytes with marks where a fresh id and time go on each send."""
+    hb = Heartbeat(
+        id=ID_MARK.decode(),
+        source="bench/heartbeats",
+        time=datetime(2000, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+        server_id=server_id,
+        incarnation=incarnation,
+        ip="127.0.0.1",
+        port=8000,
+        max_streams=10,
+    )
+    raw = encode(hb)
+    assert raw.count(ID_MARK) == 1 and raw.count(TIME_MARK) == 1, raw
+    return raw
+
+
+class Simulator:
+    """Agents heartbeating at ``interval`` through one producer, in ``SLOTS`` even slots."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, interval: float = 1.0):
+        self.producer, self.topic, self.interval = producer, topic, interval
+        self.slots: list[dict[str, bytes]] = [{} for _ in range(SLOTS)]
+        self.incarnation = os.urandom(8).hex()
+        self.last_sent: dict[str, float] = {}
+        self.sent = 0
+        self.behind_max = 0.0
+        self._pending: deque[asyncio.Future[Any]] = deque()
+
+    def add(self, server_id: str, slot: int) -> None:
+        self.slots[slot % SLOTS][server_id] = template(server_id, self.incarnation)
+
+    def remove(self, server_id: str) -> float:
+        """Silence an agent; returns the wall time of its last heartbeat."""
+        for slot in self.slots:
+            slot.pop(server_id, None)
+        return self.last_sent.get(server_id, math.nan)
+
+    async def send_one(self, server_id: str, raw: bytes, stamp: bytes) -> None:
+        value = raw.replace(ID_MARK, os.urandom(16).hex().encode(), 1).replace(TIME_MARK, stamp, 1)
+        self._pending.append(await self.producer.send(self.topic, value, key=server_id.encode()))
+        self.last_sent[server_id] = time.time()
+        self.sent += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        tick = self.interval / SLOTS
+        began, k = time.monotonic(), 0
+        while not stop.is_set():
+            due = began + k * tick
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.behind_max = max(self.behind_max, -delay)
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+            for server_id, raw in list(self.slots[k % SLOTS].items()):
+                await self.send_one(server_id, raw, stamp)
+            await self._settle()
+            k += 1
+
+    async def _settle(self) -> None:
+        # acknowledgements are collected one tick late so that sending never waits on them
+        keep = len(self._pending) // 2
+        async with asyncio.timeout(c.NET):
+            while len(self._pending) > keep:
+                await self._pending.popleft()
+
+
+async def simulate(args: argparse.Namespace) -> None:
+    """Child mode: ``--count`` agents from ``--first`` until SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    topics = Topics(args.prefix)
+    async with started(make_producer(args.bootstrap, linger_ms=20), what="sim") as producer:
+        sim = Simulator(producer, topics.heartbeats)
+        for i in range(args.first, args.first + args.count):
+            sim.add(f"sim-{i:05d}", i)
+        task = asyncio.create_task(sim.run(stop))
+        while not stop.is_set():
+            with_timeout = asyncio.create_task(stop.wait())
+            await asyncio.wait({with_timeout, task}, timeout=5, return_when="FIRST_COMPLETED")
+            with_timeout.cancel()
+            print(f"sent {sim.sent}, schedule behind max {sim.behind_max:.3f}s", flush=True)
+            if task.done():
+                task.result()
+        await task
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", default="100,500,1000,2000,5000,10000")
+    p.add_argument("--sim-procs", type=int, default=2, help="simulator processes")
+    p.add_argument("--victims", type=int, default=2)
+    p.add_argument("--probes", type=int, default=5)
+    p.add_argument("--warmup", type=float, default=10.0, help="seconds before measuring")
+    p.add_argument("--profile", action="store_true", help="orchestrator under pyinstrument")
+    p.add_argument("--register-timeout", type=float, default=120.0, help="seconds per step")
+    p.add_argument("--fail-after", type=float, default=OrchestratorSettings().fail_after)
+    p.add_argument("--bootstrap", default=None)
+    p.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--prefix", help=argparse.SUPPRESS)
+    p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
+    return p.parse_args()
+
+
+def _spawn_sims(children: Children, kafka: str, prefix: str, count: int, procs: int) -> None:
+    per = math.ceil(count / max(1, procs))
+    for p in range(procs):
+        first = p * per
+        n = min(per, count - first)
+        if n <= 0:
+            break
+        args = [sys.executable, __file__, "--simulate", "--bootstrap", kafka, "--prefix", prefix]
+        children.spawn(f"sim-{p}", "sim", [*args, "--first", str(first), "--count", str(n)])
+
+
+def _sim_behind(children: Children) -> float:
+    """The worst schedule delay the simulator children logged (their last report)."""
+    worst = 0.0
+    for ch in children.all:
+        if ch.kind != "sim":
+            continue
+        lines = [x for x in ch.log_path.read_text().splitlines() if x.startswith("sent ")]
+        if lines:
+            worst = max(worst, float(lines[-1].rsplit(" ", 1)[1].rstrip("s")))
+    return worst
+
+
+class Measure:
+    """Victims silenced, probes joining, and what the log says about them (arrival times)."""
+
+    def __init__(self, args: argparse.Namespace, sim: Simulator):
+        self.args, self.sim = args, sim
+        self.victims = [f"victim-{v}" for v in range(args.victims)]
+        self.probes = [f"probe-{p}" for p in range(args.probes)]
+        self.silent_since: dict[str, float] = {}
+        self.probe_sent: dict[str, float] = {}
+        self.failed: dict[str, float] = {}
+        self.registered: dict[str, float] = {}
+        self.false_alarms: list[str] = []
+        #: suspicions of live agents before the measurement (registration storm, warm-up)
+        self.early_alarms: list[str] = []
+        self.measuring = False
+        self.maintenance: list[str] = []
+
+    def on_events(self, events: list[Any], arrived: float) -> None:
+        for e in events:
+            if isinstance(e, ev.InstanceFailed) and e.server_id in self.silent_since:
+                self.failed.setdefault(e.server_id, arrived)
+            elif isinstance(e, ev.InstanceRegistered) and e.server_id in self.probe_sent:
+                self.registered.setdefault(e.server_id, arrived)
+            elif isinstance(e, ev.InstanceSuspected | ev.InstanceFailed):
+                if e.server_id not in self.silent_since:
+                    alarms = self.false_alarms if self.measuring else self.early_alarms
+                    alarms.append(f"{type(e).__name__} {e.server_id}")
+            elif isinstance(e, ev.MaintenanceModeEntered):
+                self.maintenance.append(f"{e.reason}: {e.detail}")
+
+    def done(self) -> bool:
+        return len(self.failed) == len(self.victims) and len(self.registered) == len(self.probes)
+
+    async def run(self, f: LogFollower) -> None:
+        self.measuring = True
+        for v in self.victims:
+            self.silent_since[v] = self.sim.remove(v)
+        began = time.monotonic()
+        limit = self.args.fail_after + len(self.probes) + 15
+        while not self.done() and time.monotonic() - began < limit:
+            due = int(time.monotonic() - began) + 1
+            for p in self.probes[len(self.probe_sent) : due]:
+                self.sim.add(p, len(self.probe_sent) * 3)
+                stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ").encode()
+                self.probe_sent[p] = time.time()
+                await self.sim.send_one(p, template(p, self.sim.incarnation), stamp)
+            self.on_events(await f.poll(timeout_ms=20), time.time())
+
+    def figures(self) -> dict[str, Any]:
+        det = [self.failed[v] - self.silent_since[v] for v in self.failed]
+        lag = [self.registered[p] - self.probe_sent[p] for p in self.registered]
+        return {
+            "detection_s": round(max(det), 3) if len(det) == len(self.victims) else None,
+            "lag_s": round(max(lag), 3) if len(lag) == len(self.probes) else None,
+            "lag_p50_s": round(c.percentile(lag, 50), 3) if lag else None,
+            "false_alarms": len(self.false_alarms),
+            "startup_false_alarms": len(self.early_alarms),
+            "maintenance": self.maintenance[:3],
+        }
+
+
+async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
+    prefix = c.fresh_prefix(f"hb{n}")
+    topics = Topics(prefix)
+    await ensure_topics(kafka, topics)
+    out: dict[str, Any] = {"instances": n}
+    with c.fleet("heartbeats", prefix, kafka, {"FAIL_AFTER": str(args.fail_after)}) as children:
+        producer = make_producer(kafka, linger_ms=0)
+        async with LogFollower(kafka, topics) as f, started(producer, what="probe producer"):
+            orch = c.start_orchestrator(children, profile=args.profile)
+            await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
+            stop = asyncio.Event()
+            sim = Simulator(producer, topics.heartbeats)
+            m = Measure(args, sim)
+            for i, v in enumerate(m.victims):
+                sim.add(v, i * 7)
+            local = asyncio.create_task(sim.run(stop))
+            try:
+                _spawn_sims(children, kafka, prefix, n - len(m.victims), args.sim_procs)
+                out["register_s"] = round(
+                    await c.wait_state(
+                        f,
+                        lambda s: c.active_count(s) >= n,
+                        limit_s=args.register_timeout,
+                        what=f"{n} instances registered",
+                    ),
+                    1,
+                )
+                await _idle(f, args.warmup, m)
+                cpu0, t0 = c.cpu_seconds(orch.pid), time.monotonic()
+                await m.run(f)
+                out["orchestrator_cpu"] = round(
+                    (c.cpu_seconds(orch.pid) - cpu0) / (time.monotonic() - t0), 2
+                )
+            except TimeoutError as exc:
+                out["error"] = str(exc)
+            finally:
+                stop.set()
+                await local
+            out |= m.figures()
+            out["sim_behind_max_s"] = round(max(_sim_behind(children), sim.behind_max), 3)
+    return out | _verdict(args, out)
+
+
+async def _idle(f: LogFollower, seconds: float, m: Measure) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        m.on_events(await f.poll(timeout_ms=100), time.time())
+
+
+def _verdict(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
+    why = []
+    if "error" in s:
+        why.append(s["error"])
+    if s.get("detection_s") is None or s["detection_s"] > args.fail_after + 1:
+        why.append(f"detection {s.get('detection_s')} s > fail_after + 1")
+    if s.get("lag_s") is None or s["lag_s"] >= 1.0:
+        why.append(f"lag {s.get('lag_s')} s >= 1")
+    if s.get("false_alarms"):
+        why.append(f"{s['false_alarms']} live instances suspected or failed")
+    return {"passed": not why, "why": "; ".join(why)}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    kafka = c.bootstrap(args.bootstrap)
+    steps: list[dict[str, Any]] = []
+    for n in (int(x) for x in args.steps.split(",")):
+        s = await _step(args, kafka, n)
+        steps.append(s)
+        print(
+            f"{n:>6} instances: {'pass' if s['passed'] else 'FAIL'}  register "
+            f"{s.get('register_s')}s  detection {s.get('detection_s')}s  lag max "
+            f"{s.get('lag_s')}s p50 {s.get('lag_p50_s')}s  orchestrator CPU "
+            f"{s.get('orchestrator_cpu')}  simulator behind {s['sim_behind_max_s']}s  "
+            f"suspicions at startup {s.get('startup_false_alarms')}"
+            + (f"  ({s['why']})" if s["why"] else ""),
+            flush=True,
+        )
+        if not s["passed"]:
+            break
+    best = max((s for s in steps if s["passed"]), key=lambda s: s["instances"], default=None)
+    failing = next((s for s in steps if not s["passed"]), None)
+    return {
+        "instances": best["instances"] if best else 0,
+        "detection_s": best["detection_s"] if best else None,
+        "lag_s": best["lag_s"] if best else None,
+        "fail_after_s": args.fail_after,
+        "target_instances": 10_000,
+        "target_met": bool(best and best["instances"] >= 10_000),
+        "first_failing": failing,
+        "steps": steps,
+        "date": c.utc_now_text(),
+        "load_avg_1m": round(c.load_average(), 2),
+    }
+
+
+if __name__ == "__main__":
+    arguments = _args()
+    if arguments.simulate:
+        asyncio.run(simulate(arguments))
+    else:
+        result = asyncio.run(main(arguments))
+        print(
+            f"highest passing step: {result['instances']} instances "
+            f"(target 10,000: {'met' if result['target_met'] else 'NOT met'})"
+        )
+        c.emit(result)
