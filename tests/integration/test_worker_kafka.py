@@ -224,10 +224,6 @@ async def test_sigterm_announces_leaving_and_exits_zero(
             await proc.wait()
 
 
-@pytest.mark.skip(
-    reason="needs a broker outage: a loopback TCP proxy cannot cut the worker off, because "
-    "aiokafka closes the bootstrap connection and then dials the broker's advertised "
-    "listener directly; covered by the lead's chaos tests with a dedicated broker"
-)
-async def test_broker_outage_keeps_streams_running_and_reconnects():
-    raise AssertionError("see the skip reason")
+# A broker outage (streams keep running, the worker reconnects) is tested against a real
+# three-broker cluster whose brokers are all killed and restarted:
+# tests/chaos/test_worker_broker_restart.py.
