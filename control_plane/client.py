@@ -8,6 +8,7 @@ Used by the CLI, the demo and the tests; any Kafka client in any language can do
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,8 +22,13 @@ from events.codec import decode_event
 from events.control import CommandCompleted, CommandRejected
 from events.errors import EventError
 from events.topics import Topics
+from projections.errors import InvalidSnapshotError, OffsetOutOfRangeError
 from projections.kafka_io import make_consumer, make_producer, started
 from projections.replay import ReplayResult, replay
+from projections.snapshots import SnapshotStore, restore_state
+from projections.state import ClusterState
+
+log = logging.getLogger(__name__)
 
 
 def new_command_id() -> str:
@@ -84,6 +90,54 @@ async def send_command(
             ) from exc
 
 
+async def snapshot_start(
+    bootstrap: str,
+    topics: Topics,
+    *,
+    until_offset: int | None = None,
+    until_seq: int | None = None,
+) -> tuple[ClusterState, int]:
+    """Where to start folding: the latest valid snapshot's state and ``log_offset`` when it
+    lies at or before ``until_offset``/``until_seq`` (if given), else an empty state at 0.
+    A snapshot that cannot be rebuilt is logged and ignored (the log answers anyway)."""
+    async with SnapshotStore(bootstrap, topics) as store:
+        snapshot = await store.latest()
+    if snapshot is None:
+        return ClusterState(), 0
+    if until_offset is not None and snapshot.log_offset > until_offset:
+        return ClusterState(), 0
+    if until_seq is not None and snapshot.seq > until_seq:
+        return ClusterState(), 0
+    try:
+        return restore_state(snapshot), snapshot.log_offset
+    except InvalidSnapshotError as exc:
+        log.warning("not using the snapshot at seq %d: %s", snapshot.seq, exc)
+        return ClusterState(), 0
+
+
 async def read_state(bootstrap: str, topics: Topics, **kwargs: object) -> ReplayResult:
-    """The current state: the whole control log folded (``kwargs`` go to ``replay``)."""
+    """The current state: the control log folded (``kwargs`` go to ``replay``).
+
+    It starts from the latest valid snapshot (then folds the tail from its ``log_offset``)
+    unless ``kwargs`` say where to start (``from_state``/``from_offset``) or stop by time;
+    with ``until_offset``, only a snapshot at or before it is used. ``events``/``rejected``
+    in the result then count the tail only. Without a usable snapshot, or when its offset is
+    no longer in the log, it folds from offset 0."""
+    fixed = {"from_state", "from_offset", "until_time"} & kwargs.keys()
+    if not fixed:
+        until = kwargs.get("until_offset")
+        start, offset = await snapshot_start(
+            bootstrap, topics, until_offset=until if isinstance(until, int) else None
+        )
+        if offset > 0:
+            try:
+                return await replay(
+                    bootstrap,
+                    topics.events,
+                    from_state=start,
+                    from_offset=offset,
+                    **kwargs,  # type: ignore[arg-type]
+                )
+            except OffsetOutOfRangeError as exc:
+                log.warning("snapshot offset not in the log (%s); folding from 0", exc)
     return await replay(bootstrap, topics.events, **kwargs)  # type: ignore[arg-type]
