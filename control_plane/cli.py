@@ -19,6 +19,7 @@ from control_plane.audit_cli import audit_app
 from control_plane.client import read_state, send_command
 from control_plane.config import OrchestratorSettings
 from control_plane.demo import demo
+from control_plane.drift_cli import audit_drift
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.infra.cli import infra_app
 from events import commands as cmd
@@ -40,8 +41,11 @@ instances_app = typer.Typer(no_args_is_help=True, help="List, drain and resize i
 app.add_typer(infra_app, name="infra")
 app.add_typer(streams_app, name="streams")
 app.add_typer(instances_app, name="instances")
+audit_app.command("drift")(audit_drift)
 app.add_typer(
-    audit_app, name="audit", help="Replay history: state at a time, why a stream moved, verify."
+    audit_app,
+    name="audit",
+    help="Replay history: state at a time, why a stream moved, verify, projection drift.",
 )
 app.command("worker")(worker)
 app.command("projector")(projector)
