@@ -7,6 +7,7 @@ events (``InstanceSuspected``, ``StreamStarted``, ...), so every decision is in 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,13 +27,40 @@ class Liveness:
     ``watch_started_at`` guards a new leader: it judges no one silent before it has
     listened for ``fail_after`` (a hot standby that was already listening passes its own
     earlier start time).
+
+    ``last`` is kept in order of ``received_at`` (oldest first), so that failure detection
+    reads only the servers heard before a cutoff instead of all of them every cycle;
+    ``incarnations`` mirrors the incarnation of each sighting for a C-speed comparison
+    with the state's instances.
     """
 
     watch_started_at: datetime
     last: dict[str, Sighting] = field(default_factory=dict)
+    incarnations: dict[str, str] = field(default_factory=dict)
+    _newest: datetime | None = None
+    #: False after a sighting older than the newest one (the clock went back)
+    _in_order: bool = True
 
     def observe(self, heartbeat: Heartbeat, received_at: datetime) -> None:
-        self.last[heartbeat.server_id] = Sighting(heartbeat, received_at)
+        sid = heartbeat.server_id
+        self.last.pop(sid, None)  # re-inserted at the end: the newest sighting
+        self.last[sid] = Sighting(heartbeat, received_at)
+        self.incarnations[sid] = heartbeat.incarnation
+        if self._newest is not None and received_at < self._newest:
+            self._in_order = False
+        else:
+            self._newest = received_at
+
+    def heard_up_to(self, cutoff: datetime) -> Iterator[Sighting]:
+        """The latest sightings received at or before ``cutoff``, oldest first."""
+        if not self._in_order:
+            # a rare repair (wall clock stepped back): the content stays the same
+            self.last = dict(sorted(self.last.items(), key=lambda kv: kv[1].received_at))
+            self._in_order = True
+        for sighting in self.last.values():
+            if sighting.received_at > cutoff:
+                return
+            yield sighting
 
     def last_seen(self, server_id: str, incarnation: str) -> datetime | None:
         sighting = self.last.get(server_id)
@@ -44,10 +72,17 @@ class Liveness:
         self, server_id: str, incarnation: str, registered_at: datetime | None, now: datetime
     ) -> timedelta:
         """How long this incarnation has been silent, as far as this process can tell."""
+        return now - self.quiet_since(server_id, incarnation, registered_at)
+
+    def quiet_since(
+        self, server_id: str, incarnation: str, registered_at: datetime | None
+    ) -> datetime:
+        """Since when this incarnation has been silent: its last sighting, else the later of
+        its registration and the start of this watch."""
         seen = self.last_seen(server_id, incarnation)
         if seen is None:
             seen = max(self.watch_started_at, registered_at or self.watch_started_at)
-        return now - seen
+        return seen
 
     def watched_for(self, now: datetime) -> timedelta:
         return now - self.watch_started_at

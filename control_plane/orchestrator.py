@@ -44,6 +44,9 @@ from projections.state import ClusterState
 
 log = logging.getLogger("streamplane.orchestrator")
 
+#: heartbeats per read while draining: small enough to check the time budget often
+HB_BATCH = 2_000
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -89,6 +92,8 @@ class EnhancedStreamOrchestrator:
         self._membership = _Membership()
         self._producer: AIOKafkaProducer | None = None
         self._last_hb_poll = clock()
+        #: when the heartbeat topic was last read to its end (see _poll_heartbeats)
+        self._hb_caught_up_at = clock()
         self._observer_blind = False
         self._last_balance_check = clock()
         self._log_tp = TopicPartition(self.topics.events, 0)
@@ -222,25 +227,53 @@ class EnhancedStreamOrchestrator:
             self._snapshotter.after_commit(self.state, self._log_next, now)
 
     async def _poll_heartbeats(self) -> list[Heartbeat]:
-        timeout_ms = int(self.settings.cycle_interval * 1000)
+        """Drain the heartbeat topic, for at most ``cycle_interval`` (the rest waits a cycle).
+
+        Draining, rather than one bounded read, keeps a backlog (after a long cycle) from
+        leaving partitions unread, whose instances would look silent. While a backlog is
+        left, the observer counts as lagging since it was last caught up, so a slow
+        orchestrator enters the mass-failure guard instead of suspecting live instances."""
+        interval = self.settings.cycle_interval
         if self.heartbeats_paused:
-            await asyncio.sleep(self.settings.cycle_interval)
+            await asyncio.sleep(interval)
             return []
-        batches = await self._hb.getmany(timeout_ms=timeout_ms, max_records=20_000)
-        now = self.clock()
-        self._last_hb_poll = self._heartbeats_fetched_at(now)
-        self._rebaseline_after_blindness(now)
+        deadline = time.monotonic() + interval
+        timeout_ms = int(interval * 1000)
         latest: dict[str, Heartbeat] = {}
-        for tp, records in batches.items():
-            for r in records:
-                try:
-                    hb = decode_heartbeat(r.value)
-                except EventError as exc:
-                    await self._dead_letter(tp, r, exc)
-                    continue
-                self.liveness.observe(hb, now)
-                latest[hb.server_id] = hb
+        while True:
+            batches = await self._hb.getmany(timeout_ms=timeout_ms, max_records=HB_BATCH)
+            now = self.clock()
+            for tp, records in batches.items():
+                for r in records:
+                    try:
+                        hb = decode_heartbeat(r.value)
+                    except EventError as exc:
+                        await self._dead_letter(tp, r, exc)
+                        continue
+                    self.liveness.observe(hb, now)
+                    latest[hb.server_id] = hb
+            caught_up = await self._heartbeats_caught_up()
+            timeout_ms = int((deadline - time.monotonic()) * 1000)
+            if caught_up or timeout_ms <= 0:
+                break
+        if caught_up:
+            self._hb_caught_up_at = now
+        self._last_hb_poll = min(self._heartbeats_fetched_at(now), self._hb_caught_up_at)
+        self._rebaseline_after_blindness(now)
         return list(latest.values())
+
+    async def _heartbeats_caught_up(self) -> bool:
+        """Whether every heartbeat partition is read up to its end as of its last fetch."""
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                for tp in self._hb.assignment():
+                    end = self._hb.last_stable_offset(tp)  # read_committed reads up to it
+                    if end is not None and await self._hb.position(tp) < end:
+                        return False
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            log.warning("heartbeat positions unknown: %s", exc)
+            return False
+        return True
 
     def _heartbeats_fetched_at(self, now: datetime) -> datetime:
         """When every heartbeat partition last got a fetch answer (the oldest of them).

@@ -233,7 +233,7 @@ def _flatten(obj: dict[str, Any], cls: type[Message], version: int) -> dict[str,
 
 def _schema_error(exc: ValidationError, type_: str, version: int) -> SchemaValidationError:
     err = exc.errors()[0]
-    # Skip pydantic's union-member tags (``lax-or-strict[...]`` for an IPv4|IPv6 field):
+    # Skip pydantic's union-member tags (``lax-or-strict[...]`` inside a union field):
     # they are schema reprs, not fields, and would make ``field`` unreadable.
     loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
     where = loc if loc in ENVELOPE_FIELDS else f"data.{loc}"

@@ -6,10 +6,9 @@ Named in the past tense. Every decision event carries a machine-readable ``reaso
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from events.base import ControlEvent, UtcDateTime
 from events.heartbeat import MAX_CAPACITY, MAX_TAGS, PerformanceMetrics
@@ -69,7 +68,8 @@ class InstanceRegistered(_InstanceEvent):
 
     type: Literal["InstanceRegistered"] = "InstanceRegistered"
     incarnation: Incarnation
-    ip: IPv4Address | IPv6Address
+    #: one validator (IPv4, else IPv6); a union ran both on every heartbeat
+    ip: IPvAnyAddress
     port: int = Field(ge=1, le=65535)
     max_streams: int = Field(ge=0, le=MAX_CAPACITY)
     zone: Tag | None = None

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv6Address
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from events.base import Message
 from events.ids import Incarnation, ServerId, ShortText, StreamId, Tag
@@ -68,7 +67,8 @@ class Heartbeat(Message):
 
     server_id: ServerId
     incarnation: Incarnation
-    ip: IPv4Address | IPv6Address
+    #: one validator (IPv4, else IPv6); a union ran both on every heartbeat
+    ip: IPvAnyAddress
     port: int = Field(ge=1, le=65535)
     max_streams: int = Field(ge=0, le=MAX_CAPACITY)
     zone: Tag | None = None

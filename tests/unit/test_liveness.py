@@ -1,0 +1,93 @@
+"""Liveness bookkeeping and the failure detector's use of it (pure, no event loop)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+from control_plane.config import DecideConfig
+from control_plane.decide import Inputs, decide
+from control_plane.liveness import Liveness
+from events import control as ev
+from events.heartbeat import Heartbeat
+from projections.fold import fold
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _hb(server_id: str, incarnation: str, at: datetime) -> Heartbeat:
+    return Heartbeat(
+        id=f"hb-{server_id}-{incarnation}-{at.timestamp()}",
+        source="test",
+        time=at,
+        server_id=server_id,
+        incarnation=incarnation,
+        ip="127.0.0.1",
+        port=7000,
+        max_streams=4,
+    )
+
+
+def test_heard_up_to_stays_exact_when_the_clock_steps_back() -> None:
+    lv = Liveness(watch_started_at=T0)
+    lv.observe(_hb("a", "1", T0), T0 + timedelta(seconds=10))
+    lv.observe(_hb("b", "1", T0), T0 + timedelta(seconds=5))  # the clock went back
+    lv.observe(_hb("c", "1", T0), T0 + timedelta(seconds=12))
+    heard = [s.heartbeat.server_id for s in lv.heard_up_to(T0 + timedelta(seconds=11))]
+    assert heard == ["b", "a"]
+    # a newer sighting of a server moves it to the end
+    lv.observe(_hb("b", "1", T0), T0 + timedelta(seconds=13))
+    heard = [s.heartbeat.server_id for s in lv.heard_up_to(T0 + timedelta(seconds=12))]
+    assert heard == ["a", "c"]
+
+
+def test_silence_counts_only_the_current_incarnation() -> None:
+    lv = Liveness(watch_started_at=T0)
+    lv.observe(_hb("w1", "old", T0), T0 + timedelta(seconds=9))
+    assert lv.last_seen("w1", "old") == T0 + timedelta(seconds=9)
+    assert lv.last_seen("w1", "new") is None
+    registered = T0 + timedelta(seconds=2)
+    assert lv.silence("w1", "new", registered, T0 + timedelta(seconds=10)) == timedelta(seconds=8)
+
+
+def test_a_current_incarnation_never_heard_is_failed_even_if_an_old_one_keeps_beating() -> None:
+    """w1's new incarnation registered and went silent; its superseded process still
+    heartbeats. The old beats must not keep the new incarnation alive."""
+    n = itertools.count(1)
+
+    def e(cls: type[ev.ControlEvent], at: float, **fields: object) -> ev.ControlEvent:
+        seq = next(n)
+        return cls(
+            id=f"e{seq}", source="t", time=T0 + timedelta(seconds=at), seq=seq, epoch=1, **fields
+        )
+
+    reg = {"ip": "127.0.0.1", "port": 7000, "max_streams": 4}
+    state = fold(
+        [
+            e(ev.LeaderElected, 0, leader_id="o1"),
+            e(ev.InstanceRegistered, 0, server_id="w1", incarnation="old", **reg),
+            e(ev.InstanceRegistered, 0, server_id="w2", incarnation="b", **reg),
+            e(ev.InstanceRegistered, 0, server_id="w3", incarnation="c", **reg),
+            e(ev.InstanceFailed, 1, server_id="w1", incarnation="old"),
+            e(ev.InstanceRegistered, 1, server_id="w1", incarnation="new", **reg),
+        ]
+    )
+    assert state.finding_count == 0
+    lv = Liveness(watch_started_at=T0 - timedelta(seconds=60))  # a hot leader
+    ids = (f"id{i}" for i in itertools.count())
+    cfg = DecideConfig()
+    failed: list[str] = []
+    for tick in range(2, 10):
+        now = T0 + timedelta(seconds=tick)
+        beats = [_hb("w1", "old", now), _hb("w2", "b", now), _hb("w3", "c", now)]
+        for hb in beats:
+            lv.observe(hb, now)
+        d = decide(
+            state, lv, Inputs(heartbeats=beats), now=now, new_id=lambda: next(ids), config=cfg
+        )
+        assert not d.dropped
+        state = d.state
+        failed += [x.incarnation for x in d.events if isinstance(x, ev.InstanceFailed)]
+    assert failed == ["new"]
+    assert state.instances["w1"].status.value == "failed"
+    assert state.instances["w2"].status.value == "active"
