@@ -44,14 +44,24 @@ def handle_departure(ctx: Ctx, inst: EnhancedInstance) -> None:
 
 def observer_blind(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> tuple[bool, str]:
     """Whether silence says more about us than about the workers."""
-    return _blind(ctx, _silent(ctx, liveness), observer_lag)
+    as_of = _heard_until(ctx, observer_lag)
+    return _blind(ctx, _silent(ctx, liveness, as_of), observer_lag, as_of)
 
 
-def _blind(ctx: Ctx, silent: list[_Quiet], observer_lag: timedelta) -> tuple[bool, str]:
+def _heard_until(ctx: Ctx, observer_lag: timedelta) -> datetime:
+    """Up to when the heartbeats have been read: silence is judged as of then, not as of
+    ``now``, so a stall of our own (a long cycle, a slow fetch) shorter than the blindness
+    threshold never makes a live instance look silent."""
+    return ctx.now - max(observer_lag, timedelta(0))
+
+
+def _blind(
+    ctx: Ctx, silent: list[_Quiet], observer_lag: timedelta, as_of: datetime
+) -> tuple[bool, str]:
     cfg = ctx.config
     if observer_lag > cfg.observer_max_lag:
         return True, f"heartbeat consumption lags {observer_lag.total_seconds():.1f}s"
-    n = sum(1 for q in silent if ctx.now - q.since >= cfg.suspect_after)
+    n = sum(1 for q in silent if as_of - q.since >= cfg.suspect_after)
     if n < cfg.mass_failure_min:
         return False, ""  # the usual case: no need to count the watched instances
     watched = sum(1 for i in ctx.state.instances.values() if i.status in WATCHED)
@@ -65,14 +75,14 @@ class _Quiet(NamedTuple):
     since: datetime
 
 
-def _silent(ctx: Ctx, liveness: Liveness) -> list[_Quiet]:
+def _silent(ctx: Ctx, liveness: Liveness, as_of: datetime) -> list[_Quiet]:
     """Watched instances silent for at least ``min(suspect_after, fail_after)``.
 
     Cost: the servers heard before the cutoff (from the oldest sighting on) plus one C-speed
     pass comparing incarnations, rather than a silence computed per instance per cycle.
     """
     cfg = ctx.config
-    cutoff = ctx.now - min(cfg.suspect_after, cfg.fail_after)
+    cutoff = as_of - min(cfg.suspect_after, cfg.fail_after)
     instances = ctx.state.instances
     out = []
     for s in liveness.heard_up_to(cutoff):  # heard, but not lately
@@ -93,8 +103,9 @@ def _silent(ctx: Ctx, liveness: Liveness) -> list[_Quiet]:
 def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> None:
     """Suspect, fail and move; or, when the observer looks blind, freeze and alert."""
     cfg = ctx.config
-    silent = _silent(ctx, liveness)
-    blind, why = _blind(ctx, silent, observer_lag)
+    as_of = _heard_until(ctx, observer_lag)
+    silent = _silent(ctx, liveness, as_of)
+    blind, why = _blind(ctx, silent, observer_lag, as_of)
     if blind:
         if not ctx.state.maintenance:
             ctx.emit(ev.MaintenanceModeEntered, reason=ev.Reasons.MASS_FAILURE, detail=why)
@@ -108,7 +119,7 @@ def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> No
     if liveness.watched_for(ctx.now) < cfg.fail_after:
         return
     for inst, since in sorted(silent, key=lambda q: q.inst.server_id):
-        quiet = ctx.now - since
+        quiet = as_of - since
         if quiet >= cfg.fail_after:
             handle_instance_failure(ctx, inst, ev.Reasons.INSTANCE_FAILED)
         elif quiet >= cfg.suspect_after and inst.status is InstanceStatus.ACTIVE:

@@ -91,3 +91,52 @@ def test_a_current_incarnation_never_heard_is_failed_even_if_an_old_one_keeps_be
     assert failed == ["new"]
     assert state.instances["w1"].status.value == "failed"
     assert state.instances["w2"].status.value == "active"
+
+
+def test_silence_is_judged_as_of_what_was_read_so_a_short_stall_suspects_no_one() -> None:
+    """Two workers last read 2.8 s ago, three read just now. If the consumer was caught up a
+    moment ago, those two really are silent (> suspect_after = 2.5 s) and are suspected. If
+    instead we stalled for 2 s (below observer_max_lag = 3 s), their recent heartbeats are
+    merely unread: judged as of the read point, no one is suspected."""
+    reg = {"ip": "127.0.0.1", "port": 7000, "max_streams": 4}
+    events = [
+        ev.LeaderElected(id="e1", source="t", time=T0, seq=1, epoch=1, leader_id="o1"),
+        *(
+            ev.InstanceRegistered(
+                id=f"e{i + 2}",
+                source="t",
+                time=T0,
+                seq=i + 2,
+                epoch=1,
+                server_id=f"w{i}",
+                incarnation="a",
+                **reg,
+            )
+            for i in range(5)
+        ),
+    ]
+    state = fold(events)
+    lv = Liveness(watch_started_at=T0 - timedelta(seconds=60))
+    now = T0 + timedelta(seconds=20)
+    earlier = now - timedelta(seconds=2.8)
+    for i in range(2):
+        lv.observe(_hb(f"w{i}", "a", earlier), earlier)
+    for i in range(2, 5):
+        lv.observe(_hb(f"w{i}", "a", now), now - timedelta(seconds=0.05))
+    ids = (f"id{i}" for i in itertools.count())
+    cfg = DecideConfig()
+
+    def suspects(lag: float) -> list[str]:
+        d = decide(
+            state,
+            lv,
+            Inputs(observer_lag=timedelta(seconds=lag)),
+            now=now,
+            new_id=lambda: next(ids),
+            config=cfg,
+        )
+        assert not any(isinstance(e, ev.MaintenanceModeEntered) for e in d.events)
+        return sorted(e.server_id for e in d.events if isinstance(e, ev.InstanceSuspected))
+
+    assert suspects(0.1) == ["w0", "w1"]
+    assert suspects(2.0) == []
