@@ -22,9 +22,11 @@ from control_plane.demo import demo
 from control_plane.drift_cli import audit_drift
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.infra.cli import infra_app
+from control_plane.infra.config import InfraError
 from events import commands as cmd
 from events.topics import Topics
 from projections.cli_read import api, projector, read_model
+from projections.errors import KafkaUnavailableError, ProjectionError
 from projections.health import system_health
 from projections.state import ClusterState
 from worker_agent.cli import worker
@@ -325,4 +327,16 @@ def schemas(
 
 
 def main() -> None:
-    app()
+    """Entry point: services that are down get one clear line and exit code 3, not a trace."""
+    try:
+        app()
+    except (ProjectionError, InfraError) as exc:
+        down = getattr(exc, "retriable", False) or isinstance(exc, KafkaUnavailableError)
+        typer.echo(f"error: {exc}", err=True)
+        if down:
+            typer.echo(
+                "hint: is Kafka/PostgreSQL running? `streamplane infra status` shows the local "
+                "services; STREAMPLANE_KAFKA_BOOTSTRAP / STREAMPLANE_DATABASE_URL select others",
+                err=True,
+            )
+        sys.exit(3 if down else 2)

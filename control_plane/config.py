@@ -52,6 +52,8 @@ class OrchestratorSettings(BaseSettings):
     session_timeout_ms: int = Field(default=6000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1000, ge=100)
     request_timeout_s: float = Field(default=10.0, gt=0)
+    #: longest wait between two attempts to reach Kafka at start-up (back-off doubles to it)
+    startup_retry_max: float = Field(default=30.0, gt=0)
     suspect_after: float = 2.5
     fail_after: float = 5.0
     max_in_flight: int = 64

@@ -37,6 +37,7 @@ from events.base import ControlEvent
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
 from projections.dlq import DeadLetterWriter, make_dead_letter
+from projections.errors import KafkaIOError
 from projections.fold import apply
 from projections.kafka_io import ensure_topics, make_consumer, make_producer
 from projections.snapshots import SnapshotStore
@@ -460,4 +461,27 @@ async def run_orchestrator(settings: OrchestratorSettings) -> None:
         )
 
     loop.add_signal_handler(signal.SIGUSR1, toggle)
-    await orchestrator.run()
+    await run_until_stopped(orchestrator, settings.startup_retry_max)
+
+
+async def run_until_stopped(orchestrator: EnhancedStreamOrchestrator, retry_max: float) -> None:
+    """Run; while Kafka is unreachable, say so and retry with back-off until stopped.
+
+    A daemon must not die because the broker is still starting (or briefly gone); an error
+    that retrying cannot fix (bad settings, a topic with the wrong partition count) is raised.
+    """
+    delay = 1.0
+    while True:
+        try:
+            await orchestrator.run()
+            return
+        except KafkaIOError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("Kafka unavailable (%s); retrying in %.0f s", exc, delay)
+        try:
+            async with asyncio.timeout(delay):
+                await orchestrator._stop.wait()
+            return  # stopped while waiting
+        except TimeoutError:
+            delay = min(delay * 2, retry_max)
