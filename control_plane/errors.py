@@ -1,12 +1,14 @@
-"""Errors of the control plane.
+"""Errors of the control plane's clients (the CLI, the API, the demo).
 
 The tree::
 
     ControlPlaneError                root
-     +-- NotLeaderError              this process is a standby (retriable: ask again later)
-     +-- LeadershipLostError         fenced or revoked mid-transaction (retriable)
      +-- CommandTimeoutError         no outcome event in time: is an orchestrator running?
+     |                               (retriable)
      +-- CommandRejectedError        the orchestrator refused the command (reason, detail)
+
+The orchestrator itself raises none of these: losing leadership is a step-down, not an
+error, and Kafka failures are :mod:`projections.errors`.
 """
 
 from __future__ import annotations
@@ -14,14 +16,6 @@ from __future__ import annotations
 
 class ControlPlaneError(Exception):
     retriable = False
-
-
-class NotLeaderError(ControlPlaneError):
-    retriable = True
-
-
-class LeadershipLostError(ControlPlaneError):
-    retriable = True
 
 
 class CommandTimeoutError(ControlPlaneError):
