@@ -7,10 +7,14 @@ count and seed, and reused while it holds exactly that many records), in one run
 
 (a) raw limit: aiokafka read (the same consumer settings and ``getmany`` loop as replay)
     plus ``orjson.loads`` of each value, nothing else;
-(b) full replay: :func:`projections.replay.replay`, i.e. read + strict decode + fold;
+(b) full replay: :func:`projections.replay.replay`, i.e. read + strict decode + fold, as it
+    runs by default (for a log this long on a multi-core machine, the records are read in a
+    child process while this one decodes and folds: :mod:`projections.prefetch`);
+(b') the same replay with everything in this one process (``prefetch="off"``), for
+    comparison;
 
-then the pure in-memory fold rate over already-decoded events, and the peak RSS of the
-process after (a) and (b). Target: ``ratio = replay_eps / raw_eps >= 0.5``.
+then the pure in-memory fold rate over already-decoded events, and the peak RSS of this
+process and of the reader process. Target: ``ratio = replay_eps / raw_eps >= 0.5``.
 Human-readable figures first; the last line is one JSON object.
 
 The bootstrap comes from ``--bootstrap``, else ``STREAMPLANE_KAFKA_BOOTSTRAP``, else the
@@ -59,8 +63,8 @@ def _bootstrap(arg: str | None) -> str:
     return address
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
 
 def _encoded(n: int, seed: int) -> Iterator[bytes]:
@@ -119,8 +123,8 @@ async def raw_read(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[int
         return count, time.perf_counter() - t0
 
 
-async def full_replay(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[int, float]:
-    """(b): the real thing, as the orchestrator and auditors run it."""
+async def full_replay(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[int, float, str]:
+    """(b): the real thing, as auditors and the CLI run it."""
 
     def progress(p: ReplayProgress) -> None:
         print(f"  replay at offset {p.offset}/{p.stop_offset}", file=sys.stderr, flush=True)
@@ -130,7 +134,7 @@ async def full_replay(bootstrap: str, topic: str, cfg: ReplaySettings) -> tuple[
     elapsed = time.perf_counter() - t0
     if result.rejected or result.state.finding_count:
         raise SystemExit(f"bench log is not clean: {result.rejected} rejected, findings")
-    return result.events, elapsed
+    return result.events, elapsed, result.reader
 
 
 def memory_fold(events: int, seed: int) -> tuple[int, float]:
@@ -148,26 +152,38 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     # Read twice, before and after the replay, and keep the faster: the page cache is warm
     # for both, and the ratio is measured against the better raw figure (conservative).
     raws = [await raw_read(bootstrap, topic, cfg)]
-    n_replay, t_replay = await full_replay(bootstrap, topic, cfg)
+    n_replay, t_replay, reader = await full_replay(bootstrap, topic, cfg)
     raws.append(await raw_read(bootstrap, topic, cfg))
+    alone = cfg.model_copy(update={"prefetch": "off"})
+    n_alone, t_alone, _ = await full_replay(bootstrap, topic, alone)
     peak = _peak_rss_mb()
+    peak_child = _peak_rss_mb(resource.RUSAGE_CHILDREN)  # the reader process, if any
     n_raw, t_raw = min(raws, key=lambda r: r[1])
     n_fold, t_fold = memory_fold(min(args.events, args.fold_events), args.seed)
     raw_eps, replay_eps, fold_eps = n_raw / t_raw, n_replay / t_replay, n_fold / t_fold
+    alone_eps = n_alone / t_alone
     print(f"log:          {topic} @ {bootstrap}, {n_raw} records")
     print(f"(a) raw:      {raw_eps:12,.0f} events/s  ({t_raw:.2f}s, read + orjson.loads)")
-    print(f"(b) replay:   {replay_eps:12,.0f} events/s  ({t_replay:.2f}s, read + decode + fold)")
+    print(
+        f"(b) replay:   {replay_eps:12,.0f} events/s  ({t_replay:.2f}s, read + decode + fold,"
+        f" read in {'a child process' if reader == 'child' else 'this process'})"
+    )
+    print(f"(b') 1 proc:  {alone_eps:12,.0f} events/s  ({t_alone:.2f}s, all in this process)")
     print(f"ratio b/a:    {replay_eps / raw_eps:12.3f}  (target >= 0.5)")
     print(f"fold only:    {fold_eps:12,.0f} events/s  ({n_fold} decoded events in memory)")
-    print(f"peak RSS:     {peak:12.1f} MiB (after a and b)")
+    print(f"peak RSS:     {peak:12.1f} MiB (this process), {peak_child:.1f} MiB (reader)")
     return {
         "events": n_replay,
         "raw_eps": round(raw_eps),
         "replay_eps": round(replay_eps),
         "ratio": round(replay_eps / raw_eps, 4),
+        "reader": reader,
+        "replay_one_process_eps": round(alone_eps),
+        "ratio_one_process": round(alone_eps / raw_eps, 4),
         "fold_eps": round(fold_eps),
         "fold_events": n_fold,
         "peak_rss_mb": round(peak, 1),
+        "peak_rss_reader_mb": round(peak_child, 1),
         "topic": topic,
     }
 

@@ -27,54 +27,27 @@ import immutables
 from events import control as ev
 from events.base import ControlEvent
 from projections import transitions as tr
-from projections.state import ClusterState, Finding, FindingKind, replace, replacer
-
-#: how many recent seq -> id pairs are kept to tell a duplicate from a conflict
-RECENT_WINDOW = 4096
-#: findings kept in the state (all are counted)
-FINDINGS_KEPT = 256
+from projections.rules import RECENT_WINDOW, check, with_finding
+from projections.state import ClusterState, FindingKind, replace, replacer
+from projections.transient import Folder
 
 
 def _record(
     state: ClusterState, event: ControlEvent, kind: FindingKind, detail: str
 ) -> ClusterState:
-    finding = Finding(event.seq, kind, event.id, type(event).__name__, detail)
     return replace(
         state,
-        findings=(*state.findings[-(FINDINGS_KEPT - 1) :], finding),
+        findings=with_finding(state.findings, event, kind, detail),
         finding_count=state.finding_count + 1,
     )
 
 
 def _gate(state: ClusterState, event: ControlEvent) -> tuple[bool, ClusterState]:
     """Rules 1-3: whether the event's content may be applied, and the state to apply it to."""
-    known = state.recent_ids.get(event.seq)
-    if event.seq <= state.seq and known == event.id:
-        return False, state  # exact duplicate: idempotent
-    if event.epoch < state.epoch:
-        return False, _record(
-            state, event, FindingKind.STALE_EPOCH, f"epoch {event.epoch} < {state.epoch}"
-        )
-    if isinstance(event, ev.LeaderElected):
-        if state.epoch and event.epoch <= state.epoch:
-            return False, _record(
-                state,
-                event,
-                FindingKind.STALE_EPOCH,
-                f"epoch {event.epoch} not above {state.epoch}",
-            )
-    elif event.epoch > state.epoch:
-        return False, _record(
-            state, event, FindingKind.UNKNOWN_EPOCH, f"epoch {event.epoch} never elected"
-        )
-    if event.seq <= state.seq:
-        kind = FindingKind.CONFLICTING_SEQ if known is not None else FindingKind.STALE_SEQ
-        return False, _record(state, event, kind, f"seq {event.seq} already applied")
-    if event.seq != state.seq + 1:
-        state = _record(
-            state, event, FindingKind.SEQ_GAP, f"expected seq {state.seq + 1}, got {event.seq}"
-        )
-    return True, state
+    ok, finding = check(event, state.seq, state.epoch, state.recent_ids.get(event.seq))
+    if finding is not None:
+        state = _record(state, event, *finding)
+    return ok, state
 
 
 def _advance(state: ClusterState, event: ControlEvent) -> ClusterState:
@@ -121,10 +94,9 @@ def apply(state: ClusterState, event: ControlEvent) -> ClusterState:
 
 
 def fold_from(state: ClusterState, events: Iterable[ControlEvent]) -> ClusterState:
-    """Continue folding from ``state`` (a snapshot, say)."""
-    for event in events:
-        state = apply(state, event)
-    return state
+    """Continue folding from ``state`` (a snapshot, say): the state ``apply`` would reach
+    event by event, reached in place by a :class:`projections.transient.Folder`."""
+    return Folder(state).apply_all(events).state()
 
 
 def fold(events: Iterable[ControlEvent]) -> ClusterState:

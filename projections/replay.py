@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -34,7 +35,9 @@ from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
 from projections.fold import apply
 from projections.kafka_io import check_topic, make_consumer, started
+from projections.prefetch import ChildSpec, Columns, prefetched
 from projections.state import ClusterState
+from projections.transient import Folder
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,10 @@ class ReplaySettings(BaseSettings):
     progress_every: int = Field(default=100_000, ge=1)
     #: dead letters kept in the result for the caller to show (all are counted)
     rejections_kept: int = Field(default=100, ge=0)
+    #: read in a child process while this one decodes and folds (projections.prefetch):
+    #: "auto" does so for at least ``prefetch_min_records`` records on a multi-core machine
+    prefetch: Literal["auto", "on", "off"] = "auto"
+    prefetch_min_records: int = Field(default=100_000, ge=0)
 
 
 class ReplayProgress(NamedTuple):
@@ -73,13 +80,15 @@ class ReplayProgress(NamedTuple):
 class ReplayResult(NamedTuple):
     """The folded ``state``; ``offset`` is the next offset to read (resume with
     ``from_state=state, from_offset=offset``); ``events`` were folded, ``rejected`` were
-    dead-lettered. ``rejections`` holds the first few dead letters."""
+    dead-lettered. ``rejections`` holds the first few dead letters. ``reader`` says where
+    the log was read: ``"process"`` (here) or ``"child"`` (:mod:`projections.prefetch`)."""
 
     state: ClusterState
     offset: int
     events: int
     rejected: int
     rejections: tuple[DeadLetter, ...] = ()
+    reader: Literal["process", "child"] = "process"
 
 
 ProgressCallback = Callable[[ReplayProgress], None]
@@ -96,54 +105,76 @@ class _Run:
     def __init__(self, topic: str, partition: int, state: ClusterState, clock: Clock) -> None:
         self.topic = topic
         self.partition = partition
-        self.state = state
+        self.folder = Folder(state)
         self.events = 0
         self.rejected = 0
         self.kept: list[DeadLetter] = []
         self.clock = clock
         self.reported: ReplayProgress | None = None
 
+    @property
+    def state(self) -> ClusterState:
+        return self.folder.state()
+
     def fold_batch(
-        self, records: Iterable[ConsumerRecord[bytes, bytes]], stop: int, until: datetime | None
+        self, batch: Columns, stop: int, until: datetime | None
     ) -> tuple[list[DeadLetter], int | None]:
-        """Decode and fold ``records`` below ``stop``; returns the dead letters and, when an
-        event later than ``until`` was met, that record's offset (the replay ends there)."""
+        """Decode and fold ``batch``'s records below ``stop``; returns the dead letters and,
+        when an event later than ``until`` was met, that record's offset (the replay ends
+        there)."""
         letters: list[DeadLetter] = []
-        state = self.state
-        folded = 0
-        decode, fold_one = decode_event, apply  # locals: this loop runs once per event
+        ended: list[int] = []
+        counted = [0]
         try:
-            for record in records:
-                if record.offset >= stop:
-                    break
-                value = record.value
+            self.folder.apply_all(self._events(batch, stop, until, letters, ended, counted))
+        finally:
+            self.events += counted[0]
+            self.rejected += len(letters)
+        return letters, (ended[0] if ended else None)
+
+    def _events(
+        self,
+        batch: Columns,
+        stop: int,
+        until: datetime | None,
+        letters: list[DeadLetter],
+        ended: list[int],
+        counted: list[int],
+    ) -> Iterator[ControlEvent]:
+        """The decoded events of ``batch`` in order; bad records become ``letters``."""
+        decode = decode_event  # a local: this loop runs once per event
+        values = batch.values
+        n = 0
+        try:
+            for i, offset in enumerate(batch.offsets):
+                if offset >= stop:
+                    return
+                value = values[i]
                 try:
                     if value is None:
                         raise MalformedMessageError("record has no value (a tombstone)")
                     event = decode(value)
                 except EventError as exc:
-                    letters.append(self._letter(record, exc))
+                    letters.append(self._letter(batch, i, exc))
                     continue
                 if until is not None and event.time > until:
-                    return letters, record.offset
-                state = fold_one(state, event)
-                folded += 1
+                    ended.append(offset)
+                    return
+                yield event
+                n += 1
         finally:
-            self.state = state
-            self.events += folded
-            self.rejected += len(letters)
-        return letters, None
+            counted[0] = n
 
-    def _letter(self, record: ConsumerRecord[bytes, bytes], exc: EventError) -> DeadLetter:
+    def _letter(self, batch: Columns, i: int, exc: EventError) -> DeadLetter:
         return make_dead_letter(
             topic=self.topic,
             partition=self.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
+            offset=batch.offsets[i],
+            key=batch.keys[i],
+            value=batch.values[i],
             error=exc,
             now=self.clock(),
-            timestamp_ms=record.timestamp,
+            timestamp_ms=batch.timestamps[i],
         )
 
 
@@ -171,30 +202,86 @@ async def replay(
     """
     cfg = settings or ReplaySettings()
     run = _Run(topic, partition, from_state or ClusterState(), clock)
-    consumer = make_consumer(
-        bootstrap,
-        auto_offset_reset="none",  # never jump silently to another offset
-        max_partition_fetch_bytes=cfg.max_partition_fetch_bytes,
-        fetch_max_bytes=cfg.fetch_max_bytes,
-        request_timeout_ms=int(cfg.kafka_timeout * 1000),
-    )
+    consumer_settings: dict[str, Any] = {
+        "auto_offset_reset": "none",  # never jump silently to another offset
+        "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes,
+        "fetch_max_bytes": cfg.fetch_max_bytes,
+        "request_timeout_ms": int(cfg.kafka_timeout * 1000),
+    }
+    consumer = make_consumer(bootstrap, **consumer_settings)
     tp = TopicPartition(topic, partition)
+    loop = _Loop(run, from_offset, until_time, dlq, on_progress, cfg)
     async with started(
         consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
     ):
         stop = await _prepare(consumer, tp, from_offset, until_offset, cfg.kafka_timeout)
-        offset = await _consume(
-            consumer, tp, run, stop, from_offset, until_time, dlq, on_progress, cfg
+        in_child = _prefetch(cfg, stop - from_offset)
+        if not in_child:
+            offset = await loop.run(_fetcher(consumer, tp, cfg), stop)
+    if in_child:
+        spec = ChildSpec(
+            bootstrap,
+            topic,
+            partition,
+            from_offset,
+            stop,
+            consumer_settings,
+            cfg.kafka_timeout,
+            cfg.poll_timeout_ms,
+            cfg.max_records,
         )
+        async with prefetched(spec) as reader:
+            offset = await loop.run(lambda: reader.next(cfg.kafka_timeout), stop)
     if dlq is not None:
         await dlq.flush()
     if run.rejected:
         log.warning("replay of %s: %d record(s) dead-lettered", topic, run.rejected)
-    result = ReplayResult(run.state, offset, run.events, run.rejected, tuple(run.kept))
+    result = ReplayResult(
+        run.state,
+        offset,
+        run.events,
+        run.rejected,
+        tuple(run.kept),
+        "child" if in_child else "process",
+    )
     final = ReplayProgress(offset, stop, run.events, run.rejected)
     if on_progress is not None and final != run.reported:
         on_progress(final)
     return result
+
+
+def _prefetch(cfg: ReplaySettings, records: int) -> bool:
+    """Whether to read in a child process: worth it for long replays with a core to spare."""
+    if cfg.prefetch != "auto":
+        return cfg.prefetch == "on"
+    return records >= cfg.prefetch_min_records and (os.cpu_count() or 1) > 1
+
+
+Fetch = Callable[[], Awaitable[Columns]]
+
+
+def _fetcher(consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings) -> Fetch:
+    """One ``getmany`` in this process, as :class:`Columns` (what the child sends)."""
+
+    async def fetch() -> Columns:
+        try:
+            async with asyncio.timeout(cfg.kafka_timeout):
+                batches = await consumer.getmany(
+                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+                )
+                new_position = await consumer.position(tp)
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}]") from exc
+        records: Sequence[ConsumerRecord[bytes, bytes]] = batches.get(tp, [])
+        return Columns(
+            new_position,
+            [r.offset for r in records],
+            [r.timestamp for r in records],
+            [r.key for r in records],
+            [r.value for r in records],
+        )
+
+    return fetch
 
 
 async def _prepare(
@@ -223,49 +310,51 @@ async def _prepare(
     return end if until_offset is None else max(from_offset, min(end, until_offset))
 
 
-async def _consume(
-    consumer: AIOKafkaConsumer,
-    tp: TopicPartition,
-    run: _Run,
-    stop: int,
-    position: int,
-    until_time: datetime | None,
-    dlq: DeadLetterSink | None,
-    on_progress: ProgressCallback | None,
-    cfg: ReplaySettings,
-) -> int:
-    """The fetch loop; returns the offset the replay ended at (the next one to read).
-    Progress is reported at batch boundaries, once per ``progress_every`` crossed."""
-    loop = asyncio.get_running_loop()
-    last_progress = loop.time()
-    next_report = run.events + cfg.progress_every
-    while position < stop:
-        try:
-            async with asyncio.timeout(cfg.kafka_timeout):
-                batches = await consumer.getmany(
-                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+class _Loop:
+    """The fetch-and-fold loop, fed by either fetcher."""
+
+    def __init__(
+        self,
+        run: _Run,
+        start: int,
+        until_time: datetime | None,
+        dlq: DeadLetterSink | None,
+        on_progress: ProgressCallback | None,
+        cfg: ReplaySettings,
+    ) -> None:
+        self.run_ = run
+        self.start = start
+        self.until_time = until_time
+        self.dlq = dlq
+        self.on_progress = on_progress
+        self.cfg = cfg
+
+    async def run(self, fetch: Fetch, stop: int) -> int:
+        """Fold up to ``stop``; returns the offset the replay ended at (the next one to
+        read). Progress is reported at batch boundaries, once per ``progress_every``."""
+        run, cfg, on_progress = self.run_, self.cfg, self.on_progress
+        clock = asyncio.get_running_loop().time
+        position, last_progress = self.start, clock()
+        next_report = run.events + cfg.progress_every
+        while position < stop:
+            batch = await fetch()
+            letters, ended_at = run.fold_batch(batch, stop, self.until_time)
+            await _dead_letter(letters, run, self.dlq, cfg.rejections_kept)
+            if ended_at is not None:
+                return ended_at
+            if batch.position > position:
+                position, last_progress = batch.position, clock()
+            elif clock() - last_progress > cfg.stall_timeout:
+                raise KafkaUnavailableError(
+                    f"replay of {run.topic}[{run.partition}] stalled at offset {position} "
+                    f"(stop {stop}) for {cfg.stall_timeout:.0f}s"
                 )
-                records = batches.get(tp, [])
-                new_position = await consumer.position(tp)
-        except (TimeoutError, kafka_errors.KafkaError) as exc:
-            raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}] at {position}") from exc
-        letters, ended_at = run.fold_batch(records, stop, until_time)
-        await _dead_letter(letters, run, dlq, cfg.rejections_kept)
-        if ended_at is not None:
-            return ended_at
-        if new_position > position:
-            position, last_progress = new_position, loop.time()
-        elif loop.time() - last_progress > cfg.stall_timeout:
-            raise KafkaUnavailableError(
-                f"replay of {tp.topic}[{tp.partition}] stalled at offset {position} "
-                f"(stop {stop}) for {cfg.stall_timeout:.0f}s"
-            )
-        if on_progress is not None and run.events >= next_report:
-            while next_report <= run.events:  # one report per multiple crossed at most
-                next_report += cfg.progress_every
-            run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
-            on_progress(run.reported)
-    return stop
+            if on_progress is not None and run.events >= next_report:
+                while next_report <= run.events:  # one report per multiple crossed at most
+                    next_report += cfg.progress_every
+                run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
+                on_progress(run.reported)
+        return stop
 
 
 async def _dead_letter(

@@ -1,8 +1,8 @@
 """The state every projection folds to, and the seed's models over it.
 
-All values are frozen dataclasses (slotted, except the two the fold copies on nearly every
-event, :class:`ClusterState` and :class:`EnhancedInstance`) and collections are
-persistent ``immutables.Map`` (a HAMT: an update shares structure with the old map), so
+All values are frozen dataclasses (slotted, except the three the fold copies on nearly
+every event: :class:`ClusterState`, :class:`EnhancedInstance`, :class:`StreamAssignment`)
+and collections are persistent ``immutables.Map`` (a HAMT: an update shares structure with the old map), so
 ``apply`` returns a new state in O(log n) without copying 100k streams per event.
 
 Seed vocabulary kept: :class:`EnhancedInstance` (``calculate_load_factor``, ``is_healthy``,
@@ -54,12 +54,13 @@ def _make_replacer(cls: type) -> Callable[..., Any]:
 
 def _dict_replacer(cls: type, names: frozenset[str]) -> Callable[..., Any]:
     new, set_dict = object.__new__, object.__setattr__
+    size = len(names)
 
     def replace_dict(obj: Any, /, **changes: Any) -> Any:
-        if not names.issuperset(changes):
-            raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - names)}")
         values = obj.__dict__.copy()
         values.update(changes)
+        if len(values) != size:  # a name that is not a field added a key: O(1) to notice
+            raise TypeError(f"{cls.__name__} has no field(s) {sorted(set(changes) - names)}")
         copy: Any = new(cls)
         set_dict(copy, "__dict__", values)
         return copy
@@ -219,7 +220,9 @@ class MigrationState:
     plan_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# Not slotted, for the same reason as EnhancedInstance (~0.5 us less per copy, ~200 bytes
+# more per stream).
+@dataclass(frozen=True)
 class StreamAssignment:
     """One stream, its owner (``server_id``) and where it stands."""
 

@@ -53,11 +53,13 @@ class Rejected(Exception):
 class Draft:
     """The changes one event makes, gathered before the next state is built, once.
 
-    A transition reads the state through the draft and rebinds the draft's maps (each map is
-    persistent, so the old state is never touched); :meth:`finish` then copies the
-    ClusterState a single time. Copying its ~20 fields for every small step used to be most
-    of the fold's cost. A transition that raises :class:`Rejected` leaves no trace: the draft
-    is simply dropped. Private to the fold; never kept or shared.
+    A transition reads the state through the draft (``d.instances.get``, ``sid in
+    d.streams``, ``d.held.get``) and writes only through its ``put_*``/``drop_*`` methods.
+    This draft rebinds persistent maps (the old state is never touched) and :meth:`finish`
+    copies the ClusterState a single time; copying its ~20 fields for every small step used
+    to be most of the fold's cost. A transition that raises :class:`Rejected` leaves no
+    trace: the draft is simply dropped. :class:`projections.transient.TransientDraft` has
+    the same interface over in-place map mutations, for whole batches. Private to the fold.
     """
 
     __slots__ = ("base", "changes", "held", "in_flight", "instances", "streams", "unplaced")
@@ -71,6 +73,35 @@ class Draft:
         self.held = base.held
         #: the other ClusterState fields this event sets (each at most once)
         self.changes: dict[str, Any] = {}
+
+    def put_instance(self, inst: EnhancedInstance) -> None:
+        self.instances = self.instances.set(inst.server_id, inst)
+
+    def put_stream(self, stream: StreamAssignment) -> None:
+        """Store ``stream`` and keep the ``in_flight`` and ``unplaced`` indexes in step."""
+        sid = stream.stream_id
+        m = stream.migration_state
+        if m is not None:
+            self.in_flight = self.in_flight.set(sid, m.migration_id)
+        elif sid in self.in_flight:
+            self.in_flight = self.in_flight.delete(sid)
+        if stream.status is AssignmentStatus.UNASSIGNED:
+            self.unplaced = self.unplaced.set(sid, True)
+        elif sid in self.unplaced:
+            self.unplaced = self.unplaced.delete(sid)
+        self.streams = self.streams.set(sid, stream)
+
+    def drop_stream(self, sid: str) -> None:
+        """Forget stream ``sid`` (it exists) and its index entries."""
+        self.streams = self.streams.delete(sid)
+        if sid in self.in_flight:
+            self.in_flight = self.in_flight.delete(sid)
+        if sid in self.unplaced:
+            self.unplaced = self.unplaced.delete(sid)
+
+    def put_held(self, server_id: str, held: immutables.Map[str, bool]) -> None:
+        """What ``server_id`` must run; an empty map removes the entry (it exists then)."""
+        self.held = self.held.set(server_id, held) if held else self.held.delete(server_id)
 
     def finish(self, **extra: Any) -> ClusterState:
         """The next state: the base with the draft's maps, ``changes`` and ``extra``."""
@@ -90,6 +121,7 @@ _replace_state: Callable[..., ClusterState] = replacer(ClusterState)
 _replace_instance: Callable[..., EnhancedInstance] = replacer(EnhancedInstance)
 _replace_stream: Callable[..., StreamAssignment] = replacer(StreamAssignment)
 Transition = Callable[[Draft, Any], None]
+_EMPTY: immutables.Map[str, bool] = immutables.Map()
 
 
 def _instance(d: Draft, server_id: str, incarnation: str | None = None) -> EnhancedInstance:
@@ -111,24 +143,6 @@ def _stream(d: Draft, stream_id: str) -> StreamAssignment:
     return stream
 
 
-def _put_instance(d: Draft, inst: EnhancedInstance) -> None:
-    d.instances = d.instances.set(inst.server_id, inst)
-
-
-def _put_stream(d: Draft, stream: StreamAssignment) -> None:
-    """Store ``stream`` and keep the ``in_flight`` and ``unplaced`` indexes in step."""
-    sid = stream.stream_id
-    m = stream.migration_state
-    d.in_flight = d.in_flight.set(sid, m.migration_id) if m else _drop(d.in_flight, sid)
-    waiting = stream.status is AssignmentStatus.UNASSIGNED
-    d.unplaced = d.unplaced.set(sid, True) if waiting else _drop(d.unplaced, sid)
-    d.streams = d.streams.set(sid, stream)
-
-
-def _drop(m: immutables.Map[str, _V], key: str) -> immutables.Map[str, _V]:
-    return m.delete(key) if key in m else m
-
-
 def _hold(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
     """``server_id`` takes ``stream`` on (as owner or as a migration target): check capacity."""
     inst = _instance(d, server_id)
@@ -143,9 +157,8 @@ def _hold(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) ->
         load=inst.load + stream.weight,
         current_streams=inst.current_streams + (1 if owner else 0),
     )
-    held = d.held.get(server_id, immutables.Map()).set(stream.stream_id, True)
-    d.held = d.held.set(server_id, held)
-    _put_instance(d, inst)
+    d.put_held(server_id, d.held.get(server_id, _EMPTY).set(stream.stream_id, True))
+    d.put_instance(inst)
 
 
 def _release(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
@@ -159,9 +172,8 @@ def _release(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool)
     )
     held = d.held.get(server_id)
     if held is not None and stream.stream_id in held:
-        held = held.delete(stream.stream_id)
-        d.held = d.held.set(server_id, held) if held else d.held.delete(server_id)
-    _put_instance(d, inst)
+        d.put_held(server_id, held.delete(stream.stream_id))
+    d.put_instance(inst)
 
 
 def _release_all(d: Draft, stream: StreamAssignment) -> None:
@@ -228,7 +240,7 @@ def _instance_registered(d: Draft, e: ev.InstanceRegistered) -> None:
         draining=old.draining if old else False,
         past_incarnations=(*old.past_incarnations, old.incarnation)[-PAST_KEPT:] if old else (),
     )
-    _put_instance(d, inst)
+    d.put_instance(inst)
 
 
 def _instance_suspected(d: Draft, e: ev.InstanceSuspected) -> None:
@@ -237,8 +249,7 @@ def _instance_suspected(d: Draft, e: ev.InstanceSuspected) -> None:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}, not active"
         )
-    _put_instance(
-        d,
+    d.put_instance(
         _replace_instance(inst, status=InstanceStatus.SUSPECTED, last_heartbeat=e.last_heartbeat),
     )
 
@@ -255,7 +266,7 @@ def _instance_recovered(d: Draft, e: ev.InstanceRecovered) -> None:
         recovery_attempts=attempts,
         quarantined_until=None,
     )
-    _put_instance(d, inst)
+    d.put_instance(inst)
 
 
 def _instance_gone(d: Draft, e: ev.InstanceFailed | ev.InstanceDeregistered) -> None:
@@ -270,7 +281,7 @@ def _instance_gone(d: Draft, e: ev.InstanceFailed | ev.InstanceDeregistered) -> 
         failure_count=inst.failure_count + (1 if failed else 0),
         last_failure_at=e.time if failed else inst.last_failure_at,
     )
-    _put_instance(d, inst)
+    d.put_instance(inst)
 
 
 def _instance_quarantined(d: Draft, e: ev.InstanceQuarantined) -> None:
@@ -279,18 +290,18 @@ def _instance_quarantined(d: Draft, e: ev.InstanceQuarantined) -> None:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}")
     if d.held.get(e.server_id):
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} still holds streams")
-    _put_instance(
-        d, _replace_instance(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
+    d.put_instance(
+        _replace_instance(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
     )
 
 
 def _instance_draining(d: Draft, e: ev.InstanceDraining) -> None:
-    _put_instance(d, _replace_instance(_instance(d, e.server_id), draining=True))
+    d.put_instance(_replace_instance(_instance(d, e.server_id), draining=True))
 
 
 def _instance_undrained(d: Draft, e: ev.InstanceUndrained) -> None:
     inst = _instance(d, e.server_id)
-    _put_instance(d, _replace_instance(inst, draining=False, drained_at=None))
+    d.put_instance(_replace_instance(inst, draining=False, drained_at=None))
 
 
 def _instance_drained(d: Draft, e: ev.InstanceDrained) -> None:
@@ -300,7 +311,7 @@ def _instance_drained(d: Draft, e: ev.InstanceDrained) -> None:
             FindingKind.INVALID_TRANSITION,
             f"{e.server_id!r} is not an empty draining instance (load {inst.load})",
         )
-    _put_instance(d, _replace_instance(inst, drained_at=e.time))
+    d.put_instance(_replace_instance(inst, drained_at=e.time))
 
 
 def _instance_capacity_changed(d: Draft, e: ev.InstanceCapacityChanged) -> None:
@@ -310,12 +321,12 @@ def _instance_capacity_changed(d: Draft, e: ev.InstanceCapacityChanged) -> None:
             FindingKind.CAPACITY_EXCEEDED,
             f"{e.server_id!r} holds {inst.load}; capacity {e.max_streams} is too small",
         )
-    _put_instance(d, _replace_instance(inst, max_streams=e.max_streams))
+    d.put_instance(_replace_instance(inst, max_streams=e.max_streams))
 
 
 def _performance_sampled(d: Draft, e: ev.PerformanceSampled) -> None:
     inst = _instance(d, e.server_id)
-    _put_instance(d, _replace_instance(inst, performance_metrics=e.metrics, metrics_at=e.time))
+    d.put_instance(_replace_instance(inst, performance_metrics=e.metrics, metrics_at=e.time))
 
 
 # --- streams ----------------------------------------------------------------------------
@@ -333,15 +344,13 @@ def _stream_registered(d: Draft, e: ev.StreamRegistered) -> None:
         params=tuple(sorted(e.params.items())),
         registered_at=e.time,
     )
-    _put_stream(d, stream)
+    d.put_stream(stream)
 
 
 def _stream_deregistered(d: Draft, e: ev.StreamDeregistered) -> None:
     stream = _stream(d, e.stream_id)
     _release_all(d, stream)
-    d.streams = d.streams.delete(e.stream_id)
-    d.in_flight = _drop(d.in_flight, e.stream_id)
-    d.unplaced = _drop(d.unplaced, e.stream_id)
+    d.drop_stream(e.stream_id)
 
 
 def _stream_assigned(d: Draft, e: ev.StreamAssigned) -> None:
@@ -365,7 +374,7 @@ def _stream_assigned(d: Draft, e: ev.StreamAssigned) -> None:
         assigned_at=e.time,
         status=AssignmentStatus.ASSIGNED,
     )
-    _put_stream(d, stream)
+    d.put_stream(stream)
 
 
 def _stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
@@ -379,7 +388,7 @@ def _stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
         migration_state=None,
         status=AssignmentStatus.UNASSIGNED,
     )
-    _put_stream(d, stream)
+    d.put_stream(stream)
 
 
 def _stream_started(d: Draft, e: ev.StreamStarted) -> None:
@@ -393,8 +402,8 @@ def _stream_started(d: Draft, e: ev.StreamStarted) -> None:
     if stream.status is not AssignmentStatus.ASSIGNED:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is {stream.status}")
     inst = _instance(d, e.server_id)
-    _put_instance(d, _replace_instance(inst, last_heartbeat=e.time))
-    _put_stream(d, _replace_stream(stream, status=AssignmentStatus.RUNNING))
+    d.put_instance(_replace_instance(inst, last_heartbeat=e.time))
+    d.put_stream(_replace_stream(stream, status=AssignmentStatus.RUNNING))
 
 
 def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
@@ -422,7 +431,7 @@ def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
         failed_on=failed_on,
         last_error=e.error,
     )
-    _put_stream(d, stream)
+    d.put_stream(stream)
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -452,8 +461,7 @@ def _migration_started(d: Draft, e: ev.MigrationStarted) -> None:
         reason=e.reason,
         plan_id=e.plan_id,
     )
-    _put_stream(
-        d,
+    d.put_stream(
         _replace_stream(stream, status=AssignmentStatus.MIGRATING, migration_state=migration),
     )
     plan = _rebalance(d)
@@ -491,7 +499,7 @@ def _migration_completed(d: Draft, e: ev.MigrationCompleted) -> None:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"target {m.to_server!r} is {target.status}")
     _release(d, m.from_server, stream, owner=True)
     target = _instance(d, m.to_server)
-    _put_instance(d, _replace_instance(target, current_streams=target.current_streams + 1))
+    d.put_instance(_replace_instance(target, current_streams=target.current_streams + 1))
     stream = _replace_stream(
         stream,
         server_id=m.to_server,
@@ -501,14 +509,14 @@ def _migration_completed(d: Draft, e: ev.MigrationCompleted) -> None:
         migration_state=None,
     )
     _count_plan_outcome(d, m, completed=True)
-    _put_stream(d, stream)
+    d.put_stream(stream)
 
 
 def _migration_aborted(d: Draft, e: ev.MigrationAborted) -> None:
     stream, m = _migration(d, e.stream_id, e.migration_id)
     _release(d, m.to_server, stream, owner=False)
     _count_plan_outcome(d, m, completed=False)
-    _put_stream(d, _replace_stream(stream, status=AssignmentStatus.RUNNING, migration_state=None))
+    d.put_stream(_replace_stream(stream, status=AssignmentStatus.RUNNING, migration_state=None))
 
 
 # --- rebalancing, consistency, commands, maintenance ------------------------------------

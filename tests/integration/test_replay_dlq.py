@@ -18,10 +18,20 @@ from projections.canonical import state_digest
 from projections.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
 from projections.fold import fold
 from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
-from projections.replay import replay
+from projections.replay import ReplaySettings, replay
 from projections.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["off", "on"], ids=["in-process", "child-reader"])
+def read_in(request: pytest.FixtureRequest) -> ReplaySettings:
+    """Every replay here runs twice: reading in this process, and in a child process."""
+    return ReplaySettings(prefetch=request.param)
+
+
+def _reader(settings: ReplaySettings) -> str:
+    return "child" if settings.prefetch == "on" else "process"
 
 
 def _future_version(raw: bytes) -> bytes:
@@ -70,7 +80,7 @@ async def _read_dead_letters(bootstrap: str, topic: str, count: int) -> list[Dea
 
 
 async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, read_in: ReplaySettings
 ) -> None:
     good = generate_history(400, seed=3)
     values = [encode(e) for e in good]
@@ -88,11 +98,12 @@ async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
     async with started(make_producer(kafka_bootstrap)) as producer:
         await publish(producer, topics.events, log)
     async with DeadLetterWriter(kafka_bootstrap, topics.dlq) as dlq:
-        result = await replay(kafka_bootstrap, topics.events, dlq=dlq)
+        result = await replay(kafka_bootstrap, topics.events, dlq=dlq, settings=read_in)
         assert dlq.written == len(POISON)
 
     expected = fold(good)
     assert (result.events, result.rejected) == (len(good), len(POISON))
+    assert result.reader == _reader(read_in)
     assert result.offset == len(log)
     assert result.state == expected
     assert state_digest(result.state) == state_digest(expected)
@@ -114,7 +125,7 @@ async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
 
 
 async def test_without_a_dlq_bad_records_are_still_counted_and_kept(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, read_in: ReplaySettings
 ) -> None:
     good = generate_history(20, seed=4)
     values = [encode(e) for e in good]
@@ -124,8 +135,9 @@ async def test_without_a_dlq_bad_records_are_still_counted_and_kept(
     async with started(make_producer(kafka_bootstrap)) as producer:
         await publish(producer, topics.events, log)
 
-    result = await replay(kafka_bootstrap, topics.events)
+    result = await replay(kafka_bootstrap, topics.events, settings=read_in)
     assert (result.events, result.rejected, result.offset) == (20, 1, 21)
+    assert result.reader == _reader(read_in)
     assert result.state == fold(good)
     (letter,) = result.rejections
     assert (letter.origin_offset, letter.error_type) == (10, "MalformedMessageError")

@@ -12,14 +12,24 @@ from events.codec import encode
 from events.topics import EVENTS, Topics
 from projections.fold import fold
 from projections.kafka_io import end_offsets, ensure_topics, make_producer, publish, started
-from projections.replay import replay
+from projections.replay import ReplaySettings, replay
 from projections.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(params=["off", "on"], ids=["in-process", "child-reader"])
+def read_in(request: pytest.FixtureRequest) -> ReplaySettings:
+    """Every replay here runs twice: reading in this process, and in a child process."""
+    return ReplaySettings(prefetch=request.param)
+
+
+def _reader(settings: ReplaySettings) -> str:
+    return "child" if settings.prefetch == "on" else "process"
+
+
 async def test_aborted_transactions_are_invisible_to_the_replay(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, read_in: ReplaySettings
 ) -> None:
     history = generate_history(300, seed=11)
     good = [encode(e) for e in history]
@@ -49,19 +59,20 @@ async def test_aborted_transactions_are_invisible_to_the_replay(
     # 100 + 65 + 100 + 7 records and one marker per transaction: offsets have holes.
     assert ends[-1] == 272 + 4
 
-    result = await replay(kafka_bootstrap, topic)
+    result = await replay(kafka_bootstrap, topic, settings=read_in)
     assert (result.events, result.rejected, result.offset) == (200, 0, ends[-1])
+    assert result.reader == _reader(read_in)
     assert result.state == fold(history[:200])
     assert result.state.finding_count == 0
 
     # Stopping inside the aborted region gives the committed prefix before it.
-    inside = await replay(kafka_bootstrap, topic, until_offset=ends[0] + 30)
+    inside = await replay(kafka_bootstrap, topic, until_offset=ends[0] + 30, settings=read_in)
     assert (inside.events, inside.offset) == (100, ends[0] + 30)
     assert inside.state == fold(history[:100])
 
 
 async def test_an_open_transaction_is_not_waited_for_then_read_once_committed(
-    kafka_bootstrap: str, topic_prefix: str
+    kafka_bootstrap: str, topic_prefix: str, read_in: ReplaySettings
 ) -> None:
     history = generate_history(150, seed=13)
     good = [encode(e) for e in history]
@@ -76,12 +87,19 @@ async def test_an_open_transaction_is_not_waited_for_then_read_once_committed(
         await publish(producer, topic, good[100:])  # in the log, not yet committed
         try:
             async with asyncio.timeout(20):  # the replay must not wait for the transaction
-                before = await replay(kafka_bootstrap, topic)
+                before = await replay(kafka_bootstrap, topic, settings=read_in)
             assert (before.events, before.offset) == (100, 101)  # 100 records + 1 marker
             assert before.state == fold(history[:100])
         finally:
             await producer.commit_transaction()
 
-    after = await replay(kafka_bootstrap, topic, from_state=before.state, from_offset=before.offset)
+    after = await replay(
+        kafka_bootstrap,
+        topic,
+        from_state=before.state,
+        from_offset=before.offset,
+        settings=read_in,
+    )
     assert after.events == 50
+    assert after.reader == _reader(read_in)
     assert after.state == fold(history)

@@ -1,0 +1,204 @@
+"""Read a partition in a child process, so a long replay folds while the next batch is read.
+
+A replay is CPU-bound on one core: aiokafka's fetch and record parsing (~2 us a record)
+run in the same interpreter as the decode and the fold. :func:`prefetched` moves the
+reading to a child process, ``python -m projections.prefetch``, that ships each fetched
+batch to the parent over its stdout as one pickled :class:`Columns` (four plain lists:
+offsets, timestamps, keys, values); unpickling them costs the folding process ~0.3 us a
+record. The pipe is the bound: when the folder falls behind, the parent's stream reader
+stops reading, the child blocks on ``write`` and stops fetching.
+
+Why a plain subprocess rather than ``multiprocessing``: with ``spawn`` the child re-runs
+the parent's ``__main__`` module (a script without an ``if __name__ == "__main__"`` guard
+would replay itself recursively), and ``fork`` would copy a running event loop.
+
+The child reads exactly what the in-process replay reads (same consumer settings,
+read_committed, from ``start`` to ``stop``) and reports Kafka failures as errors of
+:mod:`projections.errors`, which the parent raises. The parent kills the child on every
+exit path of the ``async with``; the child also stops when the parent closes the pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import pickle
+import struct
+import sys
+from collections.abc import AsyncIterator
+from typing import IO, Any, NamedTuple
+
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
+
+from projections import errors as perr
+from projections.errors import KafkaIOError, KafkaUnavailableError, kafka_error
+from projections.kafka_io import make_consumer, started
+
+#: seconds to wait for the child to exit once told to
+EXIT_TIMEOUT = 5.0
+_FRAME = struct.Struct("!Q")  # each message: its length, then the pickle
+
+
+class Columns(NamedTuple):
+    """One fetched batch: ``position`` is the consumer's position after it."""
+
+    position: int
+    offsets: list[int]
+    timestamps: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+
+
+class ChildSpec(NamedTuple):
+    """What the child needs (sent as JSON): where to read and how."""
+
+    bootstrap: str
+    topic: str
+    partition: int
+    start: int
+    stop: int
+    consumer: dict[str, Any]
+    kafka_timeout: float
+    poll_timeout_ms: int
+    max_records: int
+
+
+# --- the child --------------------------------------------------------------------------
+
+
+def _send(out: IO[bytes], message: object) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_FRAME.pack(len(payload)))
+    out.write(payload)
+    out.flush()
+
+
+async def _child(out: IO[bytes], spec: ChildSpec) -> None:
+    tp = TopicPartition(spec.topic, spec.partition)
+    try:
+        consumer = make_consumer(spec.bootstrap, **spec.consumer)
+        async with started(consumer, kafka_timeout=spec.kafka_timeout, what="replay reader"):
+            consumer.assign([tp])
+            consumer.seek(tp, spec.start)
+            position = spec.start
+            while position < spec.stop:
+                try:
+                    async with asyncio.timeout(spec.kafka_timeout):
+                        batches = await consumer.getmany(
+                            tp, timeout_ms=spec.poll_timeout_ms, max_records=spec.max_records
+                        )
+                        position = await consumer.position(tp)
+                except (TimeoutError, kafka_errors.KafkaError) as exc:
+                    where = f"fetch {tp.topic}[{tp.partition}] at {position}"
+                    raise kafka_error(exc, where) from exc
+                records = batches.get(tp, ())
+                # a plain tuple: run as ``-m``, this module's classes live in ``__main__``
+                _send(
+                    out,
+                    (
+                        "batch",
+                        position,
+                        [r.offset for r in records],
+                        [r.timestamp for r in records],
+                        [r.key for r in records],
+                        [r.value for r in records],
+                    ),
+                )
+    except perr.ProjectionError as exc:
+        _send(out, ("error", type(exc).__name__, str(exc), exc.retriable))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m projections.prefetch SPEC_JSON``: read as told, write frames to stdout."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = ChildSpec(**json.loads(args[0]))
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # nothing else may write into the frame stream
+    try:
+        asyncio.run(_child(out, spec))
+    except (BrokenPipeError, KeyboardInterrupt):
+        return 0  # the parent went away or stopped us: nothing left to tell
+    return 0
+
+
+# --- the parent -------------------------------------------------------------------------
+
+
+def _rebuild(name: str, message: str, retriable: bool) -> perr.ProjectionError:
+    """The child's error as the same class of :mod:`projections.errors` in this process."""
+    cls = getattr(perr, name, None)
+    if cls is KafkaIOError or not (isinstance(cls, type) and issubclass(cls, KafkaIOError)):
+        return KafkaIOError(message, retriable=retriable)
+    try:
+        error: perr.ProjectionError = cls(message)
+    except TypeError:
+        return KafkaIOError(message, retriable=retriable)
+    return error
+
+
+class Reader:
+    """The parent's end: ``await reader.next(patience)`` -> the next :class:`Columns`."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self._process = process
+        assert process.stdout is not None
+        self._stdout = process.stdout
+
+    async def next(self, patience: float) -> Columns:
+        """The next batch; raises the child's error, or :class:`KafkaUnavailableError`
+        when nothing arrives within ``patience`` seconds or the child died."""
+        try:
+            async with asyncio.timeout(patience):
+                (size,) = _FRAME.unpack(await self._stdout.readexactly(_FRAME.size))
+                payload = await self._stdout.readexactly(size)
+        except TimeoutError as exc:
+            raise KafkaUnavailableError(f"replay reader sent nothing for {patience:.0f}s") from exc
+        except asyncio.IncompleteReadError as exc:
+            code = await _exit_code(self._process)
+            raise KafkaUnavailableError(f"replay reader exited (code {code})") from exc
+        message = pickle.loads(payload)  # our own child, over our own pipe
+        if message[0] == "batch":
+            return Columns(*message[1:])
+        _, name, text, retriable = message
+        raise _rebuild(name, text, retriable)
+
+
+async def _exit_code(process: asyncio.subprocess.Process) -> int | None:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(EXIT_TIMEOUT):
+            return await process.wait()
+    return process.returncode
+
+
+@contextlib.asynccontextmanager
+async def prefetched(spec: ChildSpec) -> AsyncIterator[Reader]:
+    """``async with prefetched(spec) as reader:`` a child process reading ``spec``'s
+    partition; it is stopped (terminated, then killed) when the block exits."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "projections.prefetch",
+        json.dumps(spec._asdict()),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield Reader(process)
+    finally:
+        await _stop(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.terminate()
+        if await _exit_code(process) is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await _exit_code(process)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

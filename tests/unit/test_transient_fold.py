@@ -1,0 +1,185 @@
+"""The in-place batch fold (:class:`projections.transient.Folder`) reaches exactly the state
+``apply`` reaches event by event: on valid histories, on corrupted ones (rejections undone,
+findings alike), across any number of ``state()`` calls, without touching earlier states."""
+
+from __future__ import annotations
+
+from functools import reduce
+from unittest.mock import patch
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from events import ControlEvent
+from events.control import (
+    InstanceRegistered,
+    LeaderElected,
+    StreamAssigned,
+    StreamRegistered,
+    StreamStarted,
+)
+from projections import transient
+from projections.canonical import state_digest
+from projections.fold import apply, fold
+from projections.state import ClusterState, FindingKind
+from projections.synthetic import generate_history
+from projections.transient import Folder
+
+FAST = settings(max_examples=60, deadline=None, database=None)
+
+
+def stepwise(events: list[ControlEvent], state: ClusterState | None = None) -> ClusterState:
+    """The reference: one persistent ``apply`` per event."""
+    return reduce(apply, events, state or ClusterState())
+
+
+def assert_same(a: ClusterState, b: ClusterState) -> None:
+    assert a == b
+    assert state_digest(a) == state_digest(b)
+    assert a.findings == b.findings and a.finding_count == b.finding_count
+
+
+@st.composite
+def histories(draw: st.DrawFn, max_size: int = 300) -> list[ControlEvent]:
+    return generate_history(
+        draw(st.integers(1, max_size)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        instances=draw(st.integers(1, 6)),
+        streams=draw(st.integers(0, 30)),
+    )
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> list[ControlEvent]:
+    """A valid history with a handful of events dropped, repeated, moved, re-aimed at
+    another stream or instance, or given another epoch or seq: every rejection path."""
+    events = list(draw(histories()))
+    streams = sorted({getattr(e, "stream_id", None) or "s0" for e in events} | {"ghost"})
+    servers = sorted({getattr(e, "server_id", None) or "w0" for e in events} | {"nobody"})
+    for _ in range(draw(st.integers(1, 12))):
+        i = draw(st.integers(0, len(events) - 1))
+        e = events[i]
+        op = draw(st.sampled_from(["drop", "repeat", "move", "stream", "server", "epoch", "seq"]))
+        if op == "drop" and len(events) > 1:
+            del events[i]
+        elif op == "repeat":
+            events.insert(draw(st.integers(i, len(events))), e)
+        elif op == "move":
+            events.insert(draw(st.integers(0, len(events))), events.pop(i))
+        elif op == "stream" and hasattr(e, "stream_id"):
+            events[i] = e.model_copy(update={"stream_id": draw(st.sampled_from(streams))})
+        elif op == "server" and hasattr(e, "server_id"):
+            events[i] = e.model_copy(update={"server_id": draw(st.sampled_from(servers))})
+        elif op == "epoch":
+            events[i] = e.model_copy(update={"epoch": draw(st.integers(0, e.epoch + 2))})
+        elif op == "seq":
+            events[i] = e.model_copy(update={"seq": draw(st.integers(1, e.seq + 3))})
+    return events
+
+
+@FAST
+@given(histories())
+def test_valid_histories_fold_alike(history: list[ControlEvent]) -> None:
+    state = Folder().apply_all(history).state()
+    assert_same(state, stepwise(history))
+    assert state.finding_count == 0
+
+
+@FAST
+@given(corrupted(), st.sampled_from([3, 17, transient.CHECKPOINT_EVERY]))
+def test_corrupted_histories_fold_alike(history: list[ControlEvent], every: int) -> None:
+    with patch.object(transient, "CHECKPOINT_EVERY", every):  # recoveries across checkpoints
+        assert_same(Folder().apply_all(history).state(), stepwise(history))
+
+
+@FAST
+@given(corrupted(), st.data())
+def test_state_may_be_taken_anywhere_and_is_never_changed_later(
+    history: list[ControlEvent], data: st.DataObject
+) -> None:
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(history)), max_size=4)))
+    folder = Folder()
+    taken: list[tuple[ClusterState, str, ClusterState]] = []
+    done = 0
+    for cut in [*cuts, len(history)]:
+        folder.apply_all(history[done:cut])
+        done = cut
+        state = folder.state()
+        taken.append((state, state_digest(state), stepwise(history[:cut])))
+    for state, digest, expected in taken:
+        assert_same(state, expected)
+        assert state_digest(state) == digest  # later batches wrote nothing into it
+
+
+@FAST
+@given(histories(), st.data())
+def test_folding_on_from_a_state_is_fold_from(
+    history: list[ControlEvent], data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(0, len(history)))
+    prefix = stepwise(history[:cut])
+    assert_same(Folder(prefix).apply_all(history[cut:]).state(), stepwise(history))
+    assert_same(fold(history), stepwise(history))
+
+
+def _event(cls: type[ControlEvent], seq: int, **fields: object) -> ControlEvent:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seq)
+    return cls(id=f"e{seq}", source="test", time=at, seq=seq, epoch=1, **fields)
+
+
+@pytest.mark.parametrize("every", [2, 4096])
+def test_a_rejection_after_a_write_is_undone(every: int) -> None:
+    """StreamAssigned releases the old (failed) owner before it checks the new owner's
+    capacity: when that check fails, the release must be taken back too."""
+    from events.control import InstanceFailed
+
+    events = [
+        _event(LeaderElected, 1, leader_id="o"),
+        _event(
+            InstanceRegistered,
+            2,
+            server_id="a",
+            incarnation="a1",
+            ip="127.0.0.1",
+            port=1,
+            max_streams=1,
+        ),
+        _event(
+            InstanceRegistered,
+            3,
+            server_id="b",
+            incarnation="b1",
+            ip="127.0.0.1",
+            port=2,
+            max_streams=1,
+        ),
+        _event(StreamRegistered, 4, stream_id="s1"),
+        _event(StreamRegistered, 5, stream_id="s2"),
+        _event(
+            StreamAssigned, 6, stream_id="s1", server_id="a", incarnation="a1", reason="new_stream"
+        ),
+        _event(StreamStarted, 7, stream_id="s1", server_id="a", incarnation="a1"),
+        _event(
+            StreamAssigned, 8, stream_id="s2", server_id="b", incarnation="b1", reason="new_stream"
+        ),
+        _event(InstanceFailed, 9, server_id="a", incarnation="a1"),
+        # b is full: rejected after s1's hold on a was released
+        _event(
+            StreamAssigned,
+            10,
+            stream_id="s1",
+            server_id="b",
+            incarnation="b1",
+            reason="instance_failed",
+        ),
+    ]
+    more = [_event(StreamRegistered, 11, stream_id="s3")]
+    with patch.object(transient, "CHECKPOINT_EVERY", every):
+        folder = Folder().apply_all(events)
+        state = folder.apply_all(more).state()  # and it goes on after the recovery
+    assert_same(state, stepwise(events + more))
+    assert [f.kind for f in state.findings] == [FindingKind.CAPACITY_EXCEEDED]
+    assert state.streams["s1"].server_id == "a"  # untouched by the rejected event
