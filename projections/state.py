@@ -2,8 +2,8 @@
 
 All values are frozen dataclasses (slotted, except the three the fold copies on nearly
 every event: :class:`ClusterState`, :class:`EnhancedInstance`, :class:`StreamAssignment`)
-and collections are persistent ``immutables.Map`` (a HAMT: an update shares structure with the old map), so
-``apply`` returns a new state in O(log n) without copying 100k streams per event.
+and collections are persistent ``immutables.Map`` (a HAMT: an update shares structure with
+the old map), so ``apply`` returns a new state in O(log n) without copying 100k streams per event.
 
 Seed vocabulary kept: :class:`EnhancedInstance` (``calculate_load_factor``, ``is_healthy``,
 ``should_receive_streams``), :class:`StreamAssignment` (``is_active``, ``can_migrate``) and
