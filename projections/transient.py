@@ -33,8 +33,14 @@ from projections.state import (
     EnhancedInstance,
     FindingKind,
     StreamAssignment,
+    replacer,
 )
 from projections.transitions import TRANSITIONS, Draft, Rejected
+
+_replace_instance = replacer(EnhancedInstance)
+_replace_stream = replacer(StreamAssignment)
+_INSTANCE_FIELDS = len(EnhancedInstance.__dataclass_fields__)
+_STREAM_FIELDS = len(StreamAssignment.__dataclass_fields__)
 
 #: events between the checkpoints a half-written rejection is refolded from
 CHECKPOINT_EVERY = 4096
@@ -52,10 +58,18 @@ class _Live:
 
 
 class TransientDraft(Draft):
-    """A :class:`Draft` whose maps are mutations, written in place; ``wrote`` says whether
-    the current event has written anything yet."""
+    """A :class:`Draft` whose maps are mutations, written in place.
 
-    __slots__ = ("wrote",)
+    ``wrote`` says whether the current event has written anything yet. ``owned`` holds the
+    ids of the instance and stream copies this draft made since the folder last handed out
+    a state (only copies: ``put_*`` may be given any value). Nobody else can see those, so
+    they are updated in place instead of copied again (frozen to everyone else; ~15% of
+    the fold). Ids cannot be mistaken: every value of a
+    state handed out (or of the checkpoint) stays alive, so no value made later shares its
+    id, and the set is emptied whenever a state is handed out.
+    """
+
+    __slots__ = ("owned", "wrote")
 
     def __init__(self, live: _Live, maps: dict[str, Mutation]) -> None:
         # Deliberately not Draft.__init__: the base is the live fields, the maps mutations
@@ -63,21 +77,57 @@ class TransientDraft(Draft):
         self.base = cast(ClusterState, live)
         self.changes = {}
         self.wrote = False
+        self.owned: set[int] = set()
         self.attach(maps)
 
     def attach(self, maps: dict[str, Mutation]) -> None:
+        """Use these mutations from now on; values made so far become shared."""
         self.instances = cast(Any, maps["instances"])
         self.streams = cast(Any, maps["streams"])
         self.in_flight = cast(Any, maps["in_flight"])
         self.unplaced = cast(Any, maps["unplaced"])
         self.held = cast(Any, maps["held"])
+        self.owned.clear()
 
     def put_instance(self, inst: EnhancedInstance) -> None:
         self.wrote = True
         m: Any = self.instances
         m[inst.server_id] = inst
 
+    def update_instance(self, inst: EnhancedInstance, **changes: Any) -> EnhancedInstance:
+        self.wrote = True
+        if id(inst) in self.owned:  # ours alone: change it where it is
+            values = inst.__dict__
+            values.update(changes)
+            if len(values) != _INSTANCE_FIELDS:
+                raise TypeError(f"EnhancedInstance has no field(s) {sorted(changes)}")
+            return inst
+        new = _replace_instance(inst, **changes)
+        self.owned.add(id(new))
+        m: Any = self.instances
+        m[new.server_id] = new
+        return new
+
+    def update_stream(self, stream: StreamAssignment, **changes: Any) -> StreamAssignment:
+        if id(stream) in self.owned:
+            values = stream.__dict__
+            values.update(changes)
+            if len(values) != _STREAM_FIELDS:
+                raise TypeError(f"StreamAssignment has no field(s) {sorted(changes)}")
+            self._index(stream)
+            return stream
+        new = _replace_stream(stream, **changes)
+        self.owned.add(id(new))
+        self.put_stream(new)
+        return new
+
     def put_stream(self, stream: StreamAssignment) -> None:
+        self._index(stream)
+        streams: Any = self.streams
+        streams[stream.stream_id] = stream
+
+    def _index(self, stream: StreamAssignment) -> None:
+        """Keep the ``in_flight`` and ``unplaced`` indexes in step with ``stream``."""
         self.wrote = True
         sid = stream.stream_id
         flight: Any = self.in_flight
@@ -91,8 +141,6 @@ class TransientDraft(Draft):
             unplaced[sid] = True
         elif sid in unplaced:
             del unplaced[sid]
-        streams: Any = self.streams
-        streams[sid] = stream
 
     def drop_stream(self, sid: str) -> None:
         self.wrote = True

@@ -77,6 +77,18 @@ class Draft:
     def put_instance(self, inst: EnhancedInstance) -> None:
         self.instances = self.instances.set(inst.server_id, inst)
 
+    def update_instance(self, inst: EnhancedInstance, **changes: Any) -> EnhancedInstance:
+        """Store ``inst`` with ``changes`` (a changed copy); returns what was stored."""
+        new = _replace_instance(inst, **changes)
+        self.instances = self.instances.set(new.server_id, new)
+        return new
+
+    def update_stream(self, stream: StreamAssignment, **changes: Any) -> StreamAssignment:
+        """Store ``stream`` with ``changes`` (a changed copy); returns what was stored."""
+        new = _replace_stream(stream, **changes)
+        self.put_stream(new)
+        return new
+
     def put_stream(self, stream: StreamAssignment) -> None:
         """Store ``stream`` and keep the ``in_flight`` and ``unplaced`` indexes in step."""
         sid = stream.stream_id
@@ -152,20 +164,19 @@ def _hold(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) ->
             f"{server_id!r} holds {inst.load}/{inst.max_streams}; "
             f"{stream.stream_id!r} weighs {stream.weight}",
         )
-    inst = _replace_instance(
+    inst = d.update_instance(
         inst,
         load=inst.load + stream.weight,
         current_streams=inst.current_streams + (1 if owner else 0),
     )
     d.put_held(server_id, d.held.get(server_id, _EMPTY).set(stream.stream_id, True))
-    d.put_instance(inst)
 
 
 def _release(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
     inst = d.instances.get(server_id)
     if inst is None:
         return
-    inst = _replace_instance(
+    inst = d.update_instance(
         inst,
         load=max(0, inst.load - stream.weight),
         current_streams=max(0, inst.current_streams - (1 if owner else 0)),
@@ -173,7 +184,6 @@ def _release(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool)
     held = d.held.get(server_id)
     if held is not None and stream.stream_id in held:
         d.put_held(server_id, held.delete(stream.stream_id))
-    d.put_instance(inst)
 
 
 def _release_all(d: Draft, stream: StreamAssignment) -> None:
@@ -249,9 +259,7 @@ def _instance_suspected(d: Draft, e: ev.InstanceSuspected) -> None:
         raise Rejected(
             FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}, not active"
         )
-    d.put_instance(
-        _replace_instance(inst, status=InstanceStatus.SUSPECTED, last_heartbeat=e.last_heartbeat),
-    )
+    d.update_instance(inst, status=InstanceStatus.SUSPECTED, last_heartbeat=e.last_heartbeat)
 
 
 def _instance_recovered(d: Draft, e: ev.InstanceRecovered) -> None:
@@ -259,14 +267,13 @@ def _instance_recovered(d: Draft, e: ev.InstanceRecovered) -> None:
     if inst.status not in (InstanceStatus.SUSPECTED, InstanceStatus.QUARANTINED):
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}")
     attempts = inst.recovery_attempts + (1 if inst.status is InstanceStatus.QUARANTINED else 0)
-    inst = _replace_instance(
+    inst = d.update_instance(
         inst,
         status=InstanceStatus.ACTIVE,
         last_heartbeat=e.time,
         recovery_attempts=attempts,
         quarantined_until=None,
     )
-    d.put_instance(inst)
 
 
 def _instance_gone(d: Draft, e: ev.InstanceFailed | ev.InstanceDeregistered) -> None:
@@ -275,13 +282,12 @@ def _instance_gone(d: Draft, e: ev.InstanceFailed | ev.InstanceDeregistered) -> 
     if inst.status in GONE_STATUSES:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is already {inst.status}")
     failed = isinstance(e, ev.InstanceFailed)
-    inst = _replace_instance(
+    inst = d.update_instance(
         inst,
         status=InstanceStatus.FAILED if failed else InstanceStatus.LEFT,
         failure_count=inst.failure_count + (1 if failed else 0),
         last_failure_at=e.time if failed else inst.last_failure_at,
     )
-    d.put_instance(inst)
 
 
 def _instance_quarantined(d: Draft, e: ev.InstanceQuarantined) -> None:
@@ -290,18 +296,16 @@ def _instance_quarantined(d: Draft, e: ev.InstanceQuarantined) -> None:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} is {inst.status}")
     if d.held.get(e.server_id):
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.server_id!r} still holds streams")
-    d.put_instance(
-        _replace_instance(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
-    )
+    d.update_instance(inst, status=InstanceStatus.QUARANTINED, quarantined_until=e.until)
 
 
 def _instance_draining(d: Draft, e: ev.InstanceDraining) -> None:
-    d.put_instance(_replace_instance(_instance(d, e.server_id), draining=True))
+    d.update_instance(_instance(d, e.server_id), draining=True)
 
 
 def _instance_undrained(d: Draft, e: ev.InstanceUndrained) -> None:
     inst = _instance(d, e.server_id)
-    d.put_instance(_replace_instance(inst, draining=False, drained_at=None))
+    d.update_instance(inst, draining=False, drained_at=None)
 
 
 def _instance_drained(d: Draft, e: ev.InstanceDrained) -> None:
@@ -311,7 +315,7 @@ def _instance_drained(d: Draft, e: ev.InstanceDrained) -> None:
             FindingKind.INVALID_TRANSITION,
             f"{e.server_id!r} is not an empty draining instance (load {inst.load})",
         )
-    d.put_instance(_replace_instance(inst, drained_at=e.time))
+    d.update_instance(inst, drained_at=e.time)
 
 
 def _instance_capacity_changed(d: Draft, e: ev.InstanceCapacityChanged) -> None:
@@ -321,12 +325,12 @@ def _instance_capacity_changed(d: Draft, e: ev.InstanceCapacityChanged) -> None:
             FindingKind.CAPACITY_EXCEEDED,
             f"{e.server_id!r} holds {inst.load}; capacity {e.max_streams} is too small",
         )
-    d.put_instance(_replace_instance(inst, max_streams=e.max_streams))
+    d.update_instance(inst, max_streams=e.max_streams)
 
 
 def _performance_sampled(d: Draft, e: ev.PerformanceSampled) -> None:
     inst = _instance(d, e.server_id)
-    d.put_instance(_replace_instance(inst, performance_metrics=e.metrics, metrics_at=e.time))
+    d.update_instance(inst, performance_metrics=e.metrics, metrics_at=e.time)
 
 
 # --- streams ----------------------------------------------------------------------------
@@ -367,20 +371,19 @@ def _stream_assigned(d: Draft, e: ev.StreamAssigned) -> None:
         )
     _release_all(d, stream)
     _hold(d, e.server_id, stream, owner=True)
-    stream = _replace_stream(
+    stream = d.update_stream(
         stream,
         server_id=e.server_id,
         incarnation=e.incarnation,
         assigned_at=e.time,
         status=AssignmentStatus.ASSIGNED,
     )
-    d.put_stream(stream)
 
 
 def _stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
     stream = _stream(d, e.stream_id)
     _release_all(d, stream)
-    stream = _replace_stream(
+    stream = d.update_stream(
         stream,
         server_id=None,
         incarnation=None,
@@ -388,7 +391,6 @@ def _stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
         migration_state=None,
         status=AssignmentStatus.UNASSIGNED,
     )
-    d.put_stream(stream)
 
 
 def _stream_started(d: Draft, e: ev.StreamStarted) -> None:
@@ -402,8 +404,8 @@ def _stream_started(d: Draft, e: ev.StreamStarted) -> None:
     if stream.status is not AssignmentStatus.ASSIGNED:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is {stream.status}")
     inst = _instance(d, e.server_id)
-    d.put_instance(_replace_instance(inst, last_heartbeat=e.time))
-    d.put_stream(_replace_stream(stream, status=AssignmentStatus.RUNNING))
+    d.update_instance(inst, last_heartbeat=e.time)
+    d.update_stream(stream, status=AssignmentStatus.RUNNING)
 
 
 def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
@@ -421,7 +423,7 @@ def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
     failed_on = (
         stream.failed_on if e.server_id in stream.failed_on else (*stream.failed_on, e.server_id)
     )
-    stream = _replace_stream(
+    stream = d.update_stream(
         stream,
         server_id=None,
         incarnation=None,
@@ -431,7 +433,6 @@ def _stream_failed(d: Draft, e: ev.StreamFailed) -> None:
         failed_on=failed_on,
         last_error=e.error,
     )
-    d.put_stream(stream)
 
 
 # --- migrations -------------------------------------------------------------------------
@@ -461,9 +462,7 @@ def _migration_started(d: Draft, e: ev.MigrationStarted) -> None:
         reason=e.reason,
         plan_id=e.plan_id,
     )
-    d.put_stream(
-        _replace_stream(stream, status=AssignmentStatus.MIGRATING, migration_state=migration),
-    )
+    d.update_stream(stream, status=AssignmentStatus.MIGRATING, migration_state=migration)
     plan = _rebalance(d)
     if plan is not None and e.plan_id == plan.plan_id:
         d.changes["rebalance"] = replace(plan, started=plan.started | {e.stream_id})
@@ -499,8 +498,8 @@ def _migration_completed(d: Draft, e: ev.MigrationCompleted) -> None:
         raise Rejected(FindingKind.INVALID_TRANSITION, f"target {m.to_server!r} is {target.status}")
     _release(d, m.from_server, stream, owner=True)
     target = _instance(d, m.to_server)
-    d.put_instance(_replace_instance(target, current_streams=target.current_streams + 1))
-    stream = _replace_stream(
+    d.update_instance(target, current_streams=target.current_streams + 1)
+    stream = d.update_stream(
         stream,
         server_id=m.to_server,
         incarnation=m.to_incarnation,
@@ -509,14 +508,13 @@ def _migration_completed(d: Draft, e: ev.MigrationCompleted) -> None:
         migration_state=None,
     )
     _count_plan_outcome(d, m, completed=True)
-    d.put_stream(stream)
 
 
 def _migration_aborted(d: Draft, e: ev.MigrationAborted) -> None:
     stream, m = _migration(d, e.stream_id, e.migration_id)
     _release(d, m.to_server, stream, owner=False)
     _count_plan_outcome(d, m, completed=False)
-    d.put_stream(_replace_stream(stream, status=AssignmentStatus.RUNNING, migration_state=None))
+    d.update_stream(stream, status=AssignmentStatus.RUNNING, migration_state=None)
 
 
 # --- rebalancing, consistency, commands, maintenance ------------------------------------
