@@ -24,7 +24,7 @@ from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.infra.cli import infra_app
 from control_plane.infra.config import InfraError
 from events import commands as cmd
-from events.topics import Topics
+from events.topics import ALL_TOPICS, Topics
 from projections.cli_read import api, projector, read_model
 from projections.errors import KafkaUnavailableError, ProjectionError
 from projections.health import system_health
@@ -312,6 +312,21 @@ def health(
         "findings": state.finding_count,
     }
     typer.echo(json.dumps(data, indent=None if as_json else 2))
+
+
+@app.command()
+def topics(bootstrap: Bootstrap = None, topic_prefix: Prefix = None) -> None:
+    """Create every streamplane topic (partitions, compaction and retention as docs/events.md
+    lists them) if missing; idempotent. Run it before anything else touches a new cluster:
+    a broker that auto-creates topics would give them its own defaults."""
+    from projections.kafka_io import ensure_topics
+
+    s = _settings(bootstrap, topic_prefix)
+    names = Topics(s.topic_prefix)
+    asyncio.run(ensure_topics(s.kafka_bootstrap, names))
+    for spec in ALL_TOPICS:
+        typer.echo(f"{names.name(spec)}: {spec.partitions} partition(s)")
+    typer.echo(f"topics under {s.topic_prefix!r} ready on {s.kafka_bootstrap}")
 
 
 @app.command()
