@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: the failure detectors ``decide`` knows (docs/orchestrator.md, "Failure detection")
+FailureDetector = Literal["fixed", "phi"]
 
 
 class DecideConfig(BaseModel):
@@ -34,6 +38,26 @@ class DecideConfig(BaseModel):
     perf_sample_interval: timedelta = timedelta(seconds=30)
     auto_rebalance: bool = True
     rebalance_cooldown: timedelta = timedelta(seconds=10)
+    #: "fixed": suspect after ``suspect_after`` of silence; "phi": when the phi accrual
+    #: level of the incarnation's own heartbeat rhythm reaches ``phi_suspect`` (failure
+    #: stays at ``fail_after`` of silence with either)
+    failure_detector: FailureDetector = "fixed"
+    phi_suspect: float = Field(default=8.0, ge=1, le=50)
+    #: floor of the inter-arrival standard deviation: a too regular history would make
+    #: any small delay look like a failure
+    phi_min_std: timedelta = timedelta(milliseconds=100)
+    #: added to the mean interval: a pause this long (a lost heartbeat, a GC) is normal
+    phi_acceptable_pause: timedelta = timedelta(seconds=1)
+    #: inter-arrival samples an incarnation needs before phi judges it (fixed until then)
+    phi_min_samples: int = Field(default=10, ge=2)
+
+    @model_validator(mode="after")
+    def _phi_durations(self) -> Self:
+        if self.phi_min_std <= timedelta(0):
+            raise ValueError(f"phi_min_std must be > 0, got {self.phi_min_std}")
+        if self.phi_acceptable_pause < timedelta(0):
+            raise ValueError(f"phi_acceptable_pause must be >= 0, got {self.phi_acceptable_pause}")
+        return self
 
 
 class OrchestratorSettings(BaseSettings):
@@ -76,6 +100,23 @@ class OrchestratorSettings(BaseSettings):
     snapshot_interval: float = Field(default=300.0, gt=0)
     #: seconds a standby waits for the latest snapshot before replaying the whole log
     snapshot_load_timeout: float = Field(default=60.0, gt=0)
+    #: failure detection: "fixed" thresholds, or "phi" accrual (see DecideConfig)
+    failure_detector: FailureDetector = "fixed"
+    phi_suspect: float = Field(default=8.0, ge=1, le=50)
+    #: inter-arrival samples kept per incarnation (``Liveness.phi_window``)
+    phi_window: int = Field(default=100, ge=2, le=10_000)
+    phi_min_std_ms: float = Field(default=100.0, gt=0, le=60_000)
+    phi_acceptable_pause_ms: float = Field(default=1000.0, ge=0, le=600_000)
+    phi_min_samples: int = Field(default=10, ge=2)
+
+    @model_validator(mode="after")
+    def _phi_window_holds_min_samples(self) -> Self:
+        if self.phi_min_samples > self.phi_window:
+            raise ValueError(
+                f"phi_min_samples ({self.phi_min_samples}) must be <= phi_window "
+                f"({self.phi_window}): the window could never hold enough samples"
+            )
+        return self
 
     def decide_config(self) -> DecideConfig:
         return DecideConfig(
@@ -95,4 +136,13 @@ class OrchestratorSettings(BaseSettings):
             quarantine_max=timedelta(seconds=self.quarantine_max),
             perf_sample_interval=timedelta(seconds=self.perf_sample_interval),
             rebalance_cooldown=timedelta(seconds=self.rebalance_cooldown),
+            failure_detector=self.failure_detector,
+            phi_suspect=self.phi_suspect,
+            phi_min_std=timedelta(milliseconds=self.phi_min_std_ms),
+            phi_acceptable_pause=timedelta(milliseconds=self.phi_acceptable_pause_ms),
+            phi_min_samples=self.phi_min_samples,
         )
+
+    def liveness_phi_window(self) -> int:
+        """``Liveness.phi_window`` for this process: none kept with the fixed detector."""
+        return self.phi_window if self.failure_detector == "phi" else 0

@@ -1,8 +1,11 @@
 """Failure handling (the seed's ``handle_instance_failure``) as pure decision steps.
 
 Silent for ``suspect_after`` -> ``InstanceSuspected``; for ``fail_after`` -> ``InstanceFailed``
-and its streams move in the same transaction. The mass-failure guard freezes failovers when
-the observer itself looks blind; flapping instances are quarantined with growing back-off.
+and its streams move in the same transaction. With ``failure_detector="phi"`` suspicion comes
+instead when the phi accrual level of the incarnation's own heartbeat rhythm reaches
+``phi_suspect`` (``control_plane.phi``; fixed thresholds until it has ``phi_min_samples``);
+failure stays at ``fail_after``. The mass-failure guard freezes failovers when the observer
+itself looks blind; flapping instances are quarantined with growing back-off.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from itertools import filterfalse
 from operator import attrgetter
 from typing import NamedTuple
 
+from control_plane.config import DecideConfig
 from control_plane.context import Ctx
 from control_plane.liveness import Liveness
+from control_plane.phi import earliest_suspicion, phi_of
 from control_plane.placement import evacuate
 from events import control as ev
 from projections.state import EnhancedInstance, InstanceStatus
@@ -61,7 +66,7 @@ def _blind(
     cfg = ctx.config
     if observer_lag > cfg.observer_max_lag:
         return True, f"heartbeat consumption lags {observer_lag.total_seconds():.1f}s"
-    n = sum(1 for q in silent if as_of - q.since >= cfg.suspect_after)
+    n = sum(1 for q in silent if q.suspect)
     if n < cfg.mass_failure_min:
         return False, ""  # the usual case: no need to count the watched instances
     watched = sum(1 for i in ctx.state.instances.values() if i.status in WATCHED)
@@ -73,31 +78,67 @@ def _blind(
 class _Quiet(NamedTuple):
     inst: EnhancedInstance
     since: datetime
+    #: silent long enough to be suspected, by the configured detector
+    suspect: bool
 
 
 def _silent(ctx: Ctx, liveness: Liveness, as_of: datetime) -> list[_Quiet]:
-    """Watched instances silent for at least ``min(suspect_after, fail_after)``.
+    """Watched instances silent for at least the shortest silence that can matter.
 
     Cost: the servers heard before the cutoff (from the oldest sighting on) plus one C-speed
     pass comparing incarnations, rather than a silence computed per instance per cycle.
     """
     cfg = ctx.config
-    cutoff = as_of - min(cfg.suspect_after, cfg.fail_after)
+    cutoff = as_of - _shortest_silence(cfg)
     instances = ctx.state.instances
     out = []
     for s in liveness.heard_up_to(cutoff):  # heard, but not lately
         inst = instances.get(s.heartbeat.server_id)
         if inst is not None and inst.status in WATCHED:
             if inst.incarnation == s.heartbeat.incarnation:
-                out.append(_Quiet(inst, s.received_at))
+                quiet = as_of - s.received_at
+                out.append(_Quiet(inst, s.received_at, _suspect(cfg, liveness, inst, quiet)))
     if liveness.watch_started_at <= cutoff:  # never heard in their current incarnation
         heard = liveness.incarnations.items()
         for sid, _ in filterfalse(heard.__contains__, map(_ID_INCARNATION, instances.values())):
             inst = instances[sid]
             since = liveness.quiet_since(sid, inst.incarnation, inst.registered_at)
             if inst.status in WATCHED and since <= cutoff:
-                out.append(_Quiet(inst, since))
+                # no history of this incarnation: the fixed threshold judges it
+                out.append(_Quiet(inst, since, as_of - since >= cfg.suspect_after))
     return out
+
+
+def _shortest_silence(cfg: DecideConfig) -> timedelta:
+    """Below this silence no detector suspects or fails anyone."""
+    fixed = min(cfg.suspect_after, cfg.fail_after)
+    if cfg.failure_detector != "phi":
+        return fixed
+    floor = earliest_suspicion(
+        cfg.phi_suspect, acceptable_pause=cfg.phi_acceptable_pause, min_std=cfg.phi_min_std
+    )
+    return min(fixed, floor)
+
+
+def _suspect(
+    cfg: DecideConfig, liveness: Liveness, inst: EnhancedInstance, quiet: timedelta
+) -> bool:
+    """Whether a silence of ``quiet`` makes this heard incarnation suspect.
+
+    Phi judges an incarnation by its own rhythm once it has ``phi_min_samples`` intervals;
+    before that (a new incarnation, a new leader still listening) the fixed threshold does.
+    """
+    if cfg.failure_detector == "phi":
+        window = liveness.intervals_of(inst.server_id, inst.incarnation)
+        if window is not None and window.size >= cfg.phi_min_samples:
+            level = phi_of(
+                window,
+                quiet,
+                acceptable_pause=cfg.phi_acceptable_pause,
+                min_std=cfg.phi_min_std,
+            )
+            return level >= cfg.phi_suspect
+    return quiet >= cfg.suspect_after
 
 
 def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> None:
@@ -118,11 +159,10 @@ def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> No
     # a new leader judges no one before it has listened for a whole fail_after
     if liveness.watched_for(ctx.now) < cfg.fail_after:
         return
-    for inst, since in sorted(silent, key=lambda q: q.inst.server_id):
-        quiet = as_of - since
-        if quiet >= cfg.fail_after:
+    for inst, since, suspect in sorted(silent, key=lambda q: q.inst.server_id):
+        if as_of - since >= cfg.fail_after:
             handle_instance_failure(ctx, inst, ev.Reasons.INSTANCE_FAILED)
-        elif quiet >= cfg.suspect_after and inst.status is InstanceStatus.ACTIVE:
+        elif suspect and inst.status is InstanceStatus.ACTIVE:
             ctx.emit(
                 ev.InstanceSuspected,
                 server_id=inst.server_id,

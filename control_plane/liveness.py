@@ -11,7 +11,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from control_plane.phi import Intervals
 from events.heartbeat import Heartbeat
+
+#: heartbeat inter-arrival times kept per incarnation for the phi accrual detector
+DEFAULT_PHI_WINDOW = 100
+
+
+_US = timedelta(microseconds=1)
+_EMPTY = Intervals()
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +40,50 @@ class Liveness:
     reads only the servers heard before a cutoff instead of all of them every cycle;
     ``incarnations`` mirrors the incarnation of each sighting for a C-speed comparison
     with the state's instances.
+
+    ``intervals`` holds, per server, the last ``phi_window`` inter-arrival times of its
+    current incarnation (a new incarnation starts afresh), for the phi accrual detector;
+    ``phi_window=0`` keeps none. Two sightings at the same instant (one poll read both) add
+    no sample: the poll's batching says nothing about the worker's rhythm.
     """
 
     watch_started_at: datetime
     last: dict[str, Sighting] = field(default_factory=dict)
     incarnations: dict[str, str] = field(default_factory=dict)
+    intervals: dict[str, Intervals] = field(default_factory=dict)
+    phi_window: int = DEFAULT_PHI_WINDOW
     _newest: datetime | None = None
     #: False after a sighting older than the newest one (the clock went back)
     _in_order: bool = True
 
     def observe(self, heartbeat: Heartbeat, received_at: datetime) -> None:
         sid = heartbeat.server_id
-        self.last.pop(sid, None)  # re-inserted at the end: the newest sighting
+        prev = self.last.pop(sid, None)  # re-inserted at the end: the newest sighting
         self.last[sid] = Sighting(heartbeat, received_at)
+        if self.phi_window > 0:
+            self._sample(sid, prev, heartbeat.incarnation, received_at)
         self.incarnations[sid] = heartbeat.incarnation
         if self._newest is not None and received_at < self._newest:
             self._in_order = False
         else:
             self._newest = received_at
+
+    def _sample(
+        self, sid: str, prev: Sighting | None, incarnation: str, received_at: datetime
+    ) -> None:
+        if prev is None or prev.heartbeat.incarnation != incarnation:
+            self.intervals.pop(sid, None)
+            return
+        gap = (received_at - prev.received_at) // _US
+        if gap > 0:  # the same instant, or the clock stepped back: no rhythm to learn
+            window = self.intervals.get(sid, _EMPTY)
+            self.intervals[sid] = window.push(gap, self.phi_window)
+
+    def intervals_of(self, server_id: str, incarnation: str) -> Intervals | None:
+        """The inter-arrival window of this incarnation, if it is the one last heard."""
+        if self.incarnations.get(server_id) != incarnation:
+            return None
+        return self.intervals.get(server_id)
 
     def heard_up_to(self, cutoff: datetime) -> Iterator[Sighting]:
         """The latest sightings received at or before ``cutoff``, oldest first."""

@@ -87,7 +87,9 @@ class EnhancedStreamOrchestrator:
         self.clock = clock
         self.state = ClusterState()
         self.active = False
-        self.liveness = Liveness(watch_started_at=clock())
+        self.liveness = Liveness(
+            watch_started_at=clock(), phi_window=settings.liveness_phi_window()
+        )
         self.heartbeats_paused = False  # a fault-injection switch (SIGUSR1), see docs
         self._stop = asyncio.Event()
         self._membership = _Membership()

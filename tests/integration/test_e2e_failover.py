@@ -1,5 +1,6 @@
 """End to end (issue 4): an orchestrator, three real workers, 30 streams; kill -9 a worker and
-every stream runs again, each exactly once, within ``fail_after`` plus a few seconds."""
+every stream runs again, each exactly once, within ``fail_after`` plus a few seconds; with
+the fixed failure detector and with phi accrual."""
 
 from __future__ import annotations
 
@@ -22,12 +23,25 @@ FAILOVER_BUDGET = FAIL_AFTER + 3.0
 STREAMS = [f"s{i:02d}" for i in range(30)]
 
 
-@pytest.fixture
+#: the same failover with each failure detector; phi judges from the third interval on, so
+#: that it is the one in charge when the victim dies
+DETECTORS = {
+    "fixed": {},
+    "phi": {"STREAMPLANE_FAILURE_DETECTOR": "phi", "STREAMPLANE_PHI_MIN_SAMPLES": "3"},
+}
+
+
+@pytest.fixture(params=sorted(DETECTORS))
 async def cluster(
     request: pytest.FixtureRequest, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> AsyncIterator[Cluster]:
     async with open_cluster(
-        request, kafka_bootstrap, topic_prefix, tmp_path, STREAMPLANE_FAIL_AFTER=str(FAIL_AFTER)
+        request,
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        STREAMPLANE_FAIL_AFTER=str(FAIL_AFTER),
+        **DETECTORS[request.param],
     ) as c:
         yield c
 

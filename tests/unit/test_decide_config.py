@@ -25,12 +25,21 @@ def test_defaults_match_the_documented_values() -> None:
     assert (c.quarantine_after, c.flap_window) == (3, timedelta(minutes=5))
     assert (c.quarantine_base, c.quarantine_max) == (timedelta(seconds=30), timedelta(minutes=10))
     assert c.auto_rebalance and c.rebalance_cooldown == timedelta(seconds=10)
+    assert c.failure_detector == "fixed" and c.phi_suspect == 8.0
+    assert (c.phi_min_std, c.phi_acceptable_pause) == (
+        timedelta(milliseconds=100),
+        timedelta(seconds=1),
+    )
+    assert c.phi_min_samples == 10
+    assert OrchestratorSettings().decide_config() == c
 
 
 @pytest.mark.parametrize(
     "bad",
     [{"mass_failure_share": 0}, {"mass_failure_share": 1.5}, {"max_in_flight": 0},
-     {"poison_threshold": 0}, {"unknown": 1}],
+     {"poison_threshold": 0}, {"unknown": 1}, {"failure_detector": "gossip"},
+     {"phi_suspect": 0.5}, {"phi_suspect": 51}, {"phi_min_std": timedelta(0)},
+     {"phi_acceptable_pause": timedelta(seconds=-1)}, {"phi_min_samples": 1}],
 )  # fmt: skip
 def test_invalid_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -44,6 +53,45 @@ def test_process_settings_map_onto_decide_config(monkeypatch: pytest.MonkeyPatch
     c = OrchestratorSettings().decide_config()
     assert c.fail_after == timedelta(seconds=7.5) and c.max_in_flight == 3
     assert not c.auto_rebalance and c.suspect_after == timedelta(seconds=2.5)
+
+
+def test_phi_settings_map_onto_decide_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMPLANE_FAILURE_DETECTOR", "phi")
+    monkeypatch.setenv("STREAMPLANE_PHI_SUSPECT", "10")
+    monkeypatch.setenv("STREAMPLANE_PHI_WINDOW", "50")
+    monkeypatch.setenv("STREAMPLANE_PHI_MIN_STD_MS", "250")
+    monkeypatch.setenv("STREAMPLANE_PHI_ACCEPTABLE_PAUSE_MS", "0")
+    monkeypatch.setenv("STREAMPLANE_PHI_MIN_SAMPLES", "5")
+    s = OrchestratorSettings()
+    c = s.decide_config()
+    assert c.failure_detector == "phi" and c.phi_suspect == 10.0
+    assert c.phi_min_std == timedelta(milliseconds=250)
+    assert c.phi_acceptable_pause == timedelta(0) and c.phi_min_samples == 5
+    assert s.liveness_phi_window() == 50
+    assert OrchestratorSettings(failure_detector="fixed").liveness_phi_window() == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FAILURE_DETECTOR": "gossip"}, "failure_detector"),
+        ({"PHI_WINDOW": "1"}, "phi_window"),
+        ({"PHI_MIN_STD_MS": "0"}, "phi_min_std_ms"),
+        ({"PHI_ACCEPTABLE_PAUSE_MS": "-5"}, "phi_acceptable_pause_ms"),
+        ({"PHI_SUSPECT": "0"}, "phi_suspect"),
+        (
+            {"PHI_WINDOW": "20", "PHI_MIN_SAMPLES": "30"},
+            "phi_min_samples .30. must be <= phi_window",
+        ),
+    ],
+)
+def test_invalid_phi_settings_are_refused_with_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for k, v in env.items():
+        monkeypatch.setenv(f"STREAMPLANE_{k}", v)
+    with pytest.raises(ValidationError, match=message):
+        OrchestratorSettings()
 
 
 def _hb(incarnation: str) -> Heartbeat:

@@ -5,16 +5,19 @@ gracefully; streams come and go; drains, capacity changes, rebalances, start fai
 consistency checks and emergency recovery happen at random. After every cycle the state
 keeps its invariants; at the end ``fold(log) == state`` with no finding; and once the chaos
 stops and enough cycles pass, every stream that is not parked runs, where capacity allows.
+All of it with either failure detector (fixed thresholds, phi accrual).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from decide_sim import Sim, invariant_violations, replay_matches
+import pytest
+from decide_sim import SIM_CONFIG, Sim, invariant_violations, replay_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from control_plane.config import DecideConfig
 from events import commands as cmd
 from projections.state import AssignmentStatus, InstanceStatus
 
@@ -124,6 +127,10 @@ def _heal(sim: Sim) -> None:
             sim.command(cmd.UndrainInstance, server_id=name)
 
 
+#: the phi accrual detector, judging by each worker's rhythm after two intervals already
+PHI_CONFIG = SIM_CONFIG.model_copy(update={"failure_detector": "phi", "phi_min_samples": 2})
+
+
 def _fits(sim: Sim) -> bool:
     """Whether any placement at all must succeed: each instance wastes < MAX_WEIGHT."""
     s = sim.state
@@ -133,6 +140,7 @@ def _fits(sim: Sim) -> bool:
     return demand <= room
 
 
+@pytest.mark.parametrize("config", [SIM_CONFIG, PHI_CONFIG], ids=["fixed", "phi"])
 @SIM_SETTINGS
 @given(
     capacities=st.lists(st.integers(1, 8), min_size=2, max_size=5),
@@ -141,9 +149,13 @@ def _fits(sim: Sim) -> bool:
     auto=st.booleans(),
 )
 def test_random_chaos_keeps_invariants_and_settles(
-    capacities: list[int], initial_streams: int, ops: list[tuple[Any, ...]], auto: bool
+    config: DecideConfig,
+    capacities: list[int],
+    initial_streams: int,
+    ops: list[tuple[Any, ...]],
+    auto: bool,
 ) -> None:
-    sim = Sim()
+    sim = Sim(config)
     for i, cap in enumerate(capacities):
         sim.add_worker(f"w{i}", cap)
     _cycle_checked(sim)
