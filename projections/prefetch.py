@@ -38,6 +38,8 @@ from projections.kafka_io import make_consumer, started
 
 #: seconds to wait for the child to exit once told to
 EXIT_TIMEOUT = 5.0
+#: bytes the parent buffers from the child before it stops reading the pipe (back-pressure)
+PIPE_BUFFER = 16 * 1024 * 1024
 _FRAME = struct.Struct("!Q")  # each message: its length, then the pickle
 
 
@@ -183,6 +185,7 @@ async def prefetched(spec: ChildSpec) -> AsyncIterator[Reader]:
         json.dumps(spec._asdict()),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
+        limit=PIPE_BUFFER,  # the default 64 KiB would pause the pipe ~100 times per batch
     )
     try:
         yield Reader(process)
