@@ -5,9 +5,12 @@
 Encodes ``generate_history(events, seed=seed)`` once, then times
 :func:`events.codec.decode_event` over every record, ``passes`` times, and reports the
 median pass in microseconds per event. For comparison it also times the fast path alone
-(``_decode_current``), the previous fast path (orjson, reshape in Python, the model's own
-``validate_python``; kept here, not in the codec), the full check-by-check path
-(``_decode_checked``) and a bare ``orjson.loads`` (which a replay's raw read pays anyway).
+(``_decode_current``: msgspec first, then the wire validators), each of its two stages alone
+(the msgspec Structs of :mod:`events.fastwire`; orjson + the pydantic-core wire validators of
+:mod:`events.wire`, the fast path before msgspec), the previous fast path (orjson, reshape in
+Python, the model's own ``validate_python``; kept here, not in the codec), the full
+check-by-check path (``_decode_checked``) and a bare ``orjson.loads`` (which a replay's raw
+read pays anyway).
 Human-readable figures first; the last line is one JSON object. No Kafka needed.
 """
 
@@ -28,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from events.base import ENVELOPE_FIELDS, Message
 from events.codec import (
+    _FAST,
+    _WIRE,
     CONTENT_TYPE,
     MESSAGE_TYPES,
     SPECVERSION,
@@ -75,6 +80,15 @@ def previous_fast_path(raw: bytes) -> Message | None:
     return message
 
 
+def wire_path(raw: bytes) -> Message | None:
+    """The fast path before msgspec: orjson, then the type's pydantic-core wire validator."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return _WIRE.decode(obj)
+
+
 def _median_us(fn: Callable[[bytes], Any], raws: list[bytes], passes: int) -> float:
     """Median over ``passes`` of the time per record of ``fn``, in microseconds."""
     times = []
@@ -90,24 +104,30 @@ def main(args: argparse.Namespace) -> dict[str, object]:
     raws = [encode(event) for event in generate_history(args.events, seed=args.seed)]
     mean_bytes = sum(map(len, raws)) / len(raws)
     misses = sum(1 for raw in raws if _decode_current(raw) is None)
+    msgspec_misses = sum(1 for raw in raws if _FAST.decode(raw) is None)
     figures = {
         "decode_event_us": _median_us(decode_event, raws, args.passes),
         "fast_path_us": _median_us(_decode_current, raws, args.passes),
+        "msgspec_path_us": _median_us(_FAST.decode, raws, args.passes),
+        "wire_path_us": _median_us(wire_path, raws, args.passes),
         "previous_fast_path_us": _median_us(previous_fast_path, raws, args.passes),
         "full_path_us": _median_us(_decode_checked, raws, args.passes),
         "orjson_loads_us": _median_us(orjson.loads, raws, args.passes),
     }
     print(f"records:        {len(raws)} control events, {mean_bytes:.0f} B on average")
     print(f"fast-path miss: {misses} (decoded by the full path instead)")
+    print(f"msgspec miss:   {msgspec_misses} (decoded by the wire validators or full path)")
     for name, value in figures.items():
         print(f"{name:22s}{value:8.3f} us/event  (median of {args.passes} passes)")
     speedup = figures["previous_fast_path_us"] / figures["fast_path_us"]
     print(f"fast path vs previous: {speedup:.2f}x")
+    print(f"msgspec vs wire path:  {figures['wire_path_us'] / figures['msgspec_path_us']:.2f}x")
     return {
         "events": len(raws),
         "passes": args.passes,
         "mean_bytes": round(mean_bytes, 1),
         "fast_path_misses": misses,
+        "msgspec_misses": msgspec_misses,
         "fast_path_speedup": round(speedup, 3),
         **{name: round(value, 3) for name, value in figures.items()},
     }

@@ -8,7 +8,8 @@ Wire form (one Kafka record value)::
      "schemaversion": 1, "seq": 42, "epoch": 3, "causationid": null, "correlationid": null,
      "data": {"stream_id": "camera-17", "server_id": "w-1", ...}}
 
-Decoding: a current-version message is parsed with orjson and validated in one native call
+Decoding: a current-version message is decoded by msgspec Structs made from the models
+(:mod:`events.fastwire`); failing that, parsed with orjson and validated in one native call
 by its type's wire validator (:mod:`events.wire`, made from the model's own schema).
 Anything else takes the full path: parse with orjson, check the envelope, look the type up,
 upcast older ``schemaversion`` data one step at a time, then validate with the type's model.
@@ -32,6 +33,7 @@ from events.errors import (
     UnsupportedVersionError,
     WrongFamilyError,
 )
+from events.fastwire import FastDecoder
 from events.heartbeat import DesiredSet, Heartbeat
 from events.upcasters import upcast
 from events.wire import WireDecoder
@@ -57,7 +59,10 @@ _KNOWN_ATTRS = frozenset(
 
 _CLASH = frozenset({"type", *ENVELOPE_FIELDS})
 _loads = orjson.loads
-#: the fast path's validators, for every type at its current schemaversion (made on first use)
+#: the first fast path: msgspec Structs made from the models (made on first use)
+_FAST = FastDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
+_fast_decode = _FAST.decode
+#: the second: pydantic-core wire validators, for every type at its current schemaversion
 _WIRE = WireDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
 
 M = TypeVar("M", bound=Message)
@@ -161,10 +166,16 @@ def _decode_current(raw: bytes | str | dict[str, Any]) -> Message | None:
     then runs the full, step-by-step checks, which raise the precise error (or accept and
     normalise the unusual input). The type's wire validator (:mod:`events.wire`, made from
     the model's own schema) accepts a subset of what the full path accepts, with an
-    identical result, and never words an error.
+    identical result, and never words an error. Before it, msgspec Structs made from the
+    models (:mod:`events.fastwire`) decode the same subset, or less, ~1.5x as fast;
+    what they leave (a type they cannot map, lax values such as ``"seq": "42"``) goes on
+    to the wire validator.
     """
     if isinstance(raw, dict):
         return None  # a caller's dict must stay untouched; the full path copies it
+    message = _fast_decode(raw)
+    if message is not None:
+        return message
     try:
         obj = _loads(raw)
     except orjson.JSONDecodeError:

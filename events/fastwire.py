@@ -1,0 +1,584 @@
+"""msgspec decoders: the first fast path of :func:`events.codec.decode`, made from the models.
+
+For every message type a pair of ``msgspec.Struct`` classes is *generated* from the pydantic
+model's fields (never written by hand): the CloudEvents envelope, tagged by ``type``, with the
+model's envelope fields, and its ``data`` with the type's own fields, both with
+``forbid_unknown_fields`` (so ``data`` repeating an envelope key fails, as in the full path).
+One ``msgspec.json.Decoder`` reads the union of all envelopes; a builder generated per type
+then checks what msgspec cannot say natively and makes the pydantic model the way
+pydantic-core does (a bare instance and its four slots), with no second validation.
+
+Each field maps to a msgspec type that accepts a *subset* of what the model accepts, the
+rest left to :mod:`events.wire` and the full path; an annotation, constraint, validator or
+setting with no exact mapping makes the type unsupported (it then always takes those paths):
+
+- ``int``: a JSON integer in the model's bounds and in 64 bits (orjson, which the full path
+  uses, reads longer integers as floats); strings, floats and booleans fail;
+- ``float``: a JSON number, then finite (pydantic forbids inf and NaN here);
+- ``str``: with the model's lengths (both count code points); a ``pattern`` only if
+  :data:`PATTERN_CHECKS` knows it (a cheap predicate equal to the regex); ids' integer form
+  (``_int_to_str``) fails;
+- ``UtcDateTime``: a string of the RFC 3339 form (at most 6 fractional digits) read by
+  ``datetime.fromisoformat``, then its tzinfo must be ``datetime.UTC`` (``Z``, ``±00:00``):
+  msgspec's own datetime rounds a 7th digit where pydantic truncates it;
+- ``IPvAnyAddress``: a string, then pydantic's own validator; ``Literal``, ``bool``, ``str``
+  enums, ``X | None``, ``tuple[X, ...]``, ``dict[K, V]`` and nested models (their own Structs
+  and builders) as they are.
+
+Absent optional fields decode as ``msgspec.UNSET``: the builder leaves them out of
+``model_fields_set`` and fills in the model's default (copied when unhashable, as pydantic does).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import math
+import threading
+import types
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+
+import annotated_types as at
+import msgspec
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    IPvAnyAddress,
+    StringConstraints,
+    TypeAdapter,
+)
+from pydantic.fields import FieldInfo
+
+from events.base import ENVELOPE_FIELDS, Message, _aware_utc
+from events.ids import ID_PATTERN, _int_to_str
+from events.wire import (
+    Unsupported,
+    _model,
+    _new,
+    _set_dict,
+    _set_extra,
+    _set_fields_set,
+    _set_private,
+)
+
+Check = Callable[[Any], bool]
+Convert = Callable[[Any], Any]
+UNSET = msgspec.UNSET
+
+#: envelope attributes the full path requires whatever the model says
+_ALWAYS_REQUIRED = frozenset({"id", "source", "time"})
+#: envelope attributes that are no model field: a data field of that name is not mapped
+_ATTRIBUTES = frozenset({"specversion", "type", "datacontenttype", "subject", "schemaversion"})
+#: orjson reads integers beyond 64 bits as floats (the full path's value then differs), and
+#: msgspec's bounds must fit an int64: integers in 2**63 .. 2**64-1 take the next path
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+_CONFIG_KEYS = frozenset({"frozen", "extra", "strict", "allow_inf_nan", "title"})
+_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
+_REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class Reject(ValueError):
+    """A value the fast path leaves to the slower ones (never seen by callers)."""
+
+
+def is_id(text: str) -> bool:
+    """``re.fullmatch`` of :data:`events.ids.ID_PATTERN` with Rust semantics (``$`` = end).
+
+    ``strip`` removes the allowed (ASCII) characters from both ends; anything else, a
+    newline or a non-ASCII letter, stays and makes the rest non-empty.
+    """
+    return 0 < len(text) <= 128 and not text.strip(_ID_CHARS)
+
+
+def is_reason(text: str) -> bool:
+    """``re.fullmatch`` of ``^[a-z][a-z0-9_]{0,63}$`` with Rust semantics."""
+    return 0 < len(text) <= 64 and "a" <= text[0] <= "z" and not text.strip(_REASON_CHARS)
+
+
+class PatternCheck(NamedTuple):
+    """A cheap equivalent of pydantic's (Rust ``regex``) full match of one pattern."""
+
+    full: Check  # equal to the full match on any string
+    min_length: int  # the lengths the pattern allows (msgspec checks them natively)
+    max_length: int
+    #: equal to ``full`` on strings of those lengths; ``{v}`` is the value (generated code)
+    inline: str
+
+
+#: pattern -> its cheap check; a pattern not here makes its type unsupported
+PATTERN_CHECKS: dict[str, PatternCheck] = {
+    ID_PATTERN: PatternCheck(is_id, 1, 128, "not {v}.strip(ID_CHARS)"),
+    # the first character is one of the allowed ones, and only a-z of them sort after "a"
+    REASON_PATTERN: PatternCheck(is_reason, 1, 64, '{v}[0] >= "a" and not {v}.strip(REASON_CHARS)'),
+}
+#: names the inline checks use
+_INLINE_NAMES = {"ID_CHARS": _ID_CHARS, "REASON_CHARS": _REASON_CHARS, "isfinite": math.isfinite}
+
+_fromisoformat = datetime.fromisoformat
+
+
+def utc_time(text: str) -> datetime:
+    """``YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±00:00)`` as pydantic + ``_aware_utc`` read it.
+
+    The shape is checked here (so ``fromisoformat``'s other ISO forms never get through);
+    ``fromisoformat`` checks the digits and the ranges (Feb 30 fails, as in pydantic).
+    """
+    if len(text) == 27 and text[26] == "Z":  # the form encode writes: skip the general checks
+        if text[4:20:3] == "--T::." and text.isascii() and text[20:26].isdigit():
+            return _fromisoformat(text)  # "Z": tzinfo is datetime.UTC
+        raise Reject(text)
+    end = len(text) - 1 if text[-1] == "Z" else len(text) - 6
+    if not (
+        text[4:17:3] == "--T::"
+        and text.isascii()
+        and (end == 19 or (21 <= end <= 26 and text[19] == "." and text[20:end].isdigit()))
+        and (text[-1] == "Z" or (text[end] in "+-" and text[end + 3] == ":"))
+    ):
+        raise Reject(text)
+    value = _fromisoformat(text)
+    if value.tzinfo is not UTC:  # a zero offset (+00:00, -00:00) gives datetime.UTC itself
+        raise Reject(text)
+    return value
+
+
+_ip = TypeAdapter(IPvAnyAddress).validate_python
+
+
+class Leaf(NamedTuple):
+    """A value's msgspec type and what finishes its check after decoding."""
+
+    type: Any
+    check: Check | None = None  # a predicate on the decoded value
+    inline: str | None = None  # the same as an expression of ``{v}`` (generated code)
+    convert: Convert | None = None  # makes the model's value (raises ValueError to reject)
+    nullable: bool = False
+
+
+class _Constraints:
+    """A field's metadata, read into the few constraints that map exactly."""
+
+    def __init__(self, metadata: Iterable[Any]) -> None:
+        self.bounds: dict[str, Any] = {}
+        self.pattern: str | None = None
+        self.utc = False
+        for item in metadata:
+            self._read(item)
+
+    def _read(self, item: Any) -> None:
+        if isinstance(item, StringConstraints):
+            extra = (item.strip_whitespace, item.to_upper, item.to_lower, item.strict)
+            if any(extra) or item.ascii_only:
+                raise Unsupported(f"string constraint {item}")
+            for key in ("min_length", "max_length"):
+                if getattr(item, key) is not None:
+                    self.bounds[key] = getattr(item, key)
+            if item.pattern is not None:
+                if not isinstance(item.pattern, str):
+                    raise Unsupported("compiled pattern")
+                self.pattern = item.pattern
+        elif isinstance(item, at.MinLen | at.MaxLen):
+            key = "min_length" if isinstance(item, at.MinLen) else "max_length"
+            self.bounds[key] = getattr(item, key)
+        elif isinstance(item, at.Ge | at.Le | at.Gt | at.Lt):
+            key = type(item).__name__.lower()
+            self.bounds[key] = getattr(item, key)
+        elif isinstance(item, BeforeValidator) and item.func is _int_to_str:
+            pass  # the fast path takes ids as strings only: an integer id fails here
+        elif isinstance(item, AfterValidator) and item.func is _aware_utc:
+            self.utc = True
+        else:
+            raise Unsupported(f"metadata {item!r}")
+
+    def only(self, *allowed: str) -> None:
+        extra = set(self.bounds) - set(allowed)
+        if extra or self.utc or (self.pattern is not None and "pattern" not in allowed):
+            raise Unsupported(f"constraints {sorted(extra) or self.bounds} here")
+
+
+def _meta(base: Any, bounds: dict[str, Any]) -> Any:
+    return Annotated[base, msgspec.Meta(**bounds)] if bounds else base
+
+
+class Mapper:
+    """Maps annotations to msgspec types; nested models get their own Struct and builder."""
+
+    def __init__(self) -> None:
+        self.nested: dict[type[BaseModel], tuple[Any, Convert]] = {}
+
+    def leaf(self, annotation: Any, metadata: Iterable[Any] = ()) -> Leaf:
+        """The :class:`Leaf` of ``annotation`` with the field's ``metadata``."""
+        metadata = list(metadata)
+        if get_origin(annotation) is Annotated:
+            base, *inner = get_args(annotation)
+            return self.leaf(base, [*inner, *metadata])
+        origin = get_origin(annotation)
+        if origin in (Union, types.UnionType):
+            return self._optional(annotation, metadata)
+        rules = _Constraints(metadata)
+        if origin is Literal:
+            rules.only()
+            return Leaf(annotation)
+        if origin is tuple:
+            return self._tuple(annotation, rules)
+        if origin is dict:
+            return self._dict(annotation, rules)
+        if origin is not None:
+            raise Unsupported(f"type {annotation!r}")
+        return self._plain(annotation, rules)
+
+    def _plain(self, annotation: Any, rules: _Constraints) -> Leaf:
+        if annotation is bool:
+            rules.only()
+            return Leaf(bool)
+        if annotation is int:
+            rules.only("ge", "le", "gt", "lt")
+            bounds = {"ge": _INT_MIN, "le": _INT_MAX, **rules.bounds}
+            bounds["ge"], bounds["le"] = max(bounds["ge"], _INT_MIN), min(bounds["le"], _INT_MAX)
+            return Leaf(_meta(int, bounds))
+        if annotation is float:
+            rules.only("ge", "le", "gt", "lt")
+            # msgspec 0.22 refuses 1e400 and NaN tokens; checked in case a version does not
+            return Leaf(_meta(float, rules.bounds), math.isfinite, inline="isfinite({v})")
+        if annotation is str:
+            return self._str(rules)
+        if annotation is datetime and rules.utc:
+            rules.utc = False
+            rules.only()
+            return Leaf(
+                Annotated[str, msgspec.Meta(min_length=20, max_length=32)], convert=utc_time
+            )
+        if annotation is IPvAnyAddress:
+            rules.only()
+            return Leaf(str, convert=_ip)
+        if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+            rules.only()
+            if not all(isinstance(member.value, str) for member in annotation):
+                raise Unsupported(f"enum {annotation.__name__} with non-str values")
+            return Leaf(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rules.only()
+            struct, build = self.model(annotation)
+            return Leaf(struct, convert=build)
+        raise Unsupported(f"type {annotation!r}")
+
+    def _str(self, rules: _Constraints) -> Leaf:
+        rules.only("min_length", "max_length", "pattern")
+        if rules.pattern is None:
+            return Leaf(_meta(str, rules.bounds))
+        check = PATTERN_CHECKS.get(rules.pattern)
+        if check is None:
+            raise Unsupported(f"pattern {rules.pattern!r} has no registered check")
+        bounds = {
+            "min_length": max(rules.bounds.get("min_length", 0), check.min_length),
+            "max_length": min(rules.bounds.get("max_length", check.max_length), check.max_length),
+        }
+        return Leaf(_meta(str, bounds), check.full, inline=check.inline)
+
+    def _optional(self, annotation: Any, metadata: list[Any]) -> Leaf:
+        """``X | None``: the field's constraints apply to ``X`` (as in pydantic)."""
+        members = [a for a in get_args(annotation) if a is not type(None)]
+        if len(members) != 1 or len(get_args(annotation)) != 2:
+            raise Unsupported(f"union {annotation!r}")
+        inner = self.leaf(members[0], metadata)
+        if inner.nullable:
+            raise Unsupported(f"nested optional {annotation!r}")
+        return inner._replace(type=inner.type | None, nullable=True)
+
+    def _tuple(self, annotation: Any, rules: _Constraints) -> Leaf:
+        args = get_args(annotation)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise Unsupported(f"fixed tuple {annotation!r}")
+        rules.only("min_length", "max_length")
+        item = self.leaf(args[0])
+        return Leaf(_meta(tuple[item.type, ...], rules.bounds), convert=_each(item))  # type: ignore[name-defined]
+
+    def _dict(self, annotation: Any, rules: _Constraints) -> Leaf:
+        key, value = (self.leaf(a) for a in get_args(annotation))
+        rules.only("min_length", "max_length")
+        if key.convert is not None or key.nullable:
+            raise Unsupported(f"dict key {annotation!r}")
+        if value.check is None and value.convert is None and key.check is None:
+            return Leaf(_meta(dict[key.type, value.type], rules.bounds))  # type: ignore[name-defined]
+        keys, values = key.check or _true, _finish(value)
+
+        def convert(mapping: dict[Any, Any]) -> dict[Any, Any]:
+            if not all(map(keys, mapping)):
+                raise Reject("dict key")
+            return {k: values(v) for k, v in mapping.items()}
+
+        return Leaf(_meta(dict[key.type, value.type], rules.bounds), convert=convert)  # type: ignore[name-defined]
+
+    def model(self, cls: type[BaseModel]) -> tuple[Any, Convert]:
+        """A nested model's Struct (its fields, no unknown one) and its builder."""
+        if cls not in self.nested:
+            _check_model(cls)
+            fields = [
+                _Field(
+                    name, info, "e", self.leaf(info.annotation, info.metadata), info.is_required()
+                )
+                for name, info in cls.model_fields.items()
+            ]
+            struct = _struct(cls.__name__, fields)
+            self.nested[cls] = (struct, _builder(cls, fields))
+        return self.nested[cls]
+
+
+def _true(_: Any) -> bool:
+    return True
+
+
+def _finish(leaf: Leaf) -> Convert:
+    """One function doing a leaf's check and conversion (containers' items)."""
+    check, convert, nullable = leaf.check, leaf.convert, leaf.nullable
+
+    def finish(value: Any) -> Any:
+        if nullable and value is None:
+            return None
+        if check is not None and not check(value):
+            raise Reject(repr(value))
+        return value if convert is None else convert(value)
+
+    return finish
+
+
+def _each(item: Leaf) -> Convert | None:
+    if item.check is None and item.convert is None:
+        return None
+    finish = _finish(item)
+    return lambda values: tuple(map(finish, values))
+
+
+class _Field(NamedTuple):
+    name: str
+    info: FieldInfo
+    source: str  # "e": the envelope (or a nested model's own Struct), "d": data, "": the tag
+    leaf: Leaf | None
+    required: bool = True
+
+
+def _check_model(cls: type[BaseModel]) -> None:
+    """Raises :class:`Unsupported` if building ``cls`` runs code a builder would skip."""
+    _model(cls)  # type: ignore[arg-type]  # no custom init, post-init, model validator
+    decorators = cls.__pydantic_decorators__
+    if decorators.validators or decorators.field_validators or decorators.root_validators:
+        raise Unsupported("has field validators")
+    if decorators.model_validators or cls.__private_attributes__:
+        raise Unsupported("has model validators or private attributes")
+    config = cls.model_config
+    if not config.keys() <= _CONFIG_KEYS or config.get("strict"):
+        raise Unsupported(f"model_config {sorted(config)}")
+    if config.get("extra") not in (None, "forbid", "ignore"):
+        raise Unsupported(f"extra={config.get('extra')!r}")
+    for name, info in cls.model_fields.items():
+        if info.alias or info.validation_alias or info.discriminator:
+            raise Unsupported(f"{name}: alias or discriminator")
+        if info.validate_default or info.default_factory_takes_validated_data:
+            raise Unsupported(f"{name}: default validated or made from other fields")
+
+
+def _struct(name: str, fields: list[_Field], extra: list[Any] = (), **options: Any) -> Any:  # type: ignore[assignment]
+    """A Struct of ``fields`` (absent optional ones decode as UNSET), unknown fields refused."""
+    spec: list[Any] = list(extra)
+    for field in fields:
+        assert field.leaf is not None
+        if field.required:
+            spec.append((field.name, field.leaf.type))
+        else:
+            spec.append((field.name, Union[field.leaf.type, msgspec.UnsetType], UNSET))  # noqa: UP007
+    return msgspec.defstruct(
+        name, spec, kw_only=True, forbid_unknown_fields=True, gc=False, **options
+    )
+
+
+def _default(info: FieldInfo) -> tuple[Any, str]:
+    """The default and how the builder gets it: pydantic copies unhashable defaults."""
+    if info.default_factory is not None:
+        return info.default_factory, "{}()"
+    try:
+        hash(info.default)
+    except TypeError:
+        return info.default, "deepcopy({})"
+    return info.default, "{}"
+
+
+def _builder(cls: type[BaseModel], fields: list[_Field]) -> Convert:
+    """Generated code making ``cls`` from its decoded Struct(s), field by field, no loop."""
+    ns: dict[str, Any] = {
+        "UNSET": UNSET,
+        "Reject": Reject,
+        "deepcopy": copy.deepcopy,
+        "new": _new,
+        "CLS": cls,
+        "set_dict": _set_dict,
+        "set_extra": _set_extra,
+        "set_private": _set_private,
+        "set_fields_set": _set_fields_set,
+        **_INLINE_NAMES,
+    }
+    lines = ["def build(e):"]
+    if any(f.source == "d" for f in fields):
+        lines.append("    d = e.data")
+    # encode writes every field, so all are usually given: start from all, drop the absent
+    lines.append(f"    g = {{{', '.join(repr(f.name) for f in fields)}}}")
+    values = []
+    for i, field in enumerate(fields):
+        if field.leaf is None:  # the tag: always given, the model's literal value
+            ns[f"K{i}"] = field.info.default
+            values.append(f"K{i}")
+            continue
+        var, leaf, src = f"v{i}", field.leaf, f"{field.source}.{field.name}"
+        finish = _finish_lines(i, var, leaf, ns)
+        if field.required and not finish:
+            values.append(src)
+            continue
+        lines.append(f"    {var} = {src}")
+        if field.required:
+            lines += [f"    {line}" for line in finish]
+        else:
+            ns[f"D{i}"], how = _default(field.info)
+            lines += [f"    if {var} is UNSET:", f"        {var} = {how.format(f'D{i}')}"]
+            lines.append(f"        g.discard({field.name!r})")
+            if finish:
+                lines += ["    else:", *(f"        {line}" for line in finish)]
+        values.append(var)
+    pairs = ", ".join(f"{f.name!r}: {v}" for f, v in zip(fields, values, strict=True))
+    lines += [
+        "    m = new(CLS)",
+        f"    set_dict(m, {{{pairs}}})",
+        "    set_extra(m, None)",
+        "    set_private(m, None)",
+        "    set_fields_set(m, g)",
+        "    return m",
+    ]
+    source = "\n".join(lines)
+    exec(compile(source, f"<fastwire {cls.__name__}>", "exec"), ns)
+    build: Convert = ns["build"]
+    build.__doc__ = source  # what was generated, for whoever debugs it
+    return build
+
+
+def _finish_lines(i: int, var: str, leaf: Leaf, ns: dict[str, Any]) -> list[str]:
+    """The statements checking and converting a decoded value ``var`` (not UNSET)."""
+    guard = f"{var} is not None and " if leaf.nullable else ""
+    lines = []
+    if leaf.check is not None:
+        ns[f"C{i}"] = leaf.check
+        test = f"C{i}({var})" if leaf.inline is None else leaf.inline.format(v=var)
+        lines.append(f"if {guard}not ({test}): raise Reject({var!r})")
+    if leaf.convert is not None:
+        ns[f"F{i}"] = leaf.convert
+        convert = f"{var} = F{i}({var})"
+        lines.append(f"if {var} is not None: {convert}" if guard else convert)
+    return lines
+
+
+def _message_plan(
+    cls: type[Message], mapper: Mapper, *, specversion: str, content_type: str
+) -> tuple[Any, Convert]:
+    """The envelope Struct (tagged with the type's name) and the builder of ``cls``."""
+    _check_model(cls)
+    fields = []
+    for name, info in cls.model_fields.items():
+        if name == "type":
+            fields.append(_Field(name, info, "", None))
+            continue
+        if name in _ATTRIBUTES or name == "data":
+            raise Unsupported(f"{name}: a data field named like an envelope attribute")
+        source = "e" if name in ENVELOPE_FIELDS else "d"
+        required = info.is_required() or name in _ALWAYS_REQUIRED
+        fields.append(
+            _Field(name, info, source, mapper.leaf(info.annotation, info.metadata), required)
+        )
+    if "type" not in cls.model_fields:
+        raise Unsupported("no type field")
+    version = cls.SCHEMA_VERSION
+    data = _struct(f"{cls.__name__}Data", [f for f in fields if f.source == "d"])
+    attributes: list[Any] = [
+        ("specversion", Literal[specversion]),
+        ("data", data),
+        ("datacontenttype", Union[Literal[content_type], msgspec.UnsetType], UNSET),  # noqa: UP007
+        ("subject", str | None | msgspec.UnsetType, UNSET),  # the full path ignores it
+        # absent means version 1; 1.0 and true are no JSON integers and fail
+        ("schemaversion", Literal[version], *((UNSET,) if version == 1 else ())),
+    ]
+    envelope = _struct(
+        f"{cls.__name__}Envelope",
+        [f for f in fields if f.source == "e"],
+        attributes,
+        tag_field="type",
+        tag=cls.__name__,
+    )
+    return envelope, _builder(cls, fields)
+
+
+class FastDecoder:
+    """Decodes JSON bytes or text of the given types at their current version with msgspec.
+
+    :meth:`decode` returns None, never raises, for anything else or anything unusual (the
+    next path then runs). The Structs and builders are made once, on the first message.
+    """
+
+    def __init__(
+        self, types: Iterable[type[Message]], *, specversion: str, content_type: str
+    ) -> None:
+        self._types = {cls.__name__: cls for cls in types}
+        self._specversion = specversion
+        self._content_type = content_type
+        self._decoder: msgspec.json.Decoder[Any] | None = None
+        self._builds: dict[Any, Convert] = {}  # envelope Struct -> its builder
+        self._unsupported: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def unsupported(self) -> dict[str, str]:
+        """Type name -> why msgspec cannot decode it (those take the next path)."""
+        self._ready()
+        return dict(self._unsupported)
+
+    def build(self, envelope: Any) -> Message:
+        """The message from a decoded envelope Struct; raises ValueError where ``decode``
+        gives None (for tests: a Struct can be given values JSON cannot carry)."""
+        self._ready()
+        message: Message = self._builds[type(envelope)](envelope)
+        return message
+
+    def envelope_types(self) -> dict[str, Any]:
+        """Type name -> its generated envelope Struct."""
+        self._ready()
+        return {struct.__struct_config__.tag: struct for struct in self._builds}
+
+    def decode(self, raw: bytes | str) -> Message | None:
+        """The message in ``raw`` if it is a valid current-version one msgspec can read."""
+        decoder = self._decoder or self._ready()
+        try:
+            envelope = decoder.decode(raw)
+        except (msgspec.MsgspecError, ValueError, RecursionError):  # ValueError: bad UTF-8
+            return None
+        try:
+            message: Message = self._builds[type(envelope)](envelope)
+        except ValueError:  # Reject, fromisoformat's, pydantic's (IP addresses)
+            return None
+        return message
+
+    def _ready(self) -> msgspec.json.Decoder[Any]:
+        with self._lock:
+            if self._decoder is None:
+                mapper = Mapper()
+                for name, cls in self._types.items():
+                    try:
+                        envelope, build = _message_plan(
+                            cls,
+                            mapper,
+                            specversion=self._specversion,
+                            content_type=self._content_type,
+                        )
+                    except Unsupported as exc:
+                        self._unsupported[name] = str(exc)
+                        continue
+                    self._builds[envelope] = build
+                union = Union[tuple(self._builds)] if self._builds else msgspec.UnsetType  # noqa: UP007
+                self._decoder = msgspec.json.Decoder(union)
+            return self._decoder
