@@ -42,8 +42,10 @@ _replace_stream = replacer(StreamAssignment)
 _INSTANCE_FIELDS = len(EnhancedInstance.__dataclass_fields__)
 _STREAM_FIELDS = len(StreamAssignment.__dataclass_fields__)
 
-#: events between the checkpoints a half-written rejection is refolded from
-CHECKPOINT_EVERY = 4096
+#: events between the checkpoints a half-written rejection is refolded from. Small enough
+#: that the events kept for that stay in cache (4096 made decode + fold ~20% slower),
+#: large enough that the folder mostly updates its own copies in place.
+CHECKPOINT_EVERY = 512
 _MAPS = ("instances", "streams", "in_flight", "unplaced", "held", "recent_ids")
 _FIELDS = tuple(ClusterState.__dataclass_fields__)
 _LEADER_ELECTED = ev.LeaderElected
