@@ -141,17 +141,22 @@ def _gain(pool: ReceiverPool, weight: int, source: str, target: str) -> float:
 
 def _place_all(
     pool: ReceiverPool, streams: Iterable[StreamView]
-) -> tuple[list[Assignment], list[str]]:
+) -> tuple[list[Assignment], list[StreamView]]:
+    """Place each stream on its best receiver, in placement order; returns those left over."""
     assignments: list[Assignment] = []
-    unassigned: list[str] = []
+    unassigned: list[StreamView] = []
     for s in sorted(streams, key=_placement_order):
         receiver = pool.choose(s)
         if receiver is None:
-            unassigned.append(s.stream_id)
+            unassigned.append(s)
         else:
             pool.shift(s, None, receiver)
             assignments.append(Assignment(s.stream_id, receiver))
     return assignments, unassigned
+
+
+def _ids(streams: Iterable[StreamView]) -> tuple[str, ...]:
+    return tuple(s.stream_id for s in streams)
 
 
 def _moved_weight(idx: _Index, moves: Sequence[Move]) -> int:
@@ -246,7 +251,7 @@ class SmartLoadBalancer:
             if s.owner in by_id:
                 pool.add_group(s.owner, s.anti_affinity)
         assignments, unassigned = _place_all(pool, todo)
-        return Placement(tuple(assignments), tuple(unassigned), MappingProxyType(dict(loads)))
+        return Placement(tuple(assignments), _ids(unassigned), MappingProxyType(dict(loads)))
 
     def plan(
         self, instances: Sequence[InstanceView], streams: Iterable[StreamView]
@@ -271,7 +276,7 @@ class SmartLoadBalancer:
             targets=MappingProxyType(targets),
             effective_capacity=MappingProxyType(effective),
             placements=tuple(assignments),
-            unassigned=tuple(unassigned),
+            unassigned=_ids(unassigned),
             total_load=idx.total,
             ideal_load_factor=ideal,
         )
@@ -281,17 +286,19 @@ class SmartLoadBalancer:
         targets = {sid: target.targets.get(sid, 0) for sid in idx.by_id}
         pool = self._pool(idx, loads, targets)
         placements, leftover = _apply_placements(pool, target, idx)
-        moved = {a.stream_id for a in placements}
+        settled = {a.stream_id for a in placements}  # not to be offered by the rebalance phase
         lower_bound = _excess(loads, targets, idx.pinned)
         moves: list[Move] = []
-        stranded = self._relocate(pool, self._must_move(idx), moves, moved)
-        self._even_out(idx, pool, moves, moved)
-        # Moves may have freed room that earlier placements lacked: one more pass, with the
-        # donors back in, before declaring anything unplaceable.
+        stranded = self._relocate(pool, self._must_move(idx), moves, settled)
+        # A stranded stream still has to leave, with its own reason, in the second chance: the
+        # rebalance phase must not move it as well (no stream moves twice).
+        settled.update(_ids(s for s, _, _ in stranded))
+        self._even_out(idx, pool, moves, settled)
+        # Moves may have freed room that earlier placements lacked: try again, with the donors
+        # back in, before declaring anything unplaceable.
         pool.readmit()
-        late, unassigned = _place_all(pool, leftover)
+        late, unassigned, stranded = self._second_chance(pool, leftover, stranded, moves, settled)
         placements += late
-        stranded = self._relocate(pool, stranded, moves, moved)
         max_factor, ideal = _load_factors(loads, target.effective_capacity, idx.targetable)
         total = idx.total or 1
         return RebalancePlan(
@@ -305,8 +312,8 @@ class SmartLoadBalancer:
             targets=MappingProxyType(targets),
             loads_after=MappingProxyType(loads),
             placements=tuple(placements),
-            unassigned=tuple(unassigned),
-            stranded=tuple(s.stream_id for s, _, _ in stranded),
+            unassigned=_ids(unassigned),
+            stranded=_ids(s for s, _, _ in stranded),
         )
 
     def _must_move(self, idx: _Index) -> list[_Relocation]:
@@ -324,23 +331,57 @@ class SmartLoadBalancer:
         return must
 
     def _relocate(
-        self, pool: ReceiverPool, todo: list[_Relocation], moves: list[Move], moved: set[str]
+        self, pool: ReceiverPool, todo: list[_Relocation], moves: list[Move], settled: set[str]
     ) -> list[_Relocation]:
-        """Move each stream to its best receiver, in order; returns those that found none."""
-        left: list[_Relocation] = []
-        for s, source, reason in todo:
-            receiver = pool.choose(s) if len(moves) < self.settings.max_moves else None
-            if receiver is None:
-                left.append((s, source, reason))
-                continue
-            gain = _gain(pool, s.weight, source, receiver)
-            moves.append(Move(s.stream_id, source, receiver, reason, gain))
-            pool.shift(s, source, receiver)
-            moved.add(s.stream_id)
-        return left
+        """Move each stream to its best receiver, in order; returns those that found none.
+
+        An affinity move frees room on an eligible instance, which a stream that found none
+        earlier in the pass may fit into: the pass repeats (over those left) while that happens.
+        """
+        while todo:
+            left: list[_Relocation] = []
+            freed = False
+            for relocation in todo:
+                s, source, reason = relocation
+                receiver = pool.choose(s) if len(moves) < self.settings.max_moves else None
+                if receiver is None:
+                    left.append(relocation)
+                    continue
+                gain = _gain(pool, s.weight, source, receiver)
+                moves.append(Move(s.stream_id, source, receiver, reason, gain))
+                pool.shift(s, source, receiver)
+                settled.add(s.stream_id)
+                freed = freed or reason == REASON_AFFINITY
+            if not (freed and left):
+                return left
+            todo = left
+        return []
+
+    def _second_chance(
+        self,
+        pool: ReceiverPool,
+        leftover: list[StreamView],
+        stranded: list[_Relocation],
+        moves: list[Move],
+        settled: set[str],
+    ) -> tuple[list[Assignment], list[StreamView], list[_Relocation]]:
+        """Place the leftovers, relocate the stranded, and place again if that freed room.
+
+        Placements go first (a stream with no home at all is worse off than one on the wrong
+        instance). Only an affinity move frees room on an eligible instance; placements and
+        drain moves only take room, so after the last placement pass nothing left fits anywhere.
+        Returns the placements, the streams still unplaced and those still stranded.
+        """
+        placements, leftover = _place_all(pool, leftover)
+        before = len(moves)
+        stranded = self._relocate(pool, stranded, moves, settled)
+        if leftover and any(m.reason == REASON_AFFINITY for m in moves[before:]):
+            late, leftover = _place_all(pool, leftover)
+            placements += late
+        return placements, leftover, stranded
 
     def _even_out(
-        self, idx: _Index, pool: ReceiverPool, moves: list[Move], moved: set[str]
+        self, idx: _Index, pool: ReceiverPool, moves: list[Move], settled: set[str]
     ) -> None:
         """Overloaded eligible instances give their cheapest streams to the neediest."""
         load, target = pool.load, pool.target
@@ -351,7 +392,7 @@ class SmartLoadBalancer:
         pool.exclude(set(donors))
         for donor in donors:
             free_blocked = False  # an unconstrained stream found no receiver: heavier ones won't
-            offer = [s for s in idx.owned[donor] if s.movable and s.stream_id not in moved]
+            offer = [s for s in idx.owned[donor] if s.movable and s.stream_id not in settled]
             for s in sorted(offer, key=_give_away_order):
                 excess = load[donor] - target[donor]
                 if excess <= 0 or len(moves) >= self.settings.max_moves:
@@ -366,7 +407,7 @@ class SmartLoadBalancer:
                 gain = _gain(pool, s.weight, donor, receiver)
                 moves.append(Move(s.stream_id, donor, receiver, REASON_REBALANCE, gain))
                 pool.shift(s, donor, receiver)
-                moved.add(s.stream_id)
+                settled.add(s.stream_id)
 
 
 def _apply_placements(

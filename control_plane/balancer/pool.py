@@ -86,6 +86,9 @@ class ReceiverPool:
         """
         dheap, rheap = self._heaps_for((stream.zone, stream.required_tags))
         weight, group = stream.weight, stream.anti_affinity
+        roomiest = self._top(rheap)
+        if roomiest is None or self.capacity[roomiest] - self.load[roomiest] < weight:
+            return None  # no room anywhere: spare the walk down the deficit heap (a full zone)
         load, target, capacity = self.load, self.target, self.capacity
         popped: list[_Entry] = []
         best: str | None = None
@@ -110,25 +113,20 @@ class ReceiverPool:
         for entry in popped:
             heappush(dheap, entry)
         if best is None:
-            best = self._roomiest(rheap, weight, max_overshoot)
+            # The best-deficit candidates are all full: fall back to the one with most room.
+            overshoot = load[roomiest] + weight - target[roomiest]
+            if max_overshoot is None or overshoot < max_overshoot:
+                best = roomiest
         return best
 
-    def _roomiest(self, rheap: list[_Entry], weight: int, max_overshoot: int | None) -> str | None:
-        """Fallback when the best-deficit candidates are all full: the instance with most room."""
+    def _top(self, rheap: list[_Entry]) -> str | None:
+        """The instance with the most room (current and not excluded), or None if none is."""
         while rheap:
             _, sid, version = rheap[0]
             if version == self._version[sid] and sid not in self._excluded:
-                break
+                return sid
             heappop(rheap)
-        if not rheap:
-            return None
-        sid = rheap[0][1]
-        if self.capacity[sid] - self.load[sid] < weight:
-            return None
-        overshoot = self.load[sid] + weight - self.target[sid]
-        if max_overshoot is not None and overshoot >= max_overshoot:
-            return None
-        return sid
+        return None
 
     def _heaps_for(self, key: _Key) -> _Heaps:
         heaps = self._heaps.get(key)

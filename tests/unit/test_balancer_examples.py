@@ -138,6 +138,39 @@ def test_zone_affinity_is_a_hard_constraint_and_fixed_by_moves() -> None:
     assert tagged.assignments == (Assignment("t", "gpu"),)
 
 
+def test_a_must_move_stream_waits_for_room_freed_later_in_its_pass_and_moves_once() -> None:
+    gpu = frozenset({"gpu"})
+    insts = [InstanceView("a", 10), InstanceView("b", 10, zone="b"), InstanceView("g", 2, tags=gpu)]
+    streams = [
+        StreamView("x", 1, priority=1, owner="a", required_tags=gpu),  # first, but g is full
+        StreamView("y", 2, owner="g", zone="b"),  # leaves g after x was tried
+        *(StreamView(f"pin{n}", owner="a", movable=False) for n in range(5)),  # a over target
+    ]
+    plan = BALANCER.plan(insts, streams)
+    # x moves once, for its constraint; it used to be moved as a rebalance and then again
+    assert [(m.stream_id, m.to_server, m.reason) for m in plan.moves] == [
+        ("y", "b", REASON_AFFINITY),
+        ("x", "g", REASON_AFFINITY),
+    ]
+    assert dict(plan.loads_after) == {"a": 5, "b": 2, "g": 1}
+    assert plan.stranded == ()
+
+
+def test_second_chance_places_again_after_a_relocation_frees_room() -> None:
+    gpu = frozenset({"gpu"})
+    insts = [InstanceView("a", 10), InstanceView("b", 4, zone="b"), InstanceView("g", 3, tags=gpu)]
+    streams = [
+        *on("b", 4),  # b is full until it gives two streams to a
+        StreamView("y", 2, owner="g", zone="b"),  # stranded until then; it holds g's room
+        StreamView("u", 2, required_tags=gpu),  # fits on g only once y has left
+    ]
+    plan = BALANCER.plan(insts, streams)
+    assert ("y", "b", REASON_AFFINITY) in [(m.stream_id, m.to_server, m.reason) for m in plan.moves]
+    assert plan.placements == (Assignment("u", "g"),)
+    assert plan.unassigned == () and plan.stranded == ()
+    assert dict(plan.loads_after) == {"a": 2, "b": 4, "g": 2}
+
+
 def test_anti_affinity_spreads_a_group() -> None:
     insts = [InstanceView(f"i{n}", 10) for n in range(3)]
     todo = [StreamView(f"r{n}", anti_affinity="db") for n in range(3)]

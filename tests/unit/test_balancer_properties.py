@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from control_plane.balancer import (
@@ -81,6 +81,88 @@ def clusters(draw: st.DrawFn, *, uniform: bool = False) -> Cluster:
     return insts, streams
 
 
+GPU, SSD = frozenset({"gpu"}), frozenset({"ssd"})
+
+
+def _pinned(
+    n: int,
+    weight: int = 1,
+    owner: str | None = None,
+    *,
+    priority: int = 0,
+    zone: str | None = None,
+    anti_affinity: str | None = None,
+    required_tags: frozenset[str] = frozenset(),
+) -> StreamView:
+    """The immovable stream ``s<n>``: most streams of the shrunk examples below are."""
+    return StreamView(
+        f"s{n:03d}", weight, priority, owner, zone, anti_affinity, False, required_tags
+    )
+
+
+def _off(*numbers: int) -> list[InstanceView]:
+    return [InstanceView(f"i{n:02d}", 0, eligible=False) for n in numbers]
+
+
+def stranded_stream_also_rebalanced() -> Cluster:
+    """Shrunk by hypothesis. s004 (gpu) must leave i00 but the only gpu instance, i10, is full
+    until s021 (zone a) leaves it later in the same pass; i00 is then above its target, so the
+    rebalance phase moved s004 and the second chance moved it again (two moves, wrong loads)."""
+    insts = [
+        InstanceView("i00", 12, perf_factor=0.75),
+        InstanceView("i01", 11, zone="a", perf_factor=0.75),
+        InstanceView("i02", 6),
+        *_off(3, 4, 5, 6, 7),
+        InstanceView("i08", 4),
+        *_off(9),
+        InstanceView("i10", 14, tags=GPU),
+    ]
+    streams = [_pinned(n, 3 if n == 2 else 1, "i00") for n in range(10) if n != 4]
+    streams += [_pinned(n, {14: 3, 28: 4}.get(n, 1)) for n in range(10, 30) if n != 21]
+    streams += [
+        StreamView("s004", 1, 1, "i00", required_tags=GPU),
+        StreamView("s021", 4, owner="i10", zone="a"),
+        _pinned(30, required_tags=GPU),
+        _pinned(31, required_tags=GPU | SSD),
+    ]
+    return insts, sorted(streams, key=lambda s: s.stream_id)
+
+
+def placed_before_a_relocation_freed_room() -> Cluster:
+    """Shrunk by hypothesis. s000 (weight 5, gpu, no owner) finds no room on i03, the only gpu
+    instance with capacity; the second chance tried it before relocating s025 (ssd) off i03,
+    which freed that room, so s000 was reported unassigned although it fitted."""
+    insts = [
+        InstanceView("i00", 18, tags=SSD),
+        *_off(1, 2),
+        InstanceView("i03", 9, tags=GPU),
+        *_off(4, 5),
+        InstanceView("i06", 0, tags=SSD),
+        InstanceView("i07", 24, zone="a"),
+        InstanceView("i08", 2, zone="b", tags=GPU | SSD, perf_factor=0.3),
+        InstanceView("i09", 3, zone="b", tags=GPU | SSD, perf_factor=0.3),
+        InstanceView("i10", 0, eligible=False, tags=SSD, perf_factor=0.3),
+    ]
+    streams = [_pinned(n, 1, "i00") for n in (2, 3, 7, 8, 9, 10, 12, 13, 14, 15, 16, 17)]
+    streams += [_pinned(n, 2 if n == 29 else 1) for n in range(18, 32) if n not in (25, 28)]
+    streams += [
+        StreamView("s000", 5, 3, required_tags=GPU, anti_affinity="g2"),
+        _pinned(1, 1, "i00", zone="a", anti_affinity="g2"),
+        StreamView("s004", 2, owner="i00"),
+        _pinned(5, 1, "i00", priority=3, zone="b"),
+        StreamView("s006", owner="i00"),
+        StreamView("s011", owner="i00"),
+        StreamView("s025", 4, owner="i03", required_tags=SSD),
+        _pinned(28, 1, "i03"),
+        _pinned(32, 3, "i03"),
+    ]
+    return insts, sorted(streams, key=lambda s: s.stream_id)
+
+
+# Found by hypothesis and kept here so that every run checks them, whatever its database holds.
+REGRESSIONS = (stranded_stream_also_rebalanced(), placed_before_a_relocation_freed_room())
+
+
 def allowed(inst: InstanceView, stream: StreamView) -> bool:
     zone_ok = stream.zone is None or inst.zone == stream.zone
     return inst.eligible and zone_ok and stream.required_tags <= inst.tags
@@ -110,6 +192,8 @@ def final_loads(
 
 @settings(max_examples=300, deadline=None)
 @given(clusters())
+@example(REGRESSIONS[0])
+@example(REGRESSIONS[1])
 def test_plan_is_consistent_and_respects_hard_limits(cluster: Cluster) -> None:
     insts, streams = cluster
     plan = BALANCER.plan(insts, streams)
@@ -142,6 +226,8 @@ def test_plan_is_consistent_and_respects_hard_limits(cluster: Cluster) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(clusters())
+@example(REGRESSIONS[0])
+@example(REGRESSIONS[1])
 def test_only_overloaded_instances_give_streams_away(cluster: Cluster) -> None:
     insts, streams = cluster
     plan = BALANCER.plan(insts, streams)
@@ -163,6 +249,8 @@ def test_only_overloaded_instances_give_streams_away(cluster: Cluster) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(clusters())
+@example(REGRESSIONS[0])
+@example(REGRESSIONS[1])
 def test_nothing_left_behind_fits_anywhere(cluster: Cluster) -> None:
     """Drain empties and placements fill: a stream left unassigned or stranded on an
     ineligible/misplaced instance has no eligible, compatible instance with room for it."""
