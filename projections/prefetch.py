@@ -24,8 +24,10 @@ import asyncio
 import contextlib
 import json
 import pickle
+import queue
 import struct
 import sys
+import threading
 from collections.abc import AsyncIterator
 from typing import IO, Any, NamedTuple
 
@@ -38,6 +40,10 @@ from projections.kafka_io import make_consumer, started
 
 #: seconds to wait for the child to exit once told to
 EXIT_TIMEOUT = 5.0
+#: batches the child may hold fetched but not yet written (back-pressure: then it waits)
+AHEAD = 3
+#: seconds between the child's checks for room in its write queue
+WRITER_POLL = 0.002
 #: bytes the parent buffers from the child before it stops reading the pipe (back-pressure)
 PIPE_BUFFER = 16 * 1024 * 1024
 _FRAME = struct.Struct("!Q")  # each message: its length, then the pickle
@@ -70,46 +76,94 @@ class ChildSpec(NamedTuple):
 # --- the child --------------------------------------------------------------------------
 
 
-def _send(out: IO[bytes], message: object) -> None:
+def _frame(message: object) -> bytes:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_FRAME.pack(len(payload)))
-    out.write(payload)
-    out.flush()
+    return _FRAME.pack(len(payload)) + payload
+
+
+class _Writer:
+    """Writes frames to the pipe from its own thread, at most ``AHEAD`` batches behind.
+
+    The parent drains the pipe only between its batches (while it folds one, its event loop
+    does not run), so a write blocks for a whole batch. In a thread, that blocking write
+    leaves the child's event loop free to fetch the next batches meanwhile."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+        self.broken = False
+        self._thread = threading.Thread(target=self._run, name="frame-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (frame := self._queue.get()) is not None:
+            try:
+                self._out.write(frame)
+                self._out.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                self.broken = True  # the parent went away: stop
+                return
+
+    async def send(self, message: object) -> None:
+        frame = _frame(message)
+        while not self.broken:
+            try:
+                self._queue.put_nowait(frame)
+                return
+            except queue.Full:
+                await asyncio.sleep(WRITER_POLL)  # bounded: at most AHEAD batches buffered
+        raise BrokenPipeError("the parent closed the pipe")
+
+    async def close(self) -> None:
+        """Wait until every frame is written (or the pipe broke)."""
+        while not self.broken:
+            try:
+                self._queue.put_nowait(None)
+                break
+            except queue.Full:
+                await asyncio.sleep(WRITER_POLL)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
 
 async def _child(out: IO[bytes], spec: ChildSpec) -> None:
-    tp = TopicPartition(spec.topic, spec.partition)
+    writer = _Writer(out)
     try:
-        consumer = make_consumer(spec.bootstrap, **spec.consumer)
-        async with started(consumer, kafka_timeout=spec.kafka_timeout, what="replay reader"):
-            consumer.assign([tp])
-            consumer.seek(tp, spec.start)
-            position = spec.start
-            while position < spec.stop:
-                try:
-                    async with asyncio.timeout(spec.kafka_timeout):
-                        batches = await consumer.getmany(
-                            tp, timeout_ms=spec.poll_timeout_ms, max_records=spec.max_records
-                        )
-                        position = await consumer.position(tp)
-                except (TimeoutError, kafka_errors.KafkaError) as exc:
-                    where = f"fetch {tp.topic}[{tp.partition}] at {position}"
-                    raise kafka_error(exc, where) from exc
-                records = batches.get(tp, ())
-                # a plain tuple: run as ``-m``, this module's classes live in ``__main__``
-                _send(
-                    out,
-                    (
-                        "batch",
-                        position,
-                        [r.offset for r in records],
-                        [r.timestamp for r in records],
-                        [r.key for r in records],
-                        [r.value for r in records],
-                    ),
-                )
+        await _read(writer, spec)
     except perr.ProjectionError as exc:
-        _send(out, ("error", type(exc).__name__, str(exc), exc.retriable))
+        await writer.send(("error", type(exc).__name__, str(exc), exc.retriable))
+    finally:
+        await writer.close()
+
+
+async def _read(writer: _Writer, spec: ChildSpec) -> None:
+    tp = TopicPartition(spec.topic, spec.partition)
+    consumer = make_consumer(spec.bootstrap, **spec.consumer)
+    async with started(consumer, kafka_timeout=spec.kafka_timeout, what="replay reader"):
+        consumer.assign([tp])
+        consumer.seek(tp, spec.start)
+        position = spec.start
+        while position < spec.stop:
+            try:
+                async with asyncio.timeout(spec.kafka_timeout):
+                    batches = await consumer.getmany(
+                        tp, timeout_ms=spec.poll_timeout_ms, max_records=spec.max_records
+                    )
+                    position = await consumer.position(tp)
+            except (TimeoutError, kafka_errors.KafkaError) as exc:
+                where = f"fetch {tp.topic}[{tp.partition}] at {position}"
+                raise kafka_error(exc, where) from exc
+            records = batches.get(tp, ())
+            # a plain tuple: run as ``-m``, this module's classes live in ``__main__``
+            await writer.send(
+                (
+                    "batch",
+                    position,
+                    [r.offset for r in records],
+                    [r.timestamp for r in records],
+                    [r.key for r in records],
+                    [r.value for r in records],
+                )
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
