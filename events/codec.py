@@ -18,6 +18,7 @@ Every failure is an :class:`events.errors.EventError` naming the type, version a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -249,6 +250,19 @@ def _decode_as(raw: bytes | str | dict[str, Any], base: type[M]) -> M:
 def decode_event(raw: bytes | str | dict[str, Any]) -> ControlEvent:
     """Decode a control event (``streamplane.events``)."""
     return _decode_as(raw, ControlEvent)
+
+
+def decode_events_fast(raws: Sequence[bytes]) -> list[ControlEvent] | None:
+    """A whole batch of control events through the fastest path only, or None if any of
+    them needs more (an unusual or bad record): then decode one by one with
+    :func:`decode_event`, which gives the same events and the precise errors. For replays,
+    where every call saved per event counts."""
+    fast = _fast_decode
+    events = [fast(raw) for raw in raws]
+    for event in events:
+        if not isinstance(event, ControlEvent):  # None, or another family's message
+            return None
+    return events  # type: ignore[return-value]
 
 
 def decode_command(raw: bytes | str | dict[str, Any]) -> Command:

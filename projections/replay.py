@@ -31,7 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.base import ControlEvent
-from events.codec import decode_event
+from events.codec import decode_event, decode_events_fast
 from events.errors import EventError, MalformedMessageError
 from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
@@ -165,11 +165,13 @@ class _Run:
         chunk holding a bad record on (to go record by record), or nothing."""
         offsets, values = batch.offsets, batch.values
         n = bisect_left(offsets, stop) if offsets and offsets[-1] >= stop else len(offsets)
-        decode, fold_all = decode_event, self.folder.apply_all
+        fast, decode, fold_all = decode_events_fast, decode_event, self.folder.apply_all
         for i in range(0, n, DECODE_CHUNK):
-            chunk = values[i : min(i + DECODE_CHUNK, n)]
+            chunk: list[bytes] = values[i : min(i + DECODE_CHUNK, n)]  # type: ignore[assignment]
             try:
-                events = [decode(v) for v in chunk]  # type: ignore[arg-type]
+                events = fast(chunk)
+                if events is None:  # something unusual in it: the full decode, one by one
+                    events = [decode(v) for v in chunk]
             except EventError:
                 return Columns(
                     batch.position,

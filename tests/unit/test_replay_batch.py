@@ -67,3 +67,15 @@ def test_stop_and_until_cut_the_batch() -> None:
     later = next(i for i, e in enumerate(history) if e.time > until)
     assert ended == later
     assert run.state == reduce(apply, history[:later], ClusterState())
+
+
+def test_decode_events_fast_is_all_or_nothing() -> None:
+    from events.codec import decode_event, decode_events_fast
+
+    history = generate_history(300, seed=9)
+    values = [encode(e) for e in history]
+    assert decode_events_fast(values) == [decode_event(v) for v in values] == history
+    unusual = values[:5] + [values[5].replace(b'"epoch":1', b'"epoch":"1"')] + values[6:10]
+    assert decode_events_fast(unusual) is None  # the full decode takes it (lax int)
+    assert decode_event(unusual[5]) == history[5]
+    assert decode_events_fast([*values[:3], b"{}"]) is None
