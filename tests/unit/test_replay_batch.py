@@ -75,7 +75,7 @@ def test_decode_events_fast_is_all_or_nothing() -> None:
     history = generate_history(300, seed=9)
     values = [encode(e) for e in history]
     assert decode_events_fast(values) == [decode_event(v) for v in values] == history
-    unusual = values[:5] + [values[5].replace(b'"epoch":1', b'"epoch":"1"')] + values[6:10]
+    unusual = [*values[:5], values[5].replace(b'"epoch":1', b'"epoch":"1"'), *values[6:10]]
     assert decode_events_fast(unusual) is None  # the full decode takes it (lax int)
     assert decode_event(unusual[5]) == history[5]
     assert decode_events_fast([*values[:3], b"{}"]) is None
