@@ -374,7 +374,7 @@ class _Loop:
         on_progress: ProgressCallback | None,
         cfg: ReplaySettings,
     ) -> None:
-        self.run_ = run
+        self.bookkeeping = run
         self.start = start
         self.until_time = until_time
         self.dlq = dlq
@@ -384,7 +384,7 @@ class _Loop:
     async def run(self, fetch: Fetch, stop: int) -> int:
         """Fold up to ``stop``; returns the offset the replay ended at (the next one to
         read). Progress is reported at batch boundaries, once per ``progress_every``."""
-        run, cfg, on_progress = self.run_, self.cfg, self.on_progress
+        run, cfg, on_progress = self.bookkeeping, self.cfg, self.on_progress
         clock = asyncio.get_running_loop().time
         position, last_progress = self.start, clock()
         next_report = run.events + cfg.progress_every

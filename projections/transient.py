@@ -12,9 +12,10 @@ asked. ``Folder(s).apply_all(events).state() == fold_from(s, events)`` for every
 valid or not (a property test holds it to that).
 
 A transition that raises :class:`Rejected` must leave no trace. The persistent draft just
-drops its work; this one writes in place, so it journals each write's previous value and
-undoes them in reverse on rejection (rejections are rare; the journal costs a tuple per
-write).
+drops its work; this one writes in place. Transitions check before they write, all but one
+rare path (``StreamAssigned`` releasing a dead owner before the new owner's capacity check),
+so a rejection after a write is rare: the folder then refolds from a checkpoint (a state
+taken every ``CHECKPOINT_EVERY`` events) with the persistent ``apply``, the reference.
 """
 
 from __future__ import annotations
