@@ -35,6 +35,7 @@ from events.errors import (
     WrongFamilyError,
 )
 from events.fastwire import FastDecoder
+from events.handover import Handover
 from events.heartbeat import DesiredSet, Heartbeat
 from events.upcasters import upcast
 from events.wire import WireDecoder
@@ -63,6 +64,8 @@ _loads = orjson.loads
 #: the first fast path: msgspec Structs made from the models (made on first use)
 _FAST = FastDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
 _fast_decode = _FAST.decode
+#: control events checked by a replay's reader process and rebuilt in the folding one
+_HANDOVER = Handover(_FAST, CONTROL_EVENT_TYPES)
 #: the second: pydantic-core wire validators, for every type at its current schemaversion
 _WIRE = WireDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
 
@@ -263,6 +266,18 @@ def decode_events_fast(raws: Sequence[bytes]) -> list[ControlEvent] | None:
         if not isinstance(event, ControlEvent):  # None, or another family's message
             return None
     return events  # type: ignore[return-value]
+
+
+def pack_events(raws: Sequence[bytes]) -> bytes | None:
+    """A chunk of control events checked as :func:`decode_events_fast` checks them, packed
+    for another process (:mod:`events.handover`); None whenever that function gives None."""
+    return _HANDOVER.pack(raws)
+
+
+def unpack_events(blob: bytes) -> list[ControlEvent]:
+    """The control events of a blob :func:`pack_events` made (trusted: only for blobs from
+    our own process or child); they equal what :func:`decode_events_fast` gives."""
+    return _HANDOVER.unpack(blob)  # type: ignore[return-value]
 
 
 def decode_command(raw: bytes | str | dict[str, Any]) -> Command:

@@ -31,8 +31,8 @@ Absent optional fields decode as ``msgspec.UNSET``: the builder leaves them out 
 
 from __future__ import annotations
 
-import copy
 import enum
+import ipaddress
 import math
 import threading
 import types
@@ -50,22 +50,26 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
 )
-from pydantic.fields import FieldInfo
 
 from events.base import ENVELOPE_FIELDS, Message, _aware_utc
-from events.ids import ID_PATTERN, _int_to_str
-from events.wire import (
-    Unsupported,
-    _model,
-    _new,
-    _set_dict,
-    _set_extra,
-    _set_fields_set,
-    _set_private,
+from events.fastgen import (
+    Check,
+    Convert,
+    Field,
+    Leaf,
+    Reject,
+    builder,
+    each,
+    each_unpacked,
+    mapping,
+    mapping_unpacked,
+    packer,
+    pair,
+    unpacker,
 )
+from events.ids import ID_PATTERN, _int_to_str
+from events.wire import Unsupported, _model
 
-Check = Callable[[Any], bool]
-Convert = Callable[[Any], Any]
 UNSET = msgspec.UNSET
 
 #: envelope attributes the full path requires whatever the model says
@@ -79,10 +83,6 @@ _CONFIG_KEYS = frozenset({"frozen", "extra", "strict", "allow_inf_nan", "title"}
 _ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 _REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
-
-
-class Reject(ValueError):
-    """A value the fast path leaves to the slower ones (never seen by callers)."""
 
 
 def is_id(text: str) -> bool:
@@ -148,14 +148,30 @@ def utc_time(text: str) -> datetime:
 _ip = TypeAdapter(IPvAnyAddress).validate_python
 
 
-class Leaf(NamedTuple):
-    """A value's msgspec type and what finishes its check after decoding."""
+def _ip_text(text: str) -> str:
+    """An address checked as pydantic checks it, handed over as text (msgpack has no IP
+    type); ``ipaddress.ip_address`` makes the same object of it again."""
+    return str(_ip(text))
 
-    type: Any
-    check: Check | None = None  # a predicate on the decoded value
-    inline: str | None = None  # the same as an expression of ``{v}`` (generated code)
-    convert: Convert | None = None  # makes the model's value (raises ValueError to reject)
-    nullable: bool = False
+
+class Nested(NamedTuple):
+    """What a nested model maps to: its Struct, checked build, packer and unpacker
+    (:mod:`events.fastgen`)."""
+
+    struct: Any
+    build: Convert
+    pack: Convert
+    unpack: Callable[[int, dict[str, Any]], Any]
+
+
+class Plan(NamedTuple):
+    """What a message type maps to: its envelope Struct (tagged by ``type``) and the rest as
+    for :class:`Nested`."""
+
+    envelope: Any
+    build: Convert
+    pack: Convert
+    unpack: Callable[[int, dict[str, Any]], Any]
 
 
 class _Constraints:
@@ -207,7 +223,7 @@ class Mapper:
     """Maps annotations to msgspec types; nested models get their own Struct and builder."""
 
     def __init__(self) -> None:
-        self.nested: dict[type[BaseModel], tuple[Any, Convert]] = {}
+        self.nested: dict[type[BaseModel], Nested] = {}
 
     def leaf(self, annotation: Any, metadata: Iterable[Any] = ()) -> Leaf:
         """The :class:`Leaf` of ``annotation`` with the field's ``metadata``."""
@@ -249,20 +265,26 @@ class Mapper:
             rules.utc = False
             rules.only()
             return Leaf(
-                Annotated[str, msgspec.Meta(min_length=20, max_length=32)], convert=utc_time
+                Annotated[str, msgspec.Meta(min_length=20, max_length=32)],
+                convert=utc_time,  # msgpack's timestamp gives an aware UTC datetime again
             )
         if annotation is IPvAnyAddress:
             rules.only()
-            return Leaf(str, convert=_ip)
+            return Leaf(str, convert=_ip, pack=_ip_text, unpack=ipaddress.ip_address)
         if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
             rules.only()
             if not all(isinstance(member.value, str) for member in annotation):
                 raise Unsupported(f"enum {annotation.__name__} with non-str values")
-            return Leaf(annotation)
+            return Leaf(annotation, unpack=annotation._value2member_map_.__getitem__)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rules.only()
-            struct, build = self.model(annotation)
-            return Leaf(struct, convert=build)
+            nested = self.model(annotation)
+            return Leaf(
+                nested.struct,
+                convert=nested.build,
+                pack=nested.pack,
+                unpack=pair(nested.unpack),
+            )
         raise Unsupported(f"type {annotation!r}")
 
     def _str(self, rules: _Constraints) -> Leaf:
@@ -294,70 +316,43 @@ class Mapper:
             raise Unsupported(f"fixed tuple {annotation!r}")
         rules.only("min_length", "max_length")
         item = self.leaf(args[0])
-        return Leaf(_meta(tuple[item.type, ...], rules.bounds), convert=_each(item))  # type: ignore[name-defined]
+        return Leaf(
+            _meta(tuple[item.type, ...], rules.bounds),  # type: ignore[name-defined]
+            convert=each(item),
+            pack=each(item, packing=True),
+            unpack=each_unpacked(item),
+        )
 
     def _dict(self, annotation: Any, rules: _Constraints) -> Leaf:
         key, value = (self.leaf(a) for a in get_args(annotation))
         rules.only("min_length", "max_length")
         if key.convert is not None or key.nullable:
             raise Unsupported(f"dict key {annotation!r}")
-        if value.check is None and value.convert is None and key.check is None:
-            return Leaf(_meta(dict[key.type, value.type], rules.bounds))  # type: ignore[name-defined]
-        keys, values = key.check or _true, _finish(value)
+        plain = value.check is None and value.convert is None and key.check is None
+        return Leaf(
+            _meta(dict[key.type, value.type], rules.bounds),  # type: ignore[name-defined]
+            convert=None if plain else mapping(key, value),
+            pack=None if plain else mapping(key, value, packing=True),
+            unpack=mapping_unpacked(key, value),
+        )
 
-        def convert(mapping: dict[Any, Any]) -> dict[Any, Any]:
-            if not all(map(keys, mapping)):
-                raise Reject("dict key")
-            return {k: values(v) for k, v in mapping.items()}
-
-        return Leaf(_meta(dict[key.type, value.type], rules.bounds), convert=convert)  # type: ignore[name-defined]
-
-    def model(self, cls: type[BaseModel]) -> tuple[Any, Convert]:
-        """A nested model's Struct (its fields, no unknown one) and its builder."""
+    def model(self, cls: type[BaseModel]) -> Nested:
+        """A nested model's Struct (its fields, no unknown one), builder and hand-over."""
         if cls not in self.nested:
             _check_model(cls)
             fields = [
-                _Field(
+                Field(
                     name, info, "e", self.leaf(info.annotation, info.metadata), info.is_required()
                 )
                 for name, info in cls.model_fields.items()
             ]
-            struct = _struct(cls.__name__, fields)
-            self.nested[cls] = (struct, _builder(cls, fields))
+            self.nested[cls] = Nested(
+                _struct(cls.__name__, fields),
+                builder(cls, fields, _INLINE_NAMES),
+                packer(cls, fields, _INLINE_NAMES),
+                unpacker(cls, fields),
+            )
         return self.nested[cls]
-
-
-def _true(_: Any) -> bool:
-    return True
-
-
-def _finish(leaf: Leaf) -> Convert:
-    """One function doing a leaf's check and conversion (containers' items)."""
-    check, convert, nullable = leaf.check, leaf.convert, leaf.nullable
-
-    def finish(value: Any) -> Any:
-        if nullable and value is None:
-            return None
-        if check is not None and not check(value):
-            raise Reject(repr(value))
-        return value if convert is None else convert(value)
-
-    return finish
-
-
-def _each(item: Leaf) -> Convert | None:
-    if item.check is None and item.convert is None:
-        return None
-    finish = _finish(item)
-    return lambda values: tuple(map(finish, values))
-
-
-class _Field(NamedTuple):
-    name: str
-    info: FieldInfo
-    source: str  # "e": the envelope (or a nested model's own Struct), "d": data, "": the tag
-    leaf: Leaf | None
-    required: bool = True
 
 
 def _check_model(cls: type[BaseModel]) -> None:
@@ -380,7 +375,7 @@ def _check_model(cls: type[BaseModel]) -> None:
             raise Unsupported(f"{name}: default validated or made from other fields")
 
 
-def _struct(name: str, fields: list[_Field], extra: list[Any] = (), **options: Any) -> Any:  # type: ignore[assignment]
+def _struct(name: str, fields: list[Field], extra: list[Any] = (), **options: Any) -> Any:  # type: ignore[assignment]
     """A Struct of ``fields`` (absent optional ones decode as UNSET), unknown fields refused."""
     spec: list[Any] = list(extra)
     for field in fields:
@@ -394,104 +389,22 @@ def _struct(name: str, fields: list[_Field], extra: list[Any] = (), **options: A
     )
 
 
-def _default(info: FieldInfo) -> tuple[Any, str]:
-    """The default and how the builder gets it: pydantic copies unhashable defaults."""
-    if info.default_factory is not None:
-        return info.default_factory, "{}()"
-    try:
-        hash(info.default)
-    except TypeError:
-        return info.default, "deepcopy({})"
-    return info.default, "{}"
-
-
-def _builder(cls: type[BaseModel], fields: list[_Field]) -> Convert:
-    """Generated code making ``cls`` from its decoded Struct(s), field by field, no loop."""
-    ns: dict[str, Any] = {
-        "UNSET": UNSET,
-        "Reject": Reject,
-        "deepcopy": copy.deepcopy,
-        "new": _new,
-        "CLS": cls,
-        "set_dict": _set_dict,
-        "set_extra": _set_extra,
-        "set_private": _set_private,
-        "set_fields_set": _set_fields_set,
-        **_INLINE_NAMES,
-    }
-    lines = ["def build(e):"]
-    if any(f.source == "d" for f in fields):
-        lines.append("    d = e.data")
-    # encode writes every field, so all are usually given: start from all, drop the absent
-    lines.append(f"    g = {{{', '.join(repr(f.name) for f in fields)}}}")
-    values = []
-    for i, field in enumerate(fields):
-        if field.leaf is None:  # the tag: always given, the model's literal value
-            ns[f"K{i}"] = field.info.default
-            values.append(f"K{i}")
-            continue
-        var, leaf, src = f"v{i}", field.leaf, f"{field.source}.{field.name}"
-        finish = _finish_lines(i, var, leaf, ns)
-        if field.required and not finish:
-            values.append(src)
-            continue
-        lines.append(f"    {var} = {src}")
-        if field.required:
-            lines += [f"    {line}" for line in finish]
-        else:
-            ns[f"D{i}"], how = _default(field.info)
-            lines += [f"    if {var} is UNSET:", f"        {var} = {how.format(f'D{i}')}"]
-            lines.append(f"        g.discard({field.name!r})")
-            if finish:
-                lines += ["    else:", *(f"        {line}" for line in finish)]
-        values.append(var)
-    pairs = ", ".join(f"{f.name!r}: {v}" for f, v in zip(fields, values, strict=True))
-    lines += [
-        "    m = new(CLS)",
-        f"    set_dict(m, {{{pairs}}})",
-        "    set_extra(m, None)",
-        "    set_private(m, None)",
-        "    set_fields_set(m, g)",
-        "    return m",
-    ]
-    source = "\n".join(lines)
-    exec(compile(source, f"<fastwire {cls.__name__}>", "exec"), ns)
-    build: Convert = ns["build"]
-    build.__doc__ = source  # what was generated, for whoever debugs it
-    return build
-
-
-def _finish_lines(i: int, var: str, leaf: Leaf, ns: dict[str, Any]) -> list[str]:
-    """The statements checking and converting a decoded value ``var`` (not UNSET)."""
-    guard = f"{var} is not None and " if leaf.nullable else ""
-    lines = []
-    if leaf.check is not None:
-        ns[f"C{i}"] = leaf.check
-        test = f"C{i}({var})" if leaf.inline is None else leaf.inline.format(v=var)
-        lines.append(f"if {guard}not ({test}): raise Reject({var!r})")
-    if leaf.convert is not None:
-        ns[f"F{i}"] = leaf.convert
-        convert = f"{var} = F{i}({var})"
-        lines.append(f"if {var} is not None: {convert}" if guard else convert)
-    return lines
-
-
 def _message_plan(
     cls: type[Message], mapper: Mapper, *, specversion: str, content_type: str
-) -> tuple[Any, Convert]:
-    """The envelope Struct (tagged with the type's name) and the builder of ``cls``."""
+) -> Plan:
+    """The envelope Struct (tagged with the type's name), builder and hand-over of ``cls``."""
     _check_model(cls)
     fields = []
     for name, info in cls.model_fields.items():
         if name == "type":
-            fields.append(_Field(name, info, "", None))
+            fields.append(Field(name, info, "", None))
             continue
         if name in _ATTRIBUTES or name == "data":
             raise Unsupported(f"{name}: a data field named like an envelope attribute")
         source = "e" if name in ENVELOPE_FIELDS else "d"
         required = info.is_required() or name in _ALWAYS_REQUIRED
         fields.append(
-            _Field(name, info, source, mapper.leaf(info.annotation, info.metadata), required)
+            Field(name, info, source, mapper.leaf(info.annotation, info.metadata), required)
         )
     if "type" not in cls.model_fields:
         raise Unsupported("no type field")
@@ -512,7 +425,12 @@ def _message_plan(
         tag_field="type",
         tag=cls.__name__,
     )
-    return envelope, _builder(cls, fields)
+    return Plan(
+        envelope,
+        builder(cls, fields, _INLINE_NAMES),
+        packer(cls, fields, _INLINE_NAMES),
+        unpacker(cls, fields),
+    )
 
 
 class FastDecoder:
@@ -530,6 +448,7 @@ class FastDecoder:
         self._content_type = content_type
         self._decoder: msgspec.json.Decoder[Any] | None = None
         self._builds: dict[Any, Convert] = {}  # envelope Struct -> its builder
+        self._plans: dict[type[Message], Plan] = {}
         self._unsupported: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -550,6 +469,11 @@ class FastDecoder:
         self._ready()
         return {struct.__struct_config__.tag: struct for struct in self._builds}
 
+    def plans(self) -> dict[type[Message], Plan]:
+        """Each type msgspec can decode -> its :class:`Plan` (for :mod:`events.handover`)."""
+        self._ready()
+        return dict(self._plans)
+
     def decode(self, raw: bytes | str) -> Message | None:
         """The message in ``raw`` if it is a valid current-version one msgspec can read."""
         decoder = self._decoder or self._ready()
@@ -569,7 +493,7 @@ class FastDecoder:
                 mapper = Mapper()
                 for name, cls in self._types.items():
                     try:
-                        envelope, build = _message_plan(
+                        plan = _message_plan(
                             cls,
                             mapper,
                             specversion=self._specversion,
@@ -578,7 +502,8 @@ class FastDecoder:
                     except Unsupported as exc:
                         self._unsupported[name] = str(exc)
                         continue
-                    self._builds[envelope] = build
+                    self._builds[plan.envelope] = plan.build
+                    self._plans[cls] = plan
                 union = Union[tuple(self._builds)] if self._builds else msgspec.UnsetType  # noqa: UP007
                 self._decoder = msgspec.json.Decoder(union)
             return self._decoder

@@ -22,18 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import os
 import pickle
 import queue
 import struct
 import sys
 import threading
 from collections.abc import AsyncIterator
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
+from events.codec import pack_events
 from projections import errors as perr
 from projections.errors import KafkaIOError, KafkaUnavailableError, kafka_error
 from projections.kafka_io import make_consumer, started
@@ -50,13 +53,29 @@ _FRAME = struct.Struct("!Q")  # each message: its length, then the pickle
 
 
 class Columns(NamedTuple):
-    """One fetched batch: ``position`` is the consumer's position after it."""
+    """One fetched batch: ``position`` is the consumer's position after it. Either
+    ``values`` holds every record's value, or ``chunks`` holds them by chunks of the
+    spec's ``pack_chunk`` records: each the chunk's events checked and packed
+    (:func:`events.codec.pack_events`), or its raw values where they could not be.
+    ``timestamps`` and ``keys`` are empty when every chunk is packed (they only serve dead
+    letters)."""
 
     position: int
     offsets: list[int]
     timestamps: list[int]
     keys: list[bytes | None]
     values: list[bytes | None]
+    chunks: list[bytes | list[bytes | None]] = []  # never mutated
+
+
+def pack_chunks(values: list[bytes | None], size: int) -> list[bytes | list[bytes | None]]:
+    """``values`` by chunks of ``size``, each packed if every record in it can be."""
+    chunks: list[bytes | list[bytes | None]] = []
+    for i in range(0, len(values), size):
+        chunk = values[i : i + size]
+        packed = None if None in chunk else pack_events(chunk)  # type: ignore[arg-type]
+        chunks.append(chunk if packed is None else packed)
+    return chunks
 
 
 class ChildSpec(NamedTuple):
@@ -71,6 +90,8 @@ class ChildSpec(NamedTuple):
     kafka_timeout: float
     poll_timeout_ms: int
     max_records: int
+    #: records per packed chunk (0: send the raw values, the parent decodes them all)
+    pack_chunk: int = 0
 
 
 # --- the child --------------------------------------------------------------------------
@@ -88,7 +109,7 @@ class _Writer:
     does not run), so a write blocks for a whole batch. In a thread, that blocking write
     leaves the child's event loop free to fetch the next batches meanwhile."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: int) -> None:
         self._out = out
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
         self.broken = False
@@ -98,8 +119,7 @@ class _Writer:
     def _run(self) -> None:
         while (frame := self._queue.get()) is not None:
             try:
-                self._out.write(frame)
-                self._out.flush()
+                _write_all(self._out, frame)
             except (BrokenPipeError, ValueError, OSError):
                 self.broken = True  # the parent went away: stop
                 return
@@ -125,7 +145,19 @@ class _Writer:
         await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
 
-async def _child(out: IO[bytes], spec: ChildSpec) -> None:
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, a pipe, with ``os.write`` until none is left.
+
+    Not through ``sys.stdout.buffer``: a write interrupted by a stop signal (SIGSTOP and
+    SIGCONT: a debugger, a profiler, a cgroup freezer, a terminal's Ctrl-Z) returns short,
+    and the buffered writer then corrupted the frame stream
+    (``tests/unit/test_prefetch.py`` stops and continues the reader to prove it does not)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+async def _child(out: int, spec: ChildSpec) -> None:
     writer = _Writer(out)
     try:
         await _read(writer, spec)
@@ -153,24 +185,42 @@ async def _read(writer: _Writer, spec: ChildSpec) -> None:
                 where = f"fetch {tp.topic}[{tp.partition}] at {position}"
                 raise kafka_error(exc, where) from exc
             records = batches.get(tp, ())
+            values = [r.value for r in records]
+            chunks = _packed(values, spec.pack_chunk) if spec.pack_chunk else []
+            # keys and timestamps only serve dead letters, which only raw records can be
+            raw = not chunks or not all(isinstance(chunk, bytes) for chunk in chunks)
             # a plain tuple: run as ``-m``, this module's classes live in ``__main__``
             await writer.send(
                 (
                     "batch",
                     position,
                     [r.offset for r in records],
-                    [r.timestamp for r in records],
-                    [r.key for r in records],
-                    [r.value for r in records],
+                    [r.timestamp for r in records] if raw else [],
+                    [r.key for r in records] if raw else [],
+                    [] if chunks else values,
+                    chunks,
                 )
             )
+
+
+def _packed(values: list[bytes | None], size: int) -> list[bytes | list[bytes | None]]:
+    """:func:`pack_chunks` with the cyclic GC paused (as the folding process does): it
+    makes many short-lived acyclic objects, and nothing else runs meanwhile."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return pack_chunks(values, size)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m projections.prefetch SPEC_JSON``: read as told, write frames to stdout."""
     args = sys.argv[1:] if argv is None else argv
     spec = ChildSpec(**json.loads(args[0]))
-    out = sys.stdout.buffer
+    sys.stdout.flush()
+    out = sys.stdout.fileno()
     sys.stdout = sys.stderr  # nothing else may write into the frame stream
     try:
         asyncio.run(_child(out, spec))

@@ -17,6 +17,7 @@ reaching the stop offset, never by counting records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -31,13 +32,13 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.base import ControlEvent
-from events.codec import decode_event, decode_events_fast
+from events.codec import decode_event, decode_events_fast, unpack_events
 from events.errors import EventError, MalformedMessageError
 from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
 from projections.fold import apply
 from projections.kafka_io import check_topic, make_consumer, started
-from projections.prefetch import ChildSpec, Columns, prefetched
+from projections.prefetch import ChildSpec, Columns, Reader, prefetched
 from projections.state import ClusterState
 from projections.transient import Folder
 
@@ -68,6 +69,12 @@ class ReplaySettings(BaseSettings):
     #: "auto" does so for at least ``prefetch_min_records`` records on a multi-core machine
     prefetch: Literal["auto", "on", "off"] = "auto"
     prefetch_min_records: int = Field(default=100_000, ge=0)
+    #: the reader process also checks the records and hands them over decoded
+    #: (:mod:`events.handover`), so that this one mostly folds
+    prefetch_decode: bool = True
+    #: records this process replays itself while the reader process starts (~0.4 s to
+    #: import and connect), from ``from_offset`` on; the reader reads from there
+    prefetch_head_records: int = Field(default=50_000, ge=0)
 
 
 class ReplayProgress(NamedTuple):
@@ -83,7 +90,8 @@ class ReplayResult(NamedTuple):
     """The folded ``state``; ``offset`` is the next offset to read (resume with
     ``from_state=state, from_offset=offset``); ``events`` were folded, ``rejected`` were
     dead-lettered. ``rejections`` holds the first few dead letters. ``reader`` says where
-    the log was read: ``"process"`` (here) or ``"child"`` (:mod:`projections.prefetch`)."""
+    the log was read: ``"process"`` (here) or ``"child"`` (:mod:`projections.prefetch`);
+    ``prechecked`` of the events were checked there (:mod:`events.handover`)."""
 
     state: ClusterState
     offset: int
@@ -91,6 +99,7 @@ class ReplayResult(NamedTuple):
     rejected: int
     rejections: tuple[DeadLetter, ...] = ()
     reader: Literal["process", "child"] = "process"
+    prechecked: int = 0
 
 
 ProgressCallback = Callable[[ReplayProgress], None]
@@ -101,7 +110,8 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-#: records decoded at once before they are folded (see _Run._fold_clean)
+#: records decoded at once before they are folded (see _Run._fold_batch); the reader
+#: process packs chunks of the same size
 DECODE_CHUNK = 256
 
 
@@ -114,6 +124,8 @@ class _Run:
         self.folder = Folder(state)
         self.events = 0
         self.rejected = 0
+        #: events the reader process checked and packed (:mod:`events.handover`)
+        self.prechecked = 0
         self.kept: list[DeadLetter] = []
         self.clock = clock
         self.reported: ReplayProgress | None = None
@@ -144,90 +156,113 @@ class _Run:
     def _fold_batch(
         self, batch: Columns, stop: int, until: datetime | None
     ) -> tuple[list[DeadLetter], int | None]:
-        if until is None and None not in batch.values:
-            batch = self._fold_clean(batch, stop)
-            if not batch.offsets:
-                return [], None
+        """Chunk by chunk (:data:`DECODE_CHUNK` records, so that decoded events die young:
+        a whole batch of them alive at once would reach the oldest GC generation and set off
+        full collections). A chunk the reader packed is unpacked; a raw one is decoded whole
+        by the fast path, or record by record (the precise errors, dead letters) when that
+        path refuses it."""
+        offsets, chunks = batch.offsets, batch.chunks
+        n = bisect_left(offsets, stop) if offsets and offsets[-1] >= stop else len(offsets)
+        fast, unpack, fold_all = decode_events_fast, unpack_events, self.folder.apply_all
         letters: list[DeadLetter] = []
+        for k, i in enumerate(range(0, n, DECODE_CHUNK)):
+            j = min(i + DECODE_CHUNK, n)
+            chunk = chunks[k] if chunks else batch.values[i:j]
+            raw: list[bytes | None] = []
+            events: list[ControlEvent] | None
+            if isinstance(chunk, bytes):  # checked and packed by the reader
+                events = unpack(chunk)
+                del events[j - i :]  # the records past ``stop``
+                self.prechecked += len(events)
+            else:
+                raw = chunk[: j - i]
+                events = None if None in raw else fast(raw)  # type: ignore[arg-type]
+            if events is None:
+                ended = self._fold_records(batch, i, raw, until, letters)
+            else:
+                ended = None if until is None else _later(events, until)
+                if ended is not None:
+                    del events[ended:]
+                    ended = offsets[i + ended]
+                fold_all(events)
+                self.events += len(events)
+            if ended is not None:
+                return letters, ended
+        return letters, None
+
+    def _fold_records(
+        self,
+        batch: Columns,
+        first: int,
+        values: list[bytes | None],
+        until: datetime | None,
+        letters: list[DeadLetter],
+    ) -> int | None:
+        """Decode and fold ``values`` (the records from index ``first`` on) one by one;
+        bad records become ``letters``. Returns the offset of the first event later than
+        ``until``, if one was met."""
         ended: list[int] = []
         counted = [0]
+        rejected = len(letters)
         try:
-            self.folder.apply_all(self._events(batch, stop, until, letters, ended, counted))
+            self.folder.apply_all(
+                self._events(batch, first, values, until, letters, ended, counted)
+            )
         finally:
             self.events += counted[0]
-            self.rejected += len(letters)
-        return letters, (ended[0] if ended else None)
-
-    def _fold_clean(self, batch: Columns, stop: int) -> Columns:
-        """The usual case, fast: decode a chunk whole, fold it whole. Small chunks, so that
-        decoded events die young (a whole batch of them alive at once would reach the oldest
-        GC generation and set off full collections). Returns what is left from the first
-        chunk holding a bad record on (to go record by record), or nothing."""
-        offsets, values = batch.offsets, batch.values
-        n = bisect_left(offsets, stop) if offsets and offsets[-1] >= stop else len(offsets)
-        fast, decode, fold_all = decode_events_fast, decode_event, self.folder.apply_all
-        for i in range(0, n, DECODE_CHUNK):
-            chunk: list[bytes] = values[i : min(i + DECODE_CHUNK, n)]  # type: ignore[assignment]
-            try:
-                events = fast(chunk)
-                if events is None:  # something unusual in it: the full decode, one by one
-                    events = [decode(v) for v in chunk]
-            except EventError:
-                return Columns(
-                    batch.position,
-                    offsets[i:n],
-                    batch.timestamps[i:n],
-                    batch.keys[i:n],
-                    values[i:n],
-                )
-            fold_all(events)
-            self.events += len(events)
-        return Columns(batch.position, [], [], [], [])
+            self.rejected += len(letters) - rejected
+        return ended[0] if ended else None
 
     def _events(
         self,
         batch: Columns,
-        stop: int,
+        first: int,
+        values: list[bytes | None],
         until: datetime | None,
         letters: list[DeadLetter],
         ended: list[int],
         counted: list[int],
     ) -> Iterator[ControlEvent]:
-        """The decoded events of ``batch`` in order; bad records become ``letters``."""
+        """The decoded events of ``values`` in order; bad records become ``letters``."""
         decode = decode_event  # a local: this loop runs once per event
-        values = batch.values
+        offsets = batch.offsets
         n = 0
         try:
-            for i, offset in enumerate(batch.offsets):
-                if offset >= stop:
-                    return
-                value = values[i]
+            for i, value in enumerate(values, first):
                 try:
                     if value is None:
                         raise MalformedMessageError("record has no value (a tombstone)")
                     event = decode(value)
                 except EventError as exc:
-                    letters.append(self._letter(batch, i, exc))
+                    letters.append(self._letter(batch, i, value, exc))
                     continue
                 if until is not None and event.time > until:
-                    ended.append(offset)
+                    ended.append(offsets[i])
                     return
                 yield event
                 n += 1
         finally:
             counted[0] = n
 
-    def _letter(self, batch: Columns, i: int, exc: EventError) -> DeadLetter:
+    def _letter(self, batch: Columns, i: int, value: bytes | None, exc: EventError) -> DeadLetter:
         return make_dead_letter(
             topic=self.topic,
             partition=self.partition,
             offset=batch.offsets[i],
             key=batch.keys[i],
-            value=batch.values[i],
+            value=value,
             error=exc,
             now=self.clock(),
             timestamp_ms=batch.timestamps[i],
         )
+
+
+def _later(events: list[ControlEvent], until: datetime) -> int | None:
+    """The index of the first event later than ``until``, if any."""
+    for i, event in enumerate(events):
+        if event.time > until:
+            return i
+    return None
 
 
 async def replay(
@@ -262,28 +297,37 @@ async def replay(
     }
     consumer = make_consumer(bootstrap, **consumer_settings)
     tp = TopicPartition(topic, partition)
-    loop = _Loop(run, from_offset, until_time, dlq, on_progress, cfg)
-    async with started(
-        consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
-    ):
-        stop = await _prepare(consumer, tp, from_offset, until_offset, cfg.kafka_timeout)
-        in_child = _prefetch(cfg, stop - from_offset)
-        if not in_child:
-            offset = await loop.run(_fetcher(consumer, tp, cfg), stop)
-    if in_child:
-        spec = ChildSpec(
-            bootstrap,
-            topic,
-            partition,
-            from_offset,
-            stop,
-            consumer_settings,
-            cfg.kafka_timeout,
-            cfg.poll_timeout_ms,
-            cfg.max_records,
-        )
-        async with prefetched(spec) as reader:
-            offset = await loop.run(lambda: reader.next(cfg.kafka_timeout), stop)
+    loop = _Loop(run, until_time, dlq, on_progress, cfg)
+    reader: Reader | None = None
+    async with contextlib.AsyncExitStack() as children:
+        async with started(
+            consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
+        ):
+            stop = loop.end = await _prepare(
+                consumer, tp, from_offset, until_offset, cfg.kafka_timeout
+            )
+            # with a reader process, this one replays the head itself while that one starts
+            head = stop
+            if _prefetch(cfg, stop - from_offset):
+                head = min(stop, from_offset + cfg.prefetch_head_records)
+            if head < stop:
+                spec = ChildSpec(
+                    bootstrap,
+                    topic,
+                    partition,
+                    head,
+                    stop,
+                    consumer_settings,
+                    cfg.kafka_timeout,
+                    cfg.poll_timeout_ms,
+                    cfg.max_records,
+                    DECODE_CHUNK if cfg.prefetch_decode else 0,
+                )
+                reader = await children.enter_async_context(prefetched(spec))
+            offset = await loop.run(_fetcher(consumer, tp, cfg, head), from_offset, head)
+        if reader is not None and offset == head:  # not ended early (``until_time``)
+            child = reader
+            offset = await loop.run(lambda: child.next(cfg.kafka_timeout), head, stop)
     if dlq is not None:
         await dlq.flush()
     if run.rejected:
@@ -294,7 +338,8 @@ async def replay(
         run.events,
         run.rejected,
         tuple(run.kept),
-        "child" if in_child else "process",
+        "process" if reader is None else "child",
+        run.prechecked,
     )
     final = ReplayProgress(offset, stop, run.events, run.rejected)
     if on_progress is not None and final != run.reported:
@@ -312,16 +357,23 @@ def _prefetch(cfg: ReplaySettings, records: int) -> bool:
 Fetch = Callable[[], Awaitable[Columns]]
 
 
-def _fetcher(consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings) -> Fetch:
-    """One ``getmany`` in this process, as :class:`Columns` (what the child sends)."""
+def _fetcher(
+    consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings, stop: int
+) -> Fetch:
+    """One ``getmany`` in this process, as :class:`Columns` (what the child sends); it
+    asks for no more records than are left below ``stop``."""
+    position = [-1]
 
     async def fetch() -> Columns:
         try:
             async with asyncio.timeout(cfg.kafka_timeout):
+                if position[0] < 0:
+                    position[0] = await consumer.position(tp)
+                left = max(1, stop - position[0])
                 batches = await consumer.getmany(
-                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
+                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=min(cfg.max_records, left)
                 )
-                new_position = await consumer.position(tp)
+                position[0] = new_position = await consumer.position(tp)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}]") from exc
         records: Sequence[ConsumerRecord[bytes, bytes]] = batches.get(tp, [])
@@ -363,31 +415,33 @@ async def _prepare(
 
 
 class _Loop:
-    """The fetch-and-fold loop, fed by either fetcher."""
+    """The fetch-and-fold loop, fed by either fetcher (the head in this process, then the
+    rest from the reader process)."""
 
     def __init__(
         self,
         run: _Run,
-        start: int,
         until_time: datetime | None,
         dlq: DeadLetterSink | None,
         on_progress: ProgressCallback | None,
         cfg: ReplaySettings,
     ) -> None:
         self.bookkeeping = run
-        self.start = start
         self.until_time = until_time
         self.dlq = dlq
         self.on_progress = on_progress
         self.cfg = cfg
+        self.next_report = run.events + cfg.progress_every
+        #: the replay's stop offset, for progress reports (a run may stop before it)
+        self.end = 0
 
-    async def run(self, fetch: Fetch, stop: int) -> int:
-        """Fold up to ``stop``; returns the offset the replay ended at (the next one to
-        read). Progress is reported at batch boundaries, once per ``progress_every``."""
+    async def run(self, fetch: Fetch, start: int, stop: int) -> int:
+        """Fold from ``start`` up to ``stop``; returns the offset the replay ended at (the
+        next one to read). Progress is reported at batch boundaries, once per
+        ``progress_every``."""
         run, cfg, on_progress = self.bookkeeping, self.cfg, self.on_progress
         clock = asyncio.get_running_loop().time
-        position, last_progress = self.start, clock()
-        next_report = run.events + cfg.progress_every
+        position, last_progress = start, clock()
         while position < stop:
             batch = await fetch()
             letters, ended_at = run.fold_batch(batch, stop, self.until_time)
@@ -401,10 +455,11 @@ class _Loop:
                     f"replay of {run.topic}[{run.partition}] stalled at offset {position} "
                     f"(stop {stop}) for {cfg.stall_timeout:.0f}s"
                 )
-            if on_progress is not None and run.events >= next_report:
-                while next_report <= run.events:  # one report per multiple crossed at most
-                    next_report += cfg.progress_every
-                run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
+            if on_progress is not None and run.events >= self.next_report:
+                while self.next_report <= run.events:  # one report per multiple crossed at most
+                    self.next_report += cfg.progress_every
+                end = max(stop, self.end)
+                run.reported = ReplayProgress(min(position, stop), end, run.events, run.rejected)
                 on_progress(run.reported)
         return stop
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from support.read_modes import READ_MODES, check_reader
 
 from events.codec import encode
 from events.commands import DrainInstance
@@ -24,14 +25,10 @@ from projections.synthetic import generate_history
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["off", "on"], ids=["in-process", "child-reader"])
+@pytest.fixture(params=list(READ_MODES))
 def read_in(request: pytest.FixtureRequest) -> ReplaySettings:
-    """Every replay here runs twice: reading in this process, and in a child process."""
-    return ReplaySettings(prefetch=request.param)
-
-
-def _reader(settings: ReplaySettings) -> str:
-    return "child" if settings.prefetch == "on" else "process"
+    """Every replay here runs in each of the ways a replay reads (tests/support/read_modes)."""
+    return READ_MODES[request.param]
 
 
 def _future_version(raw: bytes) -> bytes:
@@ -82,7 +79,7 @@ async def _read_dead_letters(bootstrap: str, topic: str, count: int) -> list[Dea
 async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
     kafka_bootstrap: str, topic_prefix: str, read_in: ReplaySettings
 ) -> None:
-    good = generate_history(400, seed=3)
+    good = generate_history(900, seed=3)  # clean chunks after the poison, too
     values = [encode(e) for e in good]
     log: list[bytes] = []
     for offset in range(len(good) + len(POISON)):
@@ -103,7 +100,7 @@ async def test_poisoned_records_go_to_the_dlq_and_the_fold_goes_on(
 
     expected = fold(good)
     assert (result.events, result.rejected) == (len(good), len(POISON))
-    assert result.reader == _reader(read_in)
+    check_reader(result, read_in)
     assert result.offset == len(log)
     assert result.state == expected
     assert state_digest(result.state) == state_digest(expected)
@@ -137,7 +134,7 @@ async def test_without_a_dlq_bad_records_are_still_counted_and_kept(
 
     result = await replay(kafka_bootstrap, topics.events, settings=read_in)
     assert (result.events, result.rejected, result.offset) == (20, 1, 21)
-    assert result.reader == _reader(read_in)
+    check_reader(result, read_in, clean_chunks=False)
     assert result.state == fold(good)
     (letter,) = result.rejections
     assert (letter.origin_offset, letter.error_type) == (10, "MalformedMessageError")

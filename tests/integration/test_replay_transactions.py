@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from support.read_modes import READ_MODES, check_reader
 
 from events.codec import encode
 from events.topics import EVENTS, Topics
@@ -18,14 +19,10 @@ from projections.synthetic import generate_history
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["off", "on"], ids=["in-process", "child-reader"])
+@pytest.fixture(params=list(READ_MODES))
 def read_in(request: pytest.FixtureRequest) -> ReplaySettings:
-    """Every replay here runs twice: reading in this process, and in a child process."""
-    return ReplaySettings(prefetch=request.param)
-
-
-def _reader(settings: ReplaySettings) -> str:
-    return "child" if settings.prefetch == "on" else "process"
+    """Every replay here runs in each of the ways a replay reads (tests/support/read_modes)."""
+    return READ_MODES[request.param]
 
 
 async def test_aborted_transactions_are_invisible_to_the_replay(
@@ -61,7 +58,7 @@ async def test_aborted_transactions_are_invisible_to_the_replay(
 
     result = await replay(kafka_bootstrap, topic, settings=read_in)
     assert (result.events, result.rejected, result.offset) == (200, 0, ends[-1])
-    assert result.reader == _reader(read_in)
+    check_reader(result, read_in)
     assert result.state == fold(history[:200])
     assert result.state.finding_count == 0
 
@@ -101,5 +98,5 @@ async def test_an_open_transaction_is_not_waited_for_then_read_once_committed(
         settings=read_in,
     )
     assert after.events == 50
-    assert after.reader == _reader(read_in)
+    check_reader(after, read_in)
     assert after.state == fold(history)

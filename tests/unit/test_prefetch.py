@@ -1,9 +1,19 @@
 """projections.prefetch's failure paths, without a broker: the child's Kafka error reaches
-the parent as the same error class, and a child that dies is an error, not a hang."""
+the parent as the same error class, a child that dies is an error, not a hang, and frames
+written while the writer is stopped and continued arrive whole."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
 
 import pytest
 
@@ -37,3 +47,47 @@ async def test_a_child_that_dies_is_an_error_not_a_hang() -> None:
         reader._process.kill()
         with pytest.raises(KafkaUnavailableError, match="exited"):
             await asyncio.wait_for(reader.next(30), 40)
+
+
+WRITER = r"""
+import struct, sys, zlib
+from projections.prefetch import _write_all
+for i in range(int(sys.argv[1])):
+    body = bytes([i % 251]) * (2_000_000 + i)
+    _write_all(1, struct.pack("!QI", len(body), zlib.crc32(body)) + body)
+"""
+
+
+def test_frames_survive_the_writer_being_stopped_and_continued() -> None:
+    """SIGSTOP/SIGCONT (a debugger, a profiler, a cgroup freezer, Ctrl-Z) interrupt large
+    pipe writes; each frame must still arrive whole and in order. (CPython 3.11's buffered
+    ``sys.stdout.buffer.write`` corrupted this stream within a few frames.)"""
+    frames = 40
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(frames)], stdout=subprocess.PIPE)
+    stop = threading.Event()
+
+    def storm() -> None:
+        while not stop.is_set() and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGSTOP)
+                time.sleep(0.002)
+                os.kill(process.pid, signal.SIGCONT)
+            time.sleep(0.004)
+
+    stormer = threading.Thread(target=storm, daemon=True)
+    stormer.start()
+    assert process.stdout is not None
+    try:
+        for i in range(frames):
+            size, crc = struct.unpack("!QI", process.stdout.read(12))
+            assert size == 2_000_000 + i, f"frame {i}: a corrupt header"
+            body = process.stdout.read(size)
+            assert zlib.crc32(body) == crc and body[:1] == bytes([i % 251]), f"frame {i}"
+        assert process.stdout.read() == b""
+    finally:
+        stop.set()
+        stormer.join()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGCONT)
+        process.kill()
+        process.wait(10)

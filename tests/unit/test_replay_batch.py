@@ -1,6 +1,7 @@
 """The replay's batch step (``projections.replay._Run.fold_batch``) without Kafka: clean
 chunks fold whole, a bad record anywhere (first chunk or a later one) is dead-lettered at its
-own offset and the rest still folds, ``stop`` and ``until`` cut where they must."""
+own offset and the rest still folds, ``stop`` and ``until`` cut where they must; the same for
+batches the reader process packed (only the chunk holding a bad record goes over raw)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from events.codec import encode
 from projections.fold import apply
-from projections.prefetch import Columns
+from projections.prefetch import Columns, pack_chunks
 from projections.replay import DECODE_CHUNK, _Run
 from projections.state import ClusterState
 from projections.synthetic import generate_history
@@ -79,3 +80,62 @@ def test_decode_events_fast_is_all_or_nothing() -> None:
     assert decode_events_fast(unusual) is None  # the full decode takes it (lax int)
     assert decode_event(unusual[5]) == history[5]
     assert decode_events_fast([*values[:3], b"{}"]) is None
+
+
+# --- batches the reader process packed (events.handover) -----------------------------------
+
+
+def _packed(values: list[bytes | None], first: int = 0) -> Columns:
+    """A batch as the reader sends it with ``pack_chunk``: keys and timestamps only when a
+    chunk had to go raw."""
+    chunks = pack_chunks(values, DECODE_CHUNK)
+    raw = not all(isinstance(chunk, bytes) for chunk in chunks)
+    offsets = list(range(first, first + len(values)))
+    stamps, keys = ([0] * len(values), [b"k"] * len(values)) if raw else ([], [])
+    return Columns(first + len(values), offsets, stamps, keys, [], chunks)
+
+
+def test_a_packed_batch_folds_like_the_raw_one() -> None:
+    history = generate_history(3 * DECODE_CHUNK + 17, seed=11)
+    values: list[bytes | None] = [encode(e) for e in history]
+    batch = _packed(values)
+    assert all(isinstance(chunk, bytes) for chunk in batch.chunks) and not batch.keys
+    run = _run()
+    assert run.fold_batch(batch, stop=10**9, until=None) == ([], None)
+    assert (run.events, run.prechecked) == (len(history), len(history))
+    assert run.state == reduce(apply, history, ClusterState())
+
+
+@pytest.mark.parametrize("bad_at", [0, DECODE_CHUNK + 7, 2 * DECODE_CHUNK + 3])
+def test_a_bad_record_sends_its_chunk_raw_and_only_it_is_dead_lettered(bad_at: int) -> None:
+    history = generate_history(3 * DECODE_CHUNK, seed=12)
+    values: list[bytes | None] = [encode(e) for e in history]
+    values.insert(bad_at, None if bad_at == 0 else b'{"not": "an event"}')
+    batch = _packed(values)
+    raw = [i for i, chunk in enumerate(batch.chunks) if not isinstance(chunk, bytes)]
+    assert raw == [bad_at // DECODE_CHUNK]
+    run = _run()
+    letters, ended = run.fold_batch(batch, stop=10**9, until=None)
+    assert ended is None
+    assert [letter.origin_offset for letter in letters] == [bad_at]
+    assert letters[0].key == "k" and letters[0].origin_timestamp_ms == 0
+    assert run.prechecked == len(values) - DECODE_CHUNK
+    assert (run.events, run.rejected) == (len(history), 1)
+    assert run.state == reduce(apply, history, ClusterState())
+
+
+def test_stop_and_until_cut_a_packed_batch_inside_a_chunk() -> None:
+    history = generate_history(2 * DECODE_CHUNK + 50, seed=13)
+    values: list[bytes | None] = [encode(e) for e in history]
+    run = _run()
+    stop = 100 + DECODE_CHUNK + 30
+    assert run.fold_batch(_packed(values, first=100), stop=stop, until=None) == ([], None)
+    assert run.events == run.prechecked == DECODE_CHUNK + 30
+    assert run.state == reduce(apply, history[: DECODE_CHUNK + 30], ClusterState())
+
+    until = history[DECODE_CHUNK + 60].time
+    later = next(i for i, e in enumerate(history) if e.time > until)
+    run = _run()
+    letters, ended = run.fold_batch(_packed(values, first=100), stop=10**9, until=until)
+    assert (letters, ended, run.events) == ([], 100 + later, later)
+    assert run.state == reduce(apply, history[:later], ClusterState())
