@@ -10,7 +10,10 @@ median pass in microseconds per event. For comparison it also times the fast pat
 :mod:`events.wire`, the fast path before msgspec), the previous fast path (orjson, reshape in
 Python, the model's own ``validate_python``; kept here, not in the codec), the full
 check-by-check path (``_decode_checked``) and a bare ``orjson.loads`` (which a replay's raw
-read pays anyway).
+read pays anyway). Then the hand-over of :mod:`events.handover` by chunks of 256 records, as
+a replay's reader process and folding process split the decode: ``pack_events`` (the
+reader's share: every check, into msgpack), ``unpack_events`` (the folder's share: the models
+rebuilt, no check) and the bytes per event on the pipe.
 Human-readable figures first; the last line is one JSON object. No Kafka needed.
 """
 
@@ -40,7 +43,10 @@ from events.codec import (
     _decode_current,
     decode_event,
     encode,
+    pack_events,
+    unpack_events,
 )
+from projections.replay import DECODE_CHUNK as HANDOVER_CHUNK
 from projections.synthetic import generate_history
 
 _CURRENT = {name: (cls, cls.SCHEMA_VERSION) for name, cls in MESSAGE_TYPES.items()}
@@ -100,6 +106,19 @@ def _median_us(fn: Callable[[bytes], Any], raws: list[bytes], passes: int) -> fl
     return statistics.median(times) / len(raws) * 1e6
 
 
+def _median_chunks_us(
+    fn: Callable[[Any], Any], chunks: list[Any], records: int, passes: int
+) -> float:
+    """Median over ``passes`` of the time per record of ``fn`` over every chunk."""
+    times = []
+    for _ in range(passes):
+        t0 = time.perf_counter()
+        for chunk in chunks:
+            fn(chunk)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) / records * 1e6
+
+
 def main(args: argparse.Namespace) -> dict[str, object]:
     raws = [encode(event) for event in generate_history(args.events, seed=args.seed)]
     mean_bytes = sum(map(len, raws)) / len(raws)
@@ -114,6 +133,14 @@ def main(args: argparse.Namespace) -> dict[str, object]:
         "full_path_us": _median_us(_decode_checked, raws, args.passes),
         "orjson_loads_us": _median_us(orjson.loads, raws, args.passes),
     }
+    chunks = [raws[i : i + HANDOVER_CHUNK] for i in range(0, len(raws), HANDOVER_CHUNK)]
+    blobs = [pack_events(chunk) for chunk in chunks]
+    if any(blob is None for blob in blobs):
+        raise SystemExit("a generated chunk was refused by pack_events")
+    n = len(raws)
+    figures["pack_us"] = _median_chunks_us(pack_events, chunks, n, args.passes)
+    figures["unpack_us"] = _median_chunks_us(unpack_events, blobs, n, args.passes)
+    packed_bytes = sum(len(blob) for blob in blobs if blob is not None) / n
     print(f"records:        {len(raws)} control events, {mean_bytes:.0f} B on average")
     print(f"fast-path miss: {misses} (decoded by the full path instead)")
     print(f"msgspec miss:   {msgspec_misses} (decoded by the wire validators or full path)")
@@ -122,6 +149,7 @@ def main(args: argparse.Namespace) -> dict[str, object]:
     speedup = figures["previous_fast_path_us"] / figures["fast_path_us"]
     print(f"fast path vs previous: {speedup:.2f}x")
     print(f"msgspec vs wire path:  {figures['wire_path_us'] / figures['msgspec_path_us']:.2f}x")
+    print(f"hand-over:             {packed_bytes:.0f} B/event packed (chunks of {HANDOVER_CHUNK})")
     return {
         "events": len(raws),
         "passes": args.passes,
@@ -129,6 +157,7 @@ def main(args: argparse.Namespace) -> dict[str, object]:
         "fast_path_misses": misses,
         "msgspec_misses": msgspec_misses,
         "fast_path_speedup": round(speedup, 3),
+        "packed_bytes": round(packed_bytes, 1),
         **{name: round(value, 3) for name, value in figures.items()},
     }
 

@@ -17,7 +17,6 @@ reaching the stop offset, never by counting records.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -38,7 +37,7 @@ from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
 from projections.fold import apply
 from projections.kafka_io import check_topic, make_consumer, started
-from projections.prefetch import ChildSpec, Columns, Reader, prefetched
+from projections.prefetch import ChildSpec, Columns, prefetched
 from projections.state import ClusterState
 from projections.transient import Folder
 
@@ -72,9 +71,6 @@ class ReplaySettings(BaseSettings):
     #: the reader process also checks the records and hands them over decoded
     #: (:mod:`events.handover`), so that this one mostly folds
     prefetch_decode: bool = True
-    #: records this process replays itself while the reader process starts (~0.4 s to
-    #: import and connect), from ``from_offset`` on; the reader reads from there
-    prefetch_head_records: int = Field(default=50_000, ge=0)
 
 
 class ReplayProgress(NamedTuple):
@@ -297,37 +293,29 @@ async def replay(
     }
     consumer = make_consumer(bootstrap, **consumer_settings)
     tp = TopicPartition(topic, partition)
-    loop = _Loop(run, until_time, dlq, on_progress, cfg)
-    reader: Reader | None = None
-    async with contextlib.AsyncExitStack() as children:
-        async with started(
-            consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
-        ):
-            stop = loop.end = await _prepare(
-                consumer, tp, from_offset, until_offset, cfg.kafka_timeout
-            )
-            # with a reader process, this one replays the head itself while that one starts
-            head = stop
-            if _prefetch(cfg, stop - from_offset):
-                head = min(stop, from_offset + cfg.prefetch_head_records)
-            if head < stop:
-                spec = ChildSpec(
-                    bootstrap,
-                    topic,
-                    partition,
-                    head,
-                    stop,
-                    consumer_settings,
-                    cfg.kafka_timeout,
-                    cfg.poll_timeout_ms,
-                    cfg.max_records,
-                    DECODE_CHUNK if cfg.prefetch_decode else 0,
-                )
-                reader = await children.enter_async_context(prefetched(spec))
-            offset = await loop.run(_fetcher(consumer, tp, cfg, head), from_offset, head)
-        if reader is not None and offset == head:  # not ended early (``until_time``)
-            child = reader
-            offset = await loop.run(lambda: child.next(cfg.kafka_timeout), head, stop)
+    loop = _Loop(run, from_offset, until_time, dlq, on_progress, cfg)
+    async with started(
+        consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
+    ):
+        stop = await _prepare(consumer, tp, from_offset, until_offset, cfg.kafka_timeout)
+        in_child = _prefetch(cfg, stop - from_offset)
+        if not in_child:
+            offset = await loop.run(_fetcher(consumer, tp, cfg), stop)
+    if in_child:
+        spec = ChildSpec(
+            bootstrap,
+            topic,
+            partition,
+            from_offset,
+            stop,
+            consumer_settings,
+            cfg.kafka_timeout,
+            cfg.poll_timeout_ms,
+            cfg.max_records,
+            DECODE_CHUNK if cfg.prefetch_decode else 0,
+        )
+        async with prefetched(spec) as reader:
+            offset = await loop.run(lambda: reader.next(cfg.kafka_timeout), stop)
     if dlq is not None:
         await dlq.flush()
     if run.rejected:
@@ -338,7 +326,7 @@ async def replay(
         run.events,
         run.rejected,
         tuple(run.kept),
-        "process" if reader is None else "child",
+        "child" if in_child else "process",
         run.prechecked,
     )
     final = ReplayProgress(offset, stop, run.events, run.rejected)
@@ -357,23 +345,16 @@ def _prefetch(cfg: ReplaySettings, records: int) -> bool:
 Fetch = Callable[[], Awaitable[Columns]]
 
 
-def _fetcher(
-    consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings, stop: int
-) -> Fetch:
-    """One ``getmany`` in this process, as :class:`Columns` (what the child sends); it
-    asks for no more records than are left below ``stop``."""
-    position = [-1]
+def _fetcher(consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings) -> Fetch:
+    """One ``getmany`` in this process, as :class:`Columns` (what the child sends)."""
 
     async def fetch() -> Columns:
         try:
             async with asyncio.timeout(cfg.kafka_timeout):
-                if position[0] < 0:
-                    position[0] = await consumer.position(tp)
-                left = max(1, stop - position[0])
                 batches = await consumer.getmany(
-                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=min(cfg.max_records, left)
+                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
                 )
-                position[0] = new_position = await consumer.position(tp)
+                new_position = await consumer.position(tp)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}]") from exc
         records: Sequence[ConsumerRecord[bytes, bytes]] = batches.get(tp, [])
@@ -415,33 +396,31 @@ async def _prepare(
 
 
 class _Loop:
-    """The fetch-and-fold loop, fed by either fetcher (the head in this process, then the
-    rest from the reader process)."""
+    """The fetch-and-fold loop, fed by either fetcher."""
 
     def __init__(
         self,
         run: _Run,
+        start: int,
         until_time: datetime | None,
         dlq: DeadLetterSink | None,
         on_progress: ProgressCallback | None,
         cfg: ReplaySettings,
     ) -> None:
         self.bookkeeping = run
+        self.start = start
         self.until_time = until_time
         self.dlq = dlq
         self.on_progress = on_progress
         self.cfg = cfg
-        self.next_report = run.events + cfg.progress_every
-        #: the replay's stop offset, for progress reports (a run may stop before it)
-        self.end = 0
 
-    async def run(self, fetch: Fetch, start: int, stop: int) -> int:
-        """Fold from ``start`` up to ``stop``; returns the offset the replay ended at (the
-        next one to read). Progress is reported at batch boundaries, once per
-        ``progress_every``."""
+    async def run(self, fetch: Fetch, stop: int) -> int:
+        """Fold up to ``stop``; returns the offset the replay ended at (the next one to
+        read). Progress is reported at batch boundaries, once per ``progress_every``."""
         run, cfg, on_progress = self.bookkeeping, self.cfg, self.on_progress
         clock = asyncio.get_running_loop().time
-        position, last_progress = start, clock()
+        position, last_progress = self.start, clock()
+        next_report = run.events + cfg.progress_every
         while position < stop:
             batch = await fetch()
             letters, ended_at = run.fold_batch(batch, stop, self.until_time)
@@ -455,11 +434,10 @@ class _Loop:
                     f"replay of {run.topic}[{run.partition}] stalled at offset {position} "
                     f"(stop {stop}) for {cfg.stall_timeout:.0f}s"
                 )
-            if on_progress is not None and run.events >= self.next_report:
-                while self.next_report <= run.events:  # one report per multiple crossed at most
-                    self.next_report += cfg.progress_every
-                end = max(stop, self.end)
-                run.reported = ReplayProgress(min(position, stop), end, run.events, run.rejected)
+            if on_progress is not None and run.events >= next_report:
+                while next_report <= run.events:  # one report per multiple crossed at most
+                    next_report += cfg.progress_every
+                run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
                 on_progress(run.reported)
         return stop
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 from projections.replay import ReplayResult, ReplaySettings
 
 #: name -> settings: this process reads and decodes everything; a child process only reads;
-#: a child process reads and checks the records (``events.handover``) after this process
-#: replayed the first 5 itself (so both halves run, and poison lands in both)
+#: a child process reads and checks the records (``events.handover``)
 READ_MODES: dict[str, ReplaySettings] = {
     "in-process": ReplaySettings(prefetch="off"),
-    "child-reader": ReplaySettings(prefetch="on", prefetch_decode=False, prefetch_head_records=0),
-    "child-decoder": ReplaySettings(prefetch="on", prefetch_head_records=5),
+    "child-reader": ReplaySettings(prefetch="on", prefetch_decode=False),
+    "child-decoder": ReplaySettings(prefetch="on"),
 }
 
 
@@ -20,7 +19,7 @@ def check_reader(
 ) -> None:
     """``result`` was read where ``settings`` say, and checked there when they say so (a
     chunk of the reader holding a bad record goes over raw: ``clean_chunks`` says whether
-    the log has a chunk without one after the head, so whether any was checked there)."""
+    the log has a chunk without one, so whether any was checked there)."""
     assert result.reader == ("child" if settings.prefetch == "on" else "process")
     if settings.prefetch == "on" and settings.prefetch_decode:
         assert (result.prechecked > 0) == clean_chunks
