@@ -19,7 +19,8 @@ No clock, no randomness, no I/O: time comes from the events.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import immutables
@@ -29,7 +30,9 @@ from events.base import ControlEvent
 from projections import transitions as tr
 from projections.rules import RECENT_WINDOW, check, with_finding
 from projections.state import ClusterState, FindingKind, replace, replacer
-from projections.transient import Folder
+from projections.transient import Folder, HalfWrittenError
+
+log = logging.getLogger(__name__)
 
 
 def _record(
@@ -95,8 +98,36 @@ def apply(state: ClusterState, event: ControlEvent) -> ClusterState:
 
 def fold_from(state: ClusterState, events: Iterable[ControlEvent]) -> ClusterState:
     """Continue folding from ``state`` (a snapshot, say): the state ``apply`` would reach
-    event by event, reached in place by a :class:`projections.transient.Folder`."""
-    return Folder(state).apply_all(events).state()
+    event by event, reached in place by a :class:`projections.transient.Folder` (or event
+    by event after all, should a transition break the folder's rule: a logged bug)."""
+    events = events if isinstance(events, Sequence) else list(events)
+    try:
+        return Folder(state).apply_all(events).state()
+    except HalfWrittenError as exc:
+        log.error("in-place fold failed (%s); folding event by event instead", exc)
+        return persistent_fold(state, events)
+
+
+def persistent_fold(state: ClusterState, events: Iterable[ControlEvent]) -> ClusterState:
+    """``apply`` event by event: the reference :func:`fold_from` reaches faster."""
+    for event in events:
+        state = apply(state, event)
+    return state
+
+
+class StepFolder:
+    """:class:`projections.transient.Folder`'s interface over ``apply``, event by event:
+    slower, never broken (what a replay falls back to)."""
+
+    def __init__(self, state: ClusterState | None = None) -> None:
+        self._state = state or ClusterState()
+
+    def apply_all(self, events: Iterable[ControlEvent]) -> StepFolder:
+        self._state = persistent_fold(self._state, events)
+        return self
+
+    def state(self) -> ClusterState:
+        return self._state
 
 
 def fold(events: Iterable[ControlEvent]) -> ClusterState:
@@ -104,4 +135,4 @@ def fold(events: Iterable[ControlEvent]) -> ClusterState:
     return fold_from(ClusterState(), events)
 
 
-__all__ = ["RECENT_WINDOW", "apply", "fold", "fold_from", "immutables"]
+__all__ = ["RECENT_WINDOW", "StepFolder", "apply", "fold", "fold_from", "immutables"]

@@ -35,11 +35,11 @@ from events.codec import decode_event, decode_events_fast, unpack_events
 from events.errors import EventError, MalformedMessageError
 from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
-from projections.fold import apply
+from projections.fold import StepFolder, apply
 from projections.kafka_io import check_topic, make_consumer, started
 from projections.prefetch import ChildSpec, Columns, prefetched
 from projections.state import ClusterState
-from projections.transient import Folder
+from projections.transient import Folder, HalfWrittenError
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,28 @@ DECODE_CHUNK = 256
 
 
 class _Run:
-    """The mutable bookkeeping of one replay (kept out of the hot loop's locals)."""
+    """The mutable bookkeeping of one replay (kept out of the hot loop's locals).
 
-    def __init__(self, topic: str, partition: int, state: ClusterState, clock: Clock) -> None:
+    ``in_place`` folds with :class:`projections.transient.Folder`, else event by event
+    (:class:`projections.fold.StepFolder`, the fallback). Dead letters at offsets below
+    ``letters_from`` are counted and kept but not written again (a previous attempt did)."""
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        state: ClusterState,
+        clock: Clock,
+        *,
+        in_place: bool = True,
+        letters_from: int = 0,
+    ) -> None:
         self.topic = topic
         self.partition = partition
-        self.folder = Folder(state)
+        self.folder: Folder | StepFolder = Folder(state) if in_place else StepFolder(state)
+        self.letters_from = letters_from
+        #: the offset after the last dead letter written to the sink
+        self.letters_to = letters_from
         self.events = 0
         self.rejected = 0
         #: events the reader process checked and packed (:mod:`events.handover`)
@@ -282,9 +298,36 @@ async def replay(
     Undecodable records go to ``dlq`` (if given; logged either way) and are counted.
     Raises :class:`OffsetOutOfRangeError` if ``from_offset`` is not in the log, and a
     :class:`KafkaIOError` when Kafka fails or stalls (``retriable`` says if a retry helps).
+
+    Should the in-place fold break (:class:`projections.transient.HalfWrittenError`, a bug
+    the tests rule out), the replay is logged as an error and runs again from the start with
+    the persistent fold; dead letters already written are not written twice, and progress
+    starts over.
     """
     cfg = settings or ReplaySettings()
-    run = _Run(topic, partition, from_state or ClusterState(), clock)
+    state = from_state or ClusterState()
+    args = (bootstrap, topic, until_offset, until_time, from_offset, on_progress, dlq, cfg)
+    run = _Run(topic, partition, state, clock)
+    try:
+        return await _replay(run, *args)
+    except HalfWrittenError as exc:
+        log.error("replay of %s: in-place fold failed (%s); again, event by event", topic, exc)
+    again = _Run(topic, partition, state, clock, in_place=False, letters_from=run.letters_to)
+    return await _replay(again, *args)
+
+
+async def _replay(
+    run: _Run,
+    bootstrap: str,
+    topic: str,
+    until_offset: int | None,
+    until_time: datetime | None,
+    from_offset: int,
+    on_progress: ProgressCallback | None,
+    dlq: DeadLetterSink | None,
+    cfg: ReplaySettings,
+) -> ReplayResult:
+    partition = run.partition
     consumer_settings: dict[str, Any] = {
         "auto_offset_reset": "none",  # never jump silently to another offset
         "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes,
@@ -456,8 +499,9 @@ async def _dead_letter(
                 letter.error_type,
                 letter.error_message,
             )
-        if dlq is not None:
+        if dlq is not None and letter.origin_offset >= run.letters_from:
             await dlq.write(letter)
+            run.letters_to = letter.origin_offset + 1
 
 
 def fold_until(

@@ -12,10 +12,14 @@ asked. ``Folder(s).apply_all(events).state() == fold_from(s, events)`` for every
 valid or not (a property test holds it to that).
 
 A transition that raises :class:`Rejected` must leave no trace. The persistent draft just
-drops its work; this one writes in place. Transitions check before they write, all but one
-rare path (``StreamAssigned`` releasing a dead owner before the new owner's capacity check),
-so a rejection after a write is rare: the folder then refolds from a checkpoint (a state
-taken every ``CHECKPOINT_EVERY`` events) with the persistent ``apply``, the reference.
+drops its work; this one writes in place, so it relies on the rule every transition keeps
+(:mod:`projections.transitions`): check before the first write. A transition breaking it is
+a bug: the folder then raises :class:`HalfWrittenError` (its state is lost), and its callers
+fold the same events again with the persistent ``apply``, the reference
+(:func:`projections.fold.fold_from`, :func:`projections.replay.replay`). Until session 3 the
+folder took a checkpoint every 512 events to refold from instead; ``StreamAssigned``, the one
+transition that wrote before its capacity check, now checks first, and dropping the
+checkpoints saved ~6% of a replay's folding process.
 """
 
 from __future__ import annotations
@@ -43,16 +47,17 @@ _replace_stream = replacer(StreamAssignment)
 _INSTANCE_FIELDS = len(EnhancedInstance.__dataclass_fields__)
 _STREAM_FIELDS = len(StreamAssignment.__dataclass_fields__)
 
-#: events between the checkpoints a half-written rejection is refolded from. Small enough
-#: that the events kept for that stay in cache (4096 made decode + fold ~20% slower),
-#: large enough that the folder mostly updates its own copies in place.
-CHECKPOINT_EVERY = 512
 _MAPS = ("instances", "streams", "in_flight", "unplaced", "held", "recent_ids")
 _FIELDS = tuple(ClusterState.__dataclass_fields__)
 _LEADER_ELECTED = ev.LeaderElected
 _UNASSIGNED = AssignmentStatus.UNASSIGNED
 
 Mutation = immutables.MapMutation[Any, Any]
+
+
+class HalfWrittenError(RuntimeError):
+    """A transition was rejected after it had written (a bug: transitions check first).
+    The folder's state is lost; fold the events again with the persistent ``apply``."""
 
 
 class _Live:
@@ -67,9 +72,10 @@ class TransientDraft(Draft):
     ids of the instance and stream copies this draft made since the folder last handed out
     a state (only copies: ``put_*`` may be given any value). Nobody else can see those, so
     they are updated in place instead of copied again (frozen to everyone else; ~15% of
-    the fold). Ids cannot be mistaken: every value of a
-    state handed out (or of the checkpoint) stays alive, so no value made later shares its
-    id, and the set is emptied whenever a state is handed out.
+    the fold). An id there may come to name another object once its copy died, but only
+    one made since the last hand-out too (the objects of a state handed out stay alive as
+    long as that state, and the set is emptied at every hand-out), which no state handed out
+    holds either: updating it in place is as safe.
     """
 
     __slots__ = ("owned", "wrote")
@@ -168,50 +174,40 @@ class Folder:
     returns are ordinary persistent states, never changed by later :meth:`apply` calls.
     """
 
-    __slots__ = ("_checkpoint", "_draft", "_maps", "_since", "_values")
+    __slots__ = ("_broken", "_draft", "_maps", "_values")
 
     def __init__(self, state: ClusterState | None = None) -> None:
-        self._reset(state or ClusterState())
-
-    def _reset(self, state: ClusterState) -> None:
+        state = state or ClusterState()
         values = dict(state.__dict__)  # ClusterState has a __dict__ (see state.py)
         self._maps: dict[str, Mutation] = {name: values.pop(name).mutate() for name in _MAPS}
         self._values: dict[str, Any] = values
         live = _Live()
         live.__dict__ = values
         self._draft = TransientDraft(live, self._maps)
-        #: a state at most CHECKPOINT_EVERY events back, and the events since
-        self._checkpoint = state
-        self._since: list[ControlEvent] = []
+        self._broken: str | None = None
 
     def apply(self, event: ControlEvent) -> None:
         """Fold one event (exactly what :func:`projections.fold.apply` does to a state)."""
         self.apply_all((event,))
 
     def apply_all(self, events: Iterable[ControlEvent]) -> Folder:
-        """Fold every event of ``events``; returns the folder (to chain :meth:`state`)."""
-        pending = iter(events)
-        while self._fold(pending):
-            pass
+        """Fold every event of ``events``; returns the folder (to chain :meth:`state`).
+        Raises :class:`HalfWrittenError` if a transition wrote before it was rejected."""
+        if self._broken is not None:
+            raise HalfWrittenError(f"this folder's state was lost: {self._broken}")
+        self._fold(iter(events))
         return self
 
-    def _fold(self, events: Iterator[ControlEvent]) -> bool:
+    def _fold(self, events: Iterator[ControlEvent]) -> None:
         """The loop, with everything it touches in locals (it runs once per event of a
-        replay: each lookup saved is ~1% of the fold). Returns True when it stopped early
-        to recover from a half-written rejection (call it again with the rest)."""
+        replay: each lookup saved is ~1% of the fold)."""
         values = self._values
         recent: Any = self._maps["recent_ids"]
         d = self._draft
         changes = d.changes
-        since = self._since
         transitions, leader_elected, window = TRANSITIONS, _LEADER_ELECTED, RECENT_WINDOW
         seq_now, epoch_now = values["seq"], values["epoch"]
         for event in events:
-            if len(since) >= CHECKPOINT_EVERY:
-                self._checkpoint = self.state()
-                since.clear()
-                recent = self._maps["recent_ids"]  # state() handed out the old mutations
-            since.append(event)
             seq = event.seq
             if seq != seq_now + 1 or event.epoch != epoch_now or isinstance(event, leader_elected):
                 ok, finding = check(event, seq_now, epoch_now, recent.get(seq))
@@ -227,9 +223,12 @@ class Folder:
                 transition(d, event)
             except Rejected as exc:
                 changes.clear()
-                if d.wrote:  # rare: it wrote before it found the problem
-                    self._recover()
-                    return True
+                if d.wrote:  # a bug: transitions check before they write
+                    self._broken = (
+                        f"{type(event).__name__} (seq {seq}) wrote before it was rejected: "
+                        f"{exc.kind.value}: {exc.detail}"
+                    )
+                    raise HalfWrittenError(self._broken) from exc
                 finding = (exc.kind, exc.detail)
             else:
                 finding = None
@@ -245,20 +244,11 @@ class Folder:
                 del recent[seq - window]
             if finding is not None:
                 self._record(event, *finding)
-        return False
-
-    def _recover(self) -> None:
-        """Refold from the checkpoint, event by event with the persistent ``apply`` (the
-        reference), up to and including the event that was rejected half-written."""
-        from projections.fold import apply  # fold imports this module
-
-        state = self._checkpoint
-        for event in self._since:
-            state = apply(state, event)
-        self._reset(state)
 
     def state(self) -> ClusterState:
         """The state folded so far: O(1), and the folder goes on from it."""
+        if self._broken is not None:
+            raise HalfWrittenError(f"this folder's state was lost: {self._broken}")
         maps = self._maps
         values = self._values
         frozen = {}

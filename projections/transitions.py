@@ -3,6 +3,11 @@
 A transition returns the next state or raises :class:`Rejected`; the fold turns that into
 a finding and leaves the state as it was (never a half-applied change). Internally each
 transition writes into a :class:`Draft` so that one event copies the ClusterState once.
+
+**Every transition checks before it writes**: it raises :class:`Rejected` before its first
+write to the draft, never after. The in-place fold (:mod:`projections.transient`) writes
+straight into its maps and relies on that; ``tests/unit/test_transient_fold.py`` holds every
+transition to it on generated and corrupted histories.
 """
 
 from __future__ import annotations
@@ -155,15 +160,20 @@ def _stream(d: Draft, stream_id: str) -> StreamAssignment:
     return stream
 
 
+def _check_room(inst: EnhancedInstance, load: int, stream: StreamAssignment) -> None:
+    """``inst``, holding ``load``, has room for ``stream``, or the transition is rejected."""
+    if load + stream.weight > inst.max_streams:
+        raise Rejected(
+            FindingKind.CAPACITY_EXCEEDED,
+            f"{inst.server_id!r} holds {load}/{inst.max_streams}; "
+            f"{stream.stream_id!r} weighs {stream.weight}",
+        )
+
+
 def _hold(d: Draft, server_id: str, stream: StreamAssignment, *, owner: bool) -> None:
     """``server_id`` takes ``stream`` on (as owner or as a migration target): check capacity."""
     inst = _instance(d, server_id)
-    if inst.load + stream.weight > inst.max_streams:
-        raise Rejected(
-            FindingKind.CAPACITY_EXCEEDED,
-            f"{server_id!r} holds {inst.load}/{inst.max_streams}; "
-            f"{stream.stream_id!r} weighs {stream.weight}",
-        )
+    _check_room(inst, inst.load, stream)
     inst = d.update_instance(
         inst,
         load=inst.load + stream.weight,
@@ -369,6 +379,13 @@ def _stream_assigned(d: Draft, e: ev.StreamAssigned) -> None:
             FindingKind.TWO_OWNERS,
             f"{e.stream_id!r} is owned by live {stream.server_id!r}; migrate it instead",
         )
+    # Check before writing (every transition does: projections.transient relies on it). The
+    # dead owner's release below frees the stream's weight on the target first when it is
+    # the same server (a new incarnation): count that in, as ``_hold`` will see it.
+    load = target.load
+    if stream.server_id == e.server_id:
+        load = max(0, load - stream.weight)
+    _check_room(target, load, stream)
     _release_all(d, stream)
     _hold(d, e.server_id, stream, owner=True)
     stream = d.update_stream(

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import reduce
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -14,13 +16,16 @@ from support.read_modes import READ_MODES, check_reader
 
 from events.codec import encode
 from events.commands import DrainInstance
+from events.control import StreamStarted
 from events.topics import DLQ, EVENTS, Topics
 from projections.canonical import state_digest
 from projections.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
-from projections.fold import fold
+from projections.fold import apply, fold
 from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
 from projections.replay import ReplaySettings, replay
+from projections.state import ClusterState, FindingKind
 from projections.synthetic import generate_history
+from projections.transitions import TRANSITIONS, Draft, Rejected
 
 pytestmark = pytest.mark.integration
 
@@ -139,3 +144,41 @@ async def test_without_a_dlq_bad_records_are_still_counted_and_kept(
     (letter,) = result.rejections
     assert (letter.origin_offset, letter.error_type) == (10, "MalformedMessageError")
     assert letter.error_field == "specversion"
+
+
+def _writes_then_rejects(d: Draft, e: StreamStarted) -> None:
+    """A transition breaking the rule the in-place fold relies on (check before writing)."""
+    d.update_stream(d.streams[e.stream_id], failure_count=99)
+    raise Rejected(FindingKind.INVALID_TRANSITION, "rejected after a write")
+
+
+async def test_a_broken_in_place_fold_replays_again_event_by_event(
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    read_in: ReplaySettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    good = generate_history(300, seed=5)
+    started_at = next(i for i, e in enumerate(good) if isinstance(e, StreamStarted))
+    poison = {0: b"not json", started_at + 40: b"{}"}  # one before the break, one after
+    log = [encode(e) for e in good]
+    for offset in sorted(poison):
+        log.insert(offset, poison[offset])
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics, (EVENTS, DLQ))
+    async with started(make_producer(kafka_bootstrap)) as producer:
+        await publish(producer, topics.events, log)
+
+    with patch.dict(TRANSITIONS, {StreamStarted: _writes_then_rejects}):
+        expected = reduce(apply, good, ClusterState())  # the persistent reference
+        async with DeadLetterWriter(kafka_bootstrap, topics.dlq) as dlq:
+            result = await replay(kafka_bootstrap, topics.events, dlq=dlq, settings=read_in)
+            assert dlq.written == len(poison)  # not written again by the second pass
+
+    assert "in-place fold failed" in caplog.text
+    assert (result.events, result.rejected, result.offset) == (len(good), 2, len(log))
+    assert result.state == expected
+    assert expected.finding_count > 0  # every StreamStarted was rejected, and nothing else
+    assert {f.kind for f in expected.findings} == {FindingKind.INVALID_TRANSITION}
+    letters = await _read_dead_letters(kafka_bootstrap, topics.dlq, len(poison))
+    assert [letter.origin_offset for letter in letters] == sorted(poison)

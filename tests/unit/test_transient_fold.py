@@ -1,6 +1,8 @@
 """The in-place batch fold (:class:`projections.transient.Folder`) reaches exactly the state
-``apply`` reaches event by event: on valid histories, on corrupted ones (rejections undone,
-findings alike), across any number of ``state()`` calls, without touching earlier states."""
+``apply`` reaches event by event: on valid histories, on corrupted ones (rejections leave no
+trace, findings alike), across any number of ``state()`` calls, without touching earlier
+states. Every transition checks before it writes (the folder relies on it); one that did not
+would make the folder raise, and ``fold`` would fold event by event instead."""
 
 from __future__ import annotations
 
@@ -19,12 +21,12 @@ from events.control import (
     StreamRegistered,
     StreamStarted,
 )
-from projections import transient
 from projections.canonical import state_digest
 from projections.fold import apply, fold
 from projections.state import ClusterState, FindingKind
 from projections.synthetic import generate_history
-from projections.transient import Folder
+from projections.transient import Folder, HalfWrittenError
+from projections.transitions import TRANSITIONS, Draft, Rejected
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 
@@ -86,11 +88,13 @@ def test_valid_histories_fold_alike(history: list[ControlEvent]) -> None:
     assert state.finding_count == 0
 
 
-@FAST
-@given(corrupted(), st.sampled_from([3, 17, transient.CHECKPOINT_EVERY]))
-def test_corrupted_histories_fold_alike(history: list[ControlEvent], every: int) -> None:
-    with patch.object(transient, "CHECKPOINT_EVERY", every):  # recoveries across checkpoints
-        assert_same(Folder().apply_all(history).state(), stepwise(history))
+@settings(max_examples=400, deadline=None, database=None)
+@given(corrupted())
+def test_corrupted_histories_fold_alike_and_no_transition_writes_before_rejecting(
+    history: list[ControlEvent],
+) -> None:
+    # Folder raises HalfWrittenError if a transition is rejected after writing
+    assert_same(Folder().apply_all(history).state(), stepwise(history))
 
 
 @FAST
@@ -130,10 +134,9 @@ def _event(cls: type[ControlEvent], seq: int, **fields: object) -> ControlEvent:
     return cls(id=f"e{seq}", source="test", time=at, seq=seq, epoch=1, **fields)
 
 
-@pytest.mark.parametrize("every", [2, 4096])
-def test_a_rejection_after_a_write_is_undone(every: int) -> None:
-    """StreamAssigned releases the old (failed) owner before it checks the new owner's
-    capacity: when that check fails, the release must be taken back too."""
+def test_stream_assigned_checks_the_new_owners_capacity_before_releasing_the_old() -> None:
+    """StreamAssigned releases the old (failed) owner's hold and takes the new owner's: the
+    new owner's capacity is checked before the release, so a rejection leaves no trace."""
     from events.control import InstanceFailed
 
     events = [
@@ -177,9 +180,51 @@ def test_a_rejection_after_a_write_is_undone(every: int) -> None:
         ),
     ]
     more = [_event(StreamRegistered, 11, stream_id="s3")]
-    with patch.object(transient, "CHECKPOINT_EVERY", every):
-        folder = Folder().apply_all(events)
-        state = folder.apply_all(more).state()  # and it goes on after the recovery
+    folder = Folder().apply_all(events)
+    state = folder.apply_all(more).state()
     assert_same(state, stepwise(events + more))
     assert [f.kind for f in state.findings] == [FindingKind.CAPACITY_EXCEEDED]
     assert state.streams["s1"].server_id == "a"  # untouched by the rejected event
+    assert state.instances["a"].load == 1 and dict(state.held["a"]) == {"s1": True}
+
+
+def _writes_then_rejects(d: Draft, e: StreamStarted) -> None:
+    """A transition breaking the rule: it writes, then it is rejected."""
+    inst = d.instances["a"]
+    d.update_instance(inst, last_heartbeat=e.time)
+    raise Rejected(FindingKind.INVALID_TRANSITION, "rejected after a write")
+
+
+def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fold() -> None:
+    events = [
+        _event(LeaderElected, 1, leader_id="o"),
+        _event(
+            InstanceRegistered,
+            2,
+            server_id="a",
+            incarnation="a1",
+            ip="127.0.0.1",
+            port=1,
+            max_streams=2,
+        ),
+        _event(StreamRegistered, 3, stream_id="s1"),
+        _event(
+            StreamAssigned, 4, stream_id="s1", server_id="a", incarnation="a1", reason="new_stream"
+        ),
+        _event(StreamStarted, 5, stream_id="s1", server_id="a", incarnation="a1"),
+        _event(StreamRegistered, 6, stream_id="s2"),
+    ]
+    with patch.dict(TRANSITIONS, {StreamStarted: _writes_then_rejects}):
+        folder = Folder()
+        with pytest.raises(HalfWrittenError, match=r"StreamStarted \(seq 5\) wrote before"):
+            folder.apply_all(events)
+        with pytest.raises(HalfWrittenError, match="state was lost"):
+            folder.state()
+        with pytest.raises(HalfWrittenError, match="state was lost"):
+            folder.apply_all([])
+        expected = stepwise(events)  # the persistent draft drops the rejected write
+        assert_same(fold(events), expected)  # fold falls back to apply, event by event
+        assert_same(fold(iter(events)), expected)  # an iterator too
+    assert [f.kind for f in expected.findings] == [FindingKind.INVALID_TRANSITION]
+    assert expected.instances["a"].last_heartbeat == events[1].time
+    assert "s2" in expected.streams
