@@ -97,28 +97,18 @@ def wire_path(raw: bytes) -> Message | None:
     return _WIRE.decode(obj)
 
 
-def _median_us(fn: Callable[[bytes], Any], raws: list[bytes], passes: int) -> float:
-    """Median over ``passes`` of the time per record of ``fn``, in microseconds."""
-    times = []
-    for _ in range(passes):
-        t0 = time.perf_counter()
-        for raw in raws:
-            fn(raw)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) / len(raws) * 1e6
-
-
-def _median_chunks_us(
-    fn: Callable[[Any], Any], chunks: list[Any], records: int, passes: int
+def _median_us(
+    fn: Callable[[Any], Any], items: list[Any], passes: int, records: int | None = None
 ) -> float:
-    """Median over ``passes`` of the time per record of ``fn`` over every chunk."""
+    """Median over ``passes`` of the time per record of ``fn`` over every item, in
+    microseconds (``records``: how many records the items hold, default one each)."""
     times = []
     for _ in range(passes):
         t0 = time.perf_counter()
-        for chunk in chunks:
-            fn(chunk)
+        for item in items:
+            fn(item)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) / records * 1e6
+    return statistics.median(times) / (records or len(items)) * 1e6
 
 
 def main(args: argparse.Namespace) -> dict[str, object]:
@@ -142,8 +132,8 @@ def main(args: argparse.Namespace) -> dict[str, object]:
     n = len(raws)
     gc.disable()  # as the replay's two processes run them (the cyclic GC paused per batch)
     try:
-        figures["pack_us"] = _median_chunks_us(pack_events, chunks, n, args.passes)
-        figures["unpack_us"] = _median_chunks_us(unpack_events, blobs, n, args.passes)
+        figures["pack_us"] = _median_us(pack_events, chunks, args.passes, n)
+        figures["unpack_us"] = _median_us(unpack_events, blobs, args.passes, n)
     finally:
         gc.enable()
     packed_bytes = sum(len(blob) for blob in blobs if blob is not None) / n

@@ -271,6 +271,15 @@ def _mutate(wire: dict[str, Any], draw: st.DataObject) -> None:
         container[key] = draw.draw(st.integers(-5, 10**6))
 
 
+def mutated(message: Message, rounds: int, draw: st.DataObject) -> Any:
+    """``message``'s wire form after ``rounds`` of :func:`_mutate` (what is left of it)."""
+    wire = orjson.loads(encode(message))
+    for _ in range(rounds):
+        if isinstance(wire, dict) and _places(wire):
+            _mutate(wire, draw)
+    return wire
+
+
 def _raw_mutation(raw: bytes, draw: st.DataObject) -> bytes:
     kind = draw.draw(st.sampled_from(["none", "none", "number", "duplicate", "space"]))
     if kind == "number" and (numbers := list(NUMBER.finditer(raw))):
@@ -290,10 +299,7 @@ def _raw_mutation(raw: bytes, draw: st.DataObject) -> bytes:
 def test_mutated_wire_forms_never_differ(
     message: Message, rounds: int, draw: st.DataObject
 ) -> None:
-    wire = orjson.loads(encode(message))
-    for _ in range(rounds):
-        if isinstance(wire, dict) and _places(wire):
-            _mutate(wire, draw)
+    wire = mutated(message, rounds, draw)
     # the stdlib writes integers beyond 64 bits (orjson cannot) and lone surrogates
     text = json.dumps(wire, separators=(",", ":"), ensure_ascii=draw.draw(st.booleans()))
     _agree(_raw_mutation(text.encode("utf-8", "surrogatepass"), draw), record=True)

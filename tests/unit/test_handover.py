@@ -20,7 +20,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, IPvAnyAddress
-from test_codec_fast_path import BASES, EXAMPLES, HISTORY, _identical, _mutate, _places
+from test_codec_fast_path import BASES, EXAMPLES, HISTORY, _identical, mutated
 from test_events_properties import MESSAGES
 
 from events.base import ControlEvent, Message, UtcDateTime
@@ -91,10 +91,7 @@ def test_generated_messages_round_trip_or_are_refused_with_the_decode(message: M
 def test_mutated_records_are_refused_exactly_when_the_decode_refuses_them(
     message: Message, rounds: int, draw: st.DataObject
 ) -> None:
-    wire = orjson.loads(encode(message))
-    for _ in range(rounds):
-        if isinstance(wire, dict) and _places(wire):
-            _mutate(wire, draw)
+    wire = mutated(message, rounds, draw)
     raw = json.dumps(wire, separators=(",", ":")).encode()
     event("handed over" if _round_trip(raw) is not None else "refused")
 

@@ -134,6 +134,19 @@ def _event(cls: type[ControlEvent], seq: int, **fields: object) -> ControlEvent:
     return cls(id=f"e{seq}", source="test", time=at, seq=seq, epoch=1, **fields)
 
 
+def _registered(seq: int, server: str, *, max_streams: int) -> ControlEvent:
+    """``server`` (incarnation ``<server>1``) joins with room for ``max_streams``."""
+    return _event(
+        InstanceRegistered,
+        seq,
+        server_id=server,
+        incarnation=f"{server}1",
+        ip="127.0.0.1",
+        port=seq,
+        max_streams=max_streams,
+    )
+
+
 def test_stream_assigned_checks_the_new_owners_capacity_before_releasing_the_old() -> None:
     """StreamAssigned releases the old (failed) owner's hold and takes the new owner's: the
     new owner's capacity is checked before the release, so a rejection leaves no trace."""
@@ -141,24 +154,8 @@ def test_stream_assigned_checks_the_new_owners_capacity_before_releasing_the_old
 
     events = [
         _event(LeaderElected, 1, leader_id="o"),
-        _event(
-            InstanceRegistered,
-            2,
-            server_id="a",
-            incarnation="a1",
-            ip="127.0.0.1",
-            port=1,
-            max_streams=1,
-        ),
-        _event(
-            InstanceRegistered,
-            3,
-            server_id="b",
-            incarnation="b1",
-            ip="127.0.0.1",
-            port=2,
-            max_streams=1,
-        ),
+        _registered(2, "a", max_streams=1),
+        _registered(3, "b", max_streams=1),
         _event(StreamRegistered, 4, stream_id="s1"),
         _event(StreamRegistered, 5, stream_id="s2"),
         _event(
@@ -198,15 +195,7 @@ def _writes_then_rejects(d: Draft, e: StreamStarted) -> None:
 def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fold() -> None:
     events = [
         _event(LeaderElected, 1, leader_id="o"),
-        _event(
-            InstanceRegistered,
-            2,
-            server_id="a",
-            incarnation="a1",
-            ip="127.0.0.1",
-            port=1,
-            max_streams=2,
-        ),
+        _registered(2, "a", max_streams=2),
         _event(StreamRegistered, 3, stream_id="s1"),
         _event(
             StreamAssigned, 4, stream_id="s1", server_id="a", incarnation="a1", reason="new_stream"
