@@ -48,7 +48,7 @@ from events.codec import (
     pack_events,
     unpack_events,
 )
-from projections.replay import DECODE_CHUNK as HANDOVER_CHUNK
+from projections.replay_batch import DECODE_CHUNK as HANDOVER_CHUNK
 from projections.synthetic import generate_history
 
 _CURRENT = {name: (cls, cls.SCHEMA_VERSION) for name, cls in MESSAGE_TYPES.items()}

@@ -12,16 +12,19 @@ and is counted in ``rejected``; the replay goes on. Nothing is skipped silently.
 Offsets are not contiguous on a transactional log (commit/abort markers take offsets, and
 aborted records are filtered out), so the end is detected by the consumer's *position*
 reaching the stop offset, never by counting records.
+
+A long replay reads in a child process that also checks the records
+(:mod:`projections.prefetch`, :mod:`events.handover`); the batch step, the same either way,
+is :mod:`projections.replay_batch`. The fold runs in place
+(:class:`projections.transient.Folder`), the same state ``apply`` reaches event by event.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
-from bisect import bisect_left
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -31,15 +34,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.base import ControlEvent
-from events.codec import decode_event, decode_events_fast, unpack_events
-from events.errors import EventError, MalformedMessageError
-from projections.dlq import DeadLetter, DeadLetterSink, make_dead_letter
+from projections.dlq import DeadLetter, DeadLetterSink
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
-from projections.fold import StepFolder, apply
+from projections.fold import apply
 from projections.kafka_io import check_topic, make_consumer, started
 from projections.prefetch import ChildSpec, Columns, prefetched
+from projections.replay_batch import DECODE_CHUNK, Clock, Run, write_dead_letters
 from projections.state import ClusterState
-from projections.transient import Folder, HalfWrittenError
+from projections.transient import HalfWrittenError
 
 log = logging.getLogger(__name__)
 
@@ -99,182 +101,10 @@ class ReplayResult(NamedTuple):
 
 
 ProgressCallback = Callable[[ReplayProgress], None]
-Clock = Callable[[], datetime]
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-#: records decoded at once before they are folded (see _Run._fold_batch); the reader
-#: process packs chunks of the same size
-DECODE_CHUNK = 256
-
-
-class _Run:
-    """The mutable bookkeeping of one replay (kept out of the hot loop's locals).
-
-    ``in_place`` folds with :class:`projections.transient.Folder`, else event by event
-    (:class:`projections.fold.StepFolder`, the fallback). Dead letters at offsets below
-    ``letters_from`` are counted and kept but not written again (a previous attempt did)."""
-
-    def __init__(
-        self,
-        topic: str,
-        partition: int,
-        state: ClusterState,
-        clock: Clock,
-        *,
-        in_place: bool = True,
-        letters_from: int = 0,
-    ) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.folder: Folder | StepFolder = Folder(state) if in_place else StepFolder(state)
-        self.letters_from = letters_from
-        #: the offset after the last dead letter written to the sink
-        self.letters_to = letters_from
-        self.events = 0
-        self.rejected = 0
-        #: events the reader process checked and packed (:mod:`events.handover`)
-        self.prechecked = 0
-        self.kept: list[DeadLetter] = []
-        self.clock = clock
-        self.reported: ReplayProgress | None = None
-
-    @property
-    def state(self) -> ClusterState:
-        return self.folder.state()
-
-    def fold_batch(
-        self, batch: Columns, stop: int, until: datetime | None
-    ) -> tuple[list[DeadLetter], int | None]:
-        """Decode and fold ``batch``'s records below ``stop``; returns the dead letters and,
-        when an event later than ``until`` was met, that record's offset (the replay ends
-        there).
-
-        The cyclic garbage collector is paused for the batch (it runs between batches): the
-        batch allocates millions of short-lived acyclic objects, which reference counting
-        frees anyway, and the collector's passes over them were ~20% of a replay. Nothing
-        else runs meanwhile (no await inside), so no other code sees the pause."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._fold_batch(batch, stop, until)
-        finally:
-            if paused:
-                gc.enable()
-
-    def _fold_batch(
-        self, batch: Columns, stop: int, until: datetime | None
-    ) -> tuple[list[DeadLetter], int | None]:
-        """Chunk by chunk (:data:`DECODE_CHUNK` records, so that decoded events die young:
-        a whole batch of them alive at once would reach the oldest GC generation and set off
-        full collections). A chunk the reader packed is unpacked; a raw one is decoded whole
-        by the fast path, or record by record (the precise errors, dead letters) when that
-        path refuses it."""
-        offsets, chunks = batch.offsets, batch.chunks
-        n = bisect_left(offsets, stop) if offsets and offsets[-1] >= stop else len(offsets)
-        fast, unpack, fold_all = decode_events_fast, unpack_events, self.folder.apply_all
-        letters: list[DeadLetter] = []
-        for k, i in enumerate(range(0, n, DECODE_CHUNK)):
-            j = min(i + DECODE_CHUNK, n)
-            chunk = chunks[k] if chunks else batch.values[i:j]
-            raw: list[bytes | None] = []
-            events: list[ControlEvent] | None
-            if isinstance(chunk, bytes):  # checked and packed by the reader
-                events = unpack(chunk)
-                del events[j - i :]  # the records past ``stop``
-                self.prechecked += len(events)
-            else:
-                raw = chunk[: j - i]
-                events = None if None in raw else fast(raw)  # type: ignore[arg-type]
-            if events is None:
-                ended = self._fold_records(batch, i, raw, until, letters)
-            else:
-                ended = None if until is None else _later(events, until)
-                if ended is not None:
-                    del events[ended:]
-                    ended = offsets[i + ended]
-                fold_all(events)
-                self.events += len(events)
-            if ended is not None:
-                return letters, ended
-        return letters, None
-
-    def _fold_records(
-        self,
-        batch: Columns,
-        first: int,
-        values: list[bytes | None],
-        until: datetime | None,
-        letters: list[DeadLetter],
-    ) -> int | None:
-        """Decode and fold ``values`` (the records from index ``first`` on) one by one;
-        bad records become ``letters``. Returns the offset of the first event later than
-        ``until``, if one was met."""
-        ended: list[int] = []
-        counted = [0]
-        rejected = len(letters)
-        try:
-            self.folder.apply_all(
-                self._events(batch, first, values, until, letters, ended, counted)
-            )
-        finally:
-            self.events += counted[0]
-            self.rejected += len(letters) - rejected
-        return ended[0] if ended else None
-
-    def _events(
-        self,
-        batch: Columns,
-        first: int,
-        values: list[bytes | None],
-        until: datetime | None,
-        letters: list[DeadLetter],
-        ended: list[int],
-        counted: list[int],
-    ) -> Iterator[ControlEvent]:
-        """The decoded events of ``values`` in order; bad records become ``letters``."""
-        decode = decode_event  # a local: this loop runs once per event
-        offsets = batch.offsets
-        n = 0
-        try:
-            for i, value in enumerate(values, first):
-                try:
-                    if value is None:
-                        raise MalformedMessageError("record has no value (a tombstone)")
-                    event = decode(value)
-                except EventError as exc:
-                    letters.append(self._letter(batch, i, value, exc))
-                    continue
-                if until is not None and event.time > until:
-                    ended.append(offsets[i])
-                    return
-                yield event
-                n += 1
-        finally:
-            counted[0] = n
-
-    def _letter(self, batch: Columns, i: int, value: bytes | None, exc: EventError) -> DeadLetter:
-        return make_dead_letter(
-            topic=self.topic,
-            partition=self.partition,
-            offset=batch.offsets[i],
-            key=batch.keys[i],
-            value=value,
-            error=exc,
-            now=self.clock(),
-            timestamp_ms=batch.timestamps[i],
-        )
-
-
-def _later(events: list[ControlEvent], until: datetime) -> int | None:
-    """The index of the first event later than ``until``, if any."""
-    for i, event in enumerate(events):
-        if event.time > until:
-            return i
-    return None
 
 
 async def replay(
@@ -307,17 +137,17 @@ async def replay(
     cfg = settings or ReplaySettings()
     state = from_state or ClusterState()
     args = (bootstrap, topic, until_offset, until_time, from_offset, on_progress, dlq, cfg)
-    run = _Run(topic, partition, state, clock)
+    run = Run(topic, partition, state, clock)
     try:
         return await _replay(run, *args)
     except HalfWrittenError as exc:
         log.error("replay of %s: in-place fold failed (%s); again, event by event", topic, exc)
-    again = _Run(topic, partition, state, clock, in_place=False, letters_from=run.letters_to)
+    again = Run(topic, partition, state, clock, in_place=False, letters_from=run.letters_to)
     return await _replay(again, *args)
 
 
 async def _replay(
-    run: _Run,
+    run: Run,
     bootstrap: str,
     topic: str,
     until_offset: int | None,
@@ -327,15 +157,9 @@ async def _replay(
     dlq: DeadLetterSink | None,
     cfg: ReplaySettings,
 ) -> ReplayResult:
-    partition = run.partition
-    consumer_settings: dict[str, Any] = {
-        "auto_offset_reset": "none",  # never jump silently to another offset
-        "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes,
-        "fetch_max_bytes": cfg.fetch_max_bytes,
-        "request_timeout_ms": int(cfg.kafka_timeout * 1000),
-    }
+    consumer_settings = _consumer_settings(cfg)
     consumer = make_consumer(bootstrap, **consumer_settings)
-    tp = TopicPartition(topic, partition)
+    tp = TopicPartition(topic, run.partition)
     loop = _Loop(run, from_offset, until_time, dlq, on_progress, cfg)
     async with started(
         consumer, kafka_timeout=cfg.kafka_timeout, what=f"replay consumer of {topic}"
@@ -348,7 +172,7 @@ async def _replay(
         spec = ChildSpec(
             bootstrap,
             topic,
-            partition,
+            run.partition,
             from_offset,
             stop,
             consumer_settings,
@@ -373,9 +197,19 @@ async def _replay(
         run.prechecked,
     )
     final = ReplayProgress(offset, stop, run.events, run.rejected)
-    if on_progress is not None and final != run.reported:
+    if on_progress is not None and final != loop.reported:
         on_progress(final)
     return result
+
+
+def _consumer_settings(cfg: ReplaySettings) -> dict[str, Any]:
+    """The replay consumer's settings (the reader process uses the very same)."""
+    return {
+        "auto_offset_reset": "none",  # never jump silently to another offset
+        "max_partition_fetch_bytes": cfg.max_partition_fetch_bytes,
+        "fetch_max_bytes": cfg.fetch_max_bytes,
+        "request_timeout_ms": int(cfg.kafka_timeout * 1000),
+    }
 
 
 def _prefetch(cfg: ReplaySettings, records: int) -> bool:
@@ -443,7 +277,7 @@ class _Loop:
 
     def __init__(
         self,
-        run: _Run,
+        run: Run,
         start: int,
         until_time: datetime | None,
         dlq: DeadLetterSink | None,
@@ -456,6 +290,8 @@ class _Loop:
         self.dlq = dlq
         self.on_progress = on_progress
         self.cfg = cfg
+        #: the last progress reported (the final one is not repeated)
+        self.reported: ReplayProgress | None = None
 
     async def run(self, fetch: Fetch, stop: int) -> int:
         """Fold up to ``stop``; returns the offset the replay ended at (the next one to
@@ -467,7 +303,7 @@ class _Loop:
         while position < stop:
             batch = await fetch()
             letters, ended_at = run.fold_batch(batch, stop, self.until_time)
-            await _dead_letter(letters, run, self.dlq, cfg.rejections_kept)
+            await write_dead_letters(letters, run, self.dlq, cfg.rejections_kept)
             if ended_at is not None:
                 return ended_at
             if batch.position > position:
@@ -480,28 +316,9 @@ class _Loop:
             if on_progress is not None and run.events >= next_report:
                 while next_report <= run.events:  # one report per multiple crossed at most
                     next_report += cfg.progress_every
-                run.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
-                on_progress(run.reported)
+                self.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
+                on_progress(self.reported)
         return stop
-
-
-async def _dead_letter(
-    letters: list[DeadLetter], run: _Run, dlq: DeadLetterSink | None, keep: int
-) -> None:
-    for letter in letters:
-        if len(run.kept) < keep:
-            run.kept.append(letter)
-            log.warning(
-                "dead letter %s[%d]@%d: %s: %s",
-                letter.origin_topic,
-                letter.origin_partition,
-                letter.origin_offset,
-                letter.error_type,
-                letter.error_message,
-            )
-        if dlq is not None and letter.origin_offset >= run.letters_from:
-            await dlq.write(letter)
-            run.letters_to = letter.origin_offset + 1
 
 
 def fold_until(

@@ -1,4 +1,4 @@
-"""The replay's batch step (``projections.replay._Run.fold_batch``) without Kafka: clean
+"""The replay's batch step (``projections.replay_batch.Run.fold_batch``) without Kafka: clean
 chunks fold whole, a bad record anywhere (first chunk or a later one) is dead-lettered at its
 own offset and the rest still folds, ``stop`` and ``until`` cut where they must; the same for
 batches the reader process packed (only the chunk holding a bad record goes over raw)."""
@@ -13,7 +13,7 @@ import pytest
 from events.codec import encode
 from projections.fold import apply
 from projections.prefetch import Columns, pack_chunks
-from projections.replay import DECODE_CHUNK, _Run
+from projections.replay_batch import DECODE_CHUNK, Run
 from projections.state import ClusterState
 from projections.synthetic import generate_history
 
@@ -25,8 +25,8 @@ def _columns(values: list[bytes | None], first: int = 0) -> Columns:
     return Columns(first + len(values), offsets, [0] * len(values), [b"k"] * len(values), values)
 
 
-def _run() -> _Run:
-    return _Run("t.events", 0, ClusterState(), lambda: NOW)
+def _run() -> Run:
+    return Run("t.events", 0, ClusterState(), lambda: NOW)
 
 
 @pytest.mark.parametrize("bad_at", [None, 0, 5, DECODE_CHUNK - 1, DECODE_CHUNK + 7, 699])
