@@ -1,4 +1,4 @@
-"""The code :mod:`events.fastwire` generates per model: straight-line functions, no loops.
+"""The code :mod:`events.fastmap` generates per model: straight-line functions, no loops.
 
 Three functions are made from one model's field list (:class:`Field`, each with its
 :class:`Leaf`, the value's msgspec type and what finishes its check):

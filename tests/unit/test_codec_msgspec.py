@@ -34,7 +34,7 @@ from test_events_properties import MESSAGES
 from events.base import Message
 from events.codec import _FAST, _WIRE, MESSAGE_TYPES, _decode_checked, _decode_current, encode
 from events.errors import EventError
-from events.fastwire import PATTERN_CHECKS, utc_time
+from events.fastchecks import PATTERN_CHECKS, utc_time
 
 #: which fast path each type takes: "msgspec" (events.fastwire), else "wire" (events.wire)
 EXPECTED_PATHS = dict.fromkeys(MESSAGE_TYPES, "msgspec")
@@ -377,6 +377,6 @@ def test_pattern_checks_equal_pydantic(pattern: str, text: str) -> None:
 
 
 def _inline_names() -> dict[str, Any]:
-    from events.fastwire import _INLINE_NAMES
+    from events.fastchecks import INLINE_NAMES
 
-    return dict(_INLINE_NAMES)
+    return dict(INLINE_NAMES)
