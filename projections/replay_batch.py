@@ -104,10 +104,10 @@ class Run:
             chunk = chunks[k] if chunks else batch.values[i:j]
             raw: list[bytes | None] = []
             events: list[ControlEvent] | None
+            packed = isinstance(chunk, bytes)
             if isinstance(chunk, bytes):  # checked and packed by the reader
                 events = unpack(chunk)
                 del events[j - i :]  # the records past ``stop``
-                self.prechecked += len(events)
             else:
                 raw = chunk[: j - i]
                 events = None if None in raw else fast(raw)  # type: ignore[arg-type]
@@ -120,6 +120,8 @@ class Run:
                     ended = offsets[i + ended]
                 fold_all(events)
                 self.events += len(events)
+                if packed:
+                    self.prechecked += len(events)
             if ended is not None:
                 return letters, ended
         return letters, None

@@ -137,5 +137,5 @@ def test_stop_and_until_cut_a_packed_batch_inside_a_chunk() -> None:
     later = next(i for i, e in enumerate(history) if e.time > until)
     run = _run()
     letters, ended = run.fold_batch(_packed(values, first=100), stop=10**9, until=until)
-    assert (letters, ended, run.events) == ([], 100 + later, later)
+    assert (letters, ended, run.events, run.prechecked) == ([], 100 + later, later, later)
     assert run.state == reduce(apply, history[:later], ClusterState())
