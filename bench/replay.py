@@ -223,7 +223,7 @@ def _args() -> argparse.Namespace:
         "--rounds",
         type=int,
         default=3,
-        help="raw/replay rounds; the ratio is the median of the rounds' ratios (default 3)",
+        help="raw/replay rounds; the round with the median ratio is reported (default 3)",
     )
     return parser.parse_args()
 
