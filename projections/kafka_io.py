@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -197,6 +197,29 @@ async def end_offsets(
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"end offsets of {topic}") from exc
     return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+
+async def fetch_batch(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    *,
+    kafka_timeout: float,
+    poll_timeout_ms: int,
+    max_records: int,
+    where: str,
+) -> tuple[Sequence[ConsumerRecord[bytes, bytes]], int]:
+    """One ``getmany`` of ``tp`` and the consumer's position after it, bounded by
+    ``kafka_timeout``; a timeout or a Kafka error is raised as :mod:`projections.errors`
+    says (``where`` names the call)."""
+    try:
+        async with asyncio.timeout(kafka_timeout):
+            batches = await consumer.getmany(
+                tp, timeout_ms=poll_timeout_ms, max_records=max_records
+            )
+            position = await consumer.position(tp)
+    except (TimeoutError, kafka_errors.KafkaError) as exc:
+        raise kafka_error(exc, where) from exc
+    return batches.get(tp, []), position
 
 
 async def check_topic(consumer: AIOKafkaConsumer, topic: str) -> None:

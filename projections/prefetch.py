@@ -34,12 +34,11 @@ from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from aiokafka import TopicPartition
-from aiokafka import errors as kafka_errors
 
 from events.codec import pack_events
 from projections import errors as perr
-from projections.errors import KafkaIOError, KafkaUnavailableError, kafka_error
-from projections.kafka_io import make_consumer, started
+from projections.errors import KafkaIOError, KafkaUnavailableError
+from projections.kafka_io import fetch_batch, make_consumer, started
 
 #: seconds to wait for the child to exit once told to
 EXIT_TIMEOUT = 5.0
@@ -175,16 +174,14 @@ async def _read(writer: _Writer, spec: ChildSpec) -> None:
         consumer.seek(tp, spec.start)
         position = spec.start
         while position < spec.stop:
-            try:
-                async with asyncio.timeout(spec.kafka_timeout):
-                    batches = await consumer.getmany(
-                        tp, timeout_ms=spec.poll_timeout_ms, max_records=spec.max_records
-                    )
-                    position = await consumer.position(tp)
-            except (TimeoutError, kafka_errors.KafkaError) as exc:
-                where = f"fetch {tp.topic}[{tp.partition}] at {position}"
-                raise kafka_error(exc, where) from exc
-            records = batches.get(tp, ())
+            records, position = await fetch_batch(
+                consumer,
+                tp,
+                kafka_timeout=spec.kafka_timeout,
+                poll_timeout_ms=spec.poll_timeout_ms,
+                max_records=spec.max_records,
+                where=f"fetch {tp.topic}[{tp.partition}] at {position}",
+            )
             values = [r.value for r in records]
             chunks = _packed(values, spec.pack_chunk) if spec.pack_chunk else []
             # keys and timestamps only serve dead letters, which only raw records can be

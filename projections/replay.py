@@ -24,11 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka import errors as kafka_errors
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,7 +37,7 @@ from events.base import ControlEvent
 from projections.dlq import DeadLetter, DeadLetterSink
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError, kafka_error
 from projections.fold import apply
-from projections.kafka_io import check_topic, make_consumer, started
+from projections.kafka_io import check_topic, fetch_batch, make_consumer, started
 from projections.prefetch import ChildSpec, Columns, prefetched
 from projections.replay_batch import DECODE_CHUNK, Clock, Run, write_dead_letters
 from projections.state import ClusterState
@@ -226,15 +226,14 @@ def _fetcher(consumer: AIOKafkaConsumer, tp: TopicPartition, cfg: ReplaySettings
     """One ``getmany`` in this process, as :class:`Columns` (what the child sends)."""
 
     async def fetch() -> Columns:
-        try:
-            async with asyncio.timeout(cfg.kafka_timeout):
-                batches = await consumer.getmany(
-                    tp, timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_records
-                )
-                new_position = await consumer.position(tp)
-        except (TimeoutError, kafka_errors.KafkaError) as exc:
-            raise kafka_error(exc, f"fetch {tp.topic}[{tp.partition}]") from exc
-        records: Sequence[ConsumerRecord[bytes, bytes]] = batches.get(tp, [])
+        records, new_position = await fetch_batch(
+            consumer,
+            tp,
+            kafka_timeout=cfg.kafka_timeout,
+            poll_timeout_ms=cfg.poll_timeout_ms,
+            max_records=cfg.max_records,
+            where=f"fetch {tp.topic}[{tp.partition}]",
+        )
         return Columns(
             new_position,
             [r.offset for r in records],

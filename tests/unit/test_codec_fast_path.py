@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,23 +59,34 @@ def _identical(fast: Any, full: Any) -> bool:
     )
 
 
-def _agree(raw: bytes | str, *, record: bool = False) -> Message | None:
-    """Assert the fast path is None or identical to the full path; None when it raises.
+def agree(
+    decode: Callable[[bytes | str], Message | None],
+    name: str,
+    raw: bytes | str,
+    *,
+    record: bool = False,
+) -> Message | None:
+    """Assert the path ``decode`` (called ``name``) is None or identical to the full path;
+    None when the full path raises.
 
     ``record``: note the outcome in Hypothesis' statistics (``--hypothesis-show-statistics``).
     """
-    fast = _decode_current(raw)
+    fast = decode(raw)
     try:
         full = _decode_checked(raw)
     except EventError:
-        assert fast is None, f"fast path accepted what the full path rejects: {raw!r}"
+        assert fast is None, f"{name} accepted what the full path rejects: {raw!r}"
         if record:
             event("rejected by both")
         return None
-    assert fast is None or _identical(fast, full), f"fast path differs on {raw!r}"
+    assert fast is None or _identical(fast, full), f"{name} differs on {raw!r}"
     if record:
-        event("full path only" if fast is None else "fast path, identical")
+        event("full path only" if fast is None else f"{name}, identical")
     return fast
+
+
+def _agree(raw: bytes | str, *, record: bool = False) -> Message | None:
+    return agree(_decode_current, "fast path", raw, record=record)
 
 
 # --- valid messages: the fast path takes every one, identically ---------------------------

@@ -27,6 +27,7 @@ from test_codec_fast_path import (
     HISTORY,
     _identical,
     _raw_mutation,
+    agree,
     mutated,
 )
 from test_events_properties import MESSAGES
@@ -42,18 +43,7 @@ EXPECTED_PATHS = dict.fromkeys(MESSAGE_TYPES, "msgspec")
 
 def _agree(raw: bytes | str, *, record: bool = False) -> Message | None:
     """Assert the msgspec path is None or identical to the full path; None when it raises."""
-    fast = _FAST.decode(raw)
-    try:
-        full = _decode_checked(raw)
-    except EventError:
-        assert fast is None, f"msgspec path accepted what the full path rejects: {raw!r}"
-        if record:
-            event("rejected by both")
-        return None
-    assert fast is None or _identical(fast, full), f"msgspec path differs on {raw!r}"
-    if record:
-        event("full path only" if fast is None else "msgspec path, identical")
-    return fast
+    return agree(_FAST.decode, "msgspec path", raw, record=record)
 
 
 def _wire(name: str) -> dict[str, Any]:
