@@ -1,8 +1,8 @@
 """Shared helpers of the process-level benchmarks (failover, latency, heartbeats).
 
-They start real orchestrator and worker processes with :class:`control_plane.demo.Children`
+They start real orchestrator and worker processes with :class:`control_plane.tools.demo.Children`
 (each in its own session, SIGTERM then SIGKILL on exit, logs in the cache directory) and watch
-the control log with :class:`control_plane.demo.LogFollower` (incremental fold).
+the control log with :class:`control_plane.tools.demo.LogFollower` (incremental fold).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from control_plane.demo import CLI, Child, Children, LogFollower, child_env
-from control_plane.infra.config import cache_dir
+from control_plane.tools.demo import CLI, Child, Children, LogFollower, child_env
+from control_plane.tools.infra.config import cache_dir
 from events.base import ControlEvent
-from projections.state import ClusterState, InstanceStatus
+from projections.fold.state import ClusterState, InstanceStatus
 
 #: seconds any single Kafka operation of a benchmark may take
 NET = 60.0
@@ -37,7 +37,7 @@ def bootstrap(arg: str | None) -> str:
         return arg
     if env := os.environ.get("STREAMPLANE_KAFKA_BOOTSTRAP"):
         return env
-    from control_plane.infra import ensure_up
+    from control_plane.tools.infra import ensure_up
 
     address = ensure_up(brokers=1, postgres=False).kafka_bootstrap
     assert address is not None

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from control_plane.balancer import (
+from control_plane.decide.balancer import (
     InstanceView,
     RebalancePlan,
     SmartLoadBalancer,

@@ -6,11 +6,11 @@ Encodes ``generate_history(events, seed=seed)`` once, then times
 :func:`events.codec.decode_event` over every record, ``passes`` times, and reports the
 median pass in microseconds per event. For comparison it also times the fast path alone
 (``_decode_current``: msgspec first, then the wire validators), each of its two stages alone
-(the msgspec Structs of :mod:`events.fastwire`; orjson + the pydantic-core wire validators of
-:mod:`events.wire`, the fast path before msgspec), the previous fast path (orjson, reshape in
+(the msgspec Structs of :mod:`events._fast.decoder`; orjson + the pydantic-core wire validators of
+:mod:`events._fast.wire`, the fast path before msgspec), the previous fast path (orjson, reshape in
 Python, the model's own ``validate_python``; kept here, not in the codec), the full
 check-by-check path (``_decode_checked``) and a bare ``orjson.loads`` (which a replay's raw
-read pays anyway). Then the hand-over of :mod:`events.handover` by chunks of 256 records, as
+read pays anyway). Then the hand-over of :mod:`events._fast.handover` by chunks of 256 records, as
 a replay's reader process and folding process split the decode: ``pack_events`` (the
 reader's share: every check, into msgpack), ``unpack_events`` (the folder's share: the models
 rebuilt, no check) and the bytes per event on the pipe, with the cyclic GC paused as the
@@ -48,8 +48,8 @@ from events.codec import (
     pack_events,
     unpack_events,
 )
-from projections.replay_batch import DECODE_CHUNK as HANDOVER_CHUNK
-from projections.synthetic import generate_history
+from projections.io.replay_batch import DECODE_CHUNK as HANDOVER_CHUNK
+from projections.testing.synthetic import generate_history
 
 _CURRENT = {name: (cls, cls.SCHEMA_VERSION) for name, cls in MESSAGE_TYPES.items()}
 _CLASH = frozenset({"type", *ENVELOPE_FIELDS})

@@ -27,12 +27,18 @@ from typing import Any
 
 import _common as c
 
-from control_plane.config import OrchestratorSettings
-from control_plane.demo import Children, HeartbeatWatcher, LogFollower, registrations, send_commands
+from control_plane.orchestrator.settings import OrchestratorSettings
+from control_plane.tools.demo import (
+    Children,
+    HeartbeatWatcher,
+    LogFollower,
+    registrations,
+    send_commands,
+)
 from events import control as ev
 from events.heartbeat import StreamRunState
 from events.topics import Topics
-from projections.kafka_io import ensure_topics
+from projections.io.kafka import ensure_topics
 
 
 def _args() -> argparse.Namespace:

@@ -39,13 +39,13 @@ from typing import Any
 import _common as c
 from aiokafka import AIOKafkaProducer
 
-from control_plane.config import OrchestratorSettings
-from control_plane.demo import Children, LogFollower
+from control_plane.orchestrator.settings import OrchestratorSettings
+from control_plane.tools.demo import Children, LogFollower
 from events import control as ev
 from events.codec import encode
 from events.heartbeat import Heartbeat
 from events.topics import Topics
-from projections.kafka_io import ensure_topics, make_producer, started
+from projections.io.kafka import ensure_topics, make_producer, started
 
 SLOTS = 20  # sends are spread over this many slots per interval
 ID_MARK = b"I" * 32

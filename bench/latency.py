@@ -28,12 +28,12 @@ from typing import Any
 
 import _common as c
 
-from control_plane.demo import LogFollower
+from control_plane.tools.demo import LogFollower
 from events import commands as cmd
 from events import control as ev
 from events.codec import encode
 from events.topics import Topics
-from projections.kafka_io import ensure_topics, make_producer, started
+from projections.io.kafka import ensure_topics, make_producer, started
 
 STAGES = ("registered", "assigned", "started")
 

@@ -10,9 +10,9 @@ times back to back:
 (a) raw limit: aiokafka read (the same consumer settings and ``getmany`` loop as replay)
     plus ``orjson.loads`` of each value, nothing else (read before and after (b), the faster
     kept);
-(b) full replay: :func:`projections.replay.replay`, i.e. read + strict decode + fold, as it
+(b) full replay: :func:`projections.io.replay.replay`, i.e. read + strict decode + fold, as it
     runs by default (for a log this long on a multi-core machine, the records are read and
-    checked in a child process while this one folds: :mod:`projections.prefetch`);
+    checked in a child process while this one folds: :mod:`projections.io.prefetch`);
 
 then once (b') the same replay with everything in this one process (``prefetch="off"``), for
 comparison, the pure in-memory fold rate over already-decoded events, and the peak RSS of
@@ -22,7 +22,7 @@ by a neighbour on a shared machine moves one round's ratio more than a slower ma
 Human-readable figures first; the last line is one JSON object.
 
 The bootstrap comes from ``--bootstrap``, else ``STREAMPLANE_KAFKA_BOOTSTRAP``, else the
-local infrastructure (``control_plane.infra.ensure_up``) is started or reused.
+local infrastructure (``control_plane.tools.infra.ensure_up``) is started or reused.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from aiokafka import TopicPartition
 from events.codec import encode
 from events.topics import EVENTS, Topics
 from projections.fold import fold
-from projections.kafka_io import (
+from projections.io.kafka import (
     end_offsets,
     ensure_topics,
     make_consumer,
@@ -49,8 +49,8 @@ from projections.kafka_io import (
     publish,
     started,
 )
-from projections.replay import ReplayProgress, ReplaySettings, replay
-from projections.synthetic import generate_history, iter_history
+from projections.io.replay import ReplayProgress, ReplaySettings, replay
+from projections.testing.synthetic import generate_history, iter_history
 
 NET = 60.0  # seconds for any single Kafka operation here
 
@@ -60,7 +60,7 @@ def _bootstrap(arg: str | None) -> str:
         return arg
     if env := os.environ.get("STREAMPLANE_KAFKA_BOOTSTRAP"):
         return env
-    from control_plane.infra import ensure_up
+    from control_plane.tools.infra import ensure_up
 
     address = ensure_up(brokers=1, postgres=False).kafka_bootstrap
     assert address is not None

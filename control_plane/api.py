@@ -43,12 +43,13 @@ from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from events import commands as cmd
 from events.codec import to_wire
 from events.topics import Topics
-from projections.assignments import assignment_value, instance_value
-from projections.db import DatabaseError, DatabaseSettings, ResilientDatabaseManager
 from projections.errors import ProjectionError
-from projections.read_model import ReadModelSettings, health_data
-from projections.replay import ReplaySettings, replay
-from projections.state import ClusterState
+from projections.fold.assignments import assignment_value, instance_value
+from projections.fold.rows import health_data
+from projections.fold.state import ClusterState
+from projections.io.postgres import DatabaseError, DatabaseSettings, ResilientDatabaseManager
+from projections.io.read_store import ReadModelSettings
+from projections.io.replay import ReplaySettings, replay
 
 log = logging.getLogger(__name__)
 

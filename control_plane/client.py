@@ -23,10 +23,11 @@ from events.control import CommandCompleted, CommandRejected
 from events.errors import EventError
 from events.topics import Topics
 from projections.errors import InvalidSnapshotError, OffsetOutOfRangeError
-from projections.kafka_io import make_consumer, make_producer, started
-from projections.replay import ReplayResult, replay
-from projections.snapshots import SnapshotStore, restore_state
-from projections.state import ClusterState
+from projections.fold.snapshots import restore_state
+from projections.fold.state import ClusterState
+from projections.io.kafka import make_consumer, make_producer, started
+from projections.io.replay import ReplayResult, replay
+from projections.io.snapshot_store import SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ Wire form (one Kafka record value)::
      "data": {"stream_id": "camera-17", "server_id": "w-1", ...}}
 
 Decoding: a current-version message is decoded by msgspec Structs made from the models
-(:mod:`events.fastwire`); failing that, parsed with orjson and validated in one native call
-by its type's wire validator (:mod:`events.wire`, made from the model's own schema).
+(:mod:`events._fast.decoder`); failing that, parsed with orjson and validated in one native call
+by its type's wire validator (:mod:`events._fast.wire`, made from the model's own schema).
 Anything else takes the full path: parse with orjson, check the envelope, look the type up,
 upcast older ``schemaversion`` data one step at a time, then validate with the type's model.
 Every failure is an :class:`events.errors.EventError` naming the type, version and field.
@@ -24,6 +24,9 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
+from events._fast.decoder import FastDecoder
+from events._fast.handover import Handover
+from events._fast.wire import WireDecoder
 from events.base import ENVELOPE_FIELDS, Command, ControlEvent, Message
 from events.commands import COMMAND_TYPES
 from events.control import CONTROL_EVENT_TYPES
@@ -34,11 +37,8 @@ from events.errors import (
     UnsupportedVersionError,
     WrongFamilyError,
 )
-from events.fastwire import FastDecoder
-from events.handover import Handover
 from events.heartbeat import DesiredSet, Heartbeat
 from events.upcasters import upcast
-from events.wire import WireDecoder
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
@@ -168,10 +168,10 @@ def _decode_current(raw: bytes | str | dict[str, Any]) -> Message | None:
     Returns None, never raises, whenever anything is off or unusual (old version, bad JSON,
     a missing or unknown attribute, an integer id, a non-UTC offset, ...): :func:`decode`
     then runs the full, step-by-step checks, which raise the precise error (or accept and
-    normalise the unusual input). The type's wire validator (:mod:`events.wire`, made from
+    normalise the unusual input). The type's wire validator (:mod:`events._fast.wire`, made from
     the model's own schema) accepts a subset of what the full path accepts, with an
     identical result, and never words an error. Before it, msgspec Structs made from the
-    models (:mod:`events.fastwire`) decode the same subset, or less, ~1.5x as fast;
+    models (:mod:`events._fast.decoder`) decode the same subset, or less, ~1.5x as fast;
     what they leave (a type they cannot map, lax values such as ``"seq": "42"``) goes on
     to the wire validator.
     """
@@ -270,7 +270,7 @@ def decode_events_fast(raws: Sequence[bytes]) -> list[ControlEvent] | None:
 
 def pack_events(raws: Sequence[bytes]) -> bytes | None:
     """A chunk of control events checked as :func:`decode_events_fast` checks them, packed
-    for another process (:mod:`events.handover`); None whenever that function gives None."""
+    for another process (:mod:`events._fast.handover`); None whenever that function gives None."""
     return _HANDOVER.pack(raws)
 
 

@@ -20,13 +20,11 @@ The tree::
 
 Bad *records* are not errors here: an ``events.EventError`` while decoding becomes a dead
 letter and a count in the result, and the replay goes on. aiokafka errors are mapped to
-this tree with ``raise ... from exc`` so callers can ask ``exc.retriable`` instead of
-knowing aiokafka's classes.
+this tree by :func:`projections.io.kafka.kafka_error` (``raise ... from exc``), so callers
+can ask ``exc.retriable`` instead of knowing aiokafka's classes.
 """
 
 from __future__ import annotations
-
-from aiokafka import errors as kafka_errors
 
 
 class ProjectionError(Exception):
@@ -76,18 +74,6 @@ class DeadLetterError(ProjectionError):
     """Writing to the dead-letter topic failed; the caller must not skip the record."""
 
     retriable = True
-
-
-def kafka_error(exc: BaseException, what: str) -> KafkaIOError:
-    """Map an aiokafka (or timeout) exception to this tree; use as ``raise kafka_error(e, ..)
-    from e``. ``what`` names the operation, e.g. ``"fetch end offset of streamplane.events"``.
-    """
-    if isinstance(exc, TimeoutError | kafka_errors.KafkaConnectionError):
-        return KafkaUnavailableError(f"{what}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, kafka_errors.KafkaTimeoutError | kafka_errors.NoBrokersAvailable):
-        return KafkaUnavailableError(f"{what}: {type(exc).__name__}: {exc}")
-    retriable = bool(getattr(exc, "retriable", False))
-    return KafkaIOError(f"{what}: {type(exc).__name__}: {exc}", retriable=retriable)
 
 
 class InvalidSnapshotError(ProjectionError):

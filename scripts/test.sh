@@ -15,14 +15,14 @@ mypy events projections control_plane worker_agent
 
 if [ -z "${STREAMPLANE_KAFKA_BOOTSTRAP:-}" ]; then
   echo "==> starting Kafka (KRaft, from the Apache jars) and PostgreSQL"
-  python -m control_plane.infra up --brokers 1
+  python -m control_plane.tools.infra up --brokers 1
   started_infra=1
-  eval "$(python -m control_plane.infra status | grep -E '^(KAFKA_BOOTSTRAP|DATABASE_URL)=')"
+  eval "$(python -m control_plane.tools.infra status | grep -E '^(KAFKA_BOOTSTRAP|DATABASE_URL)=')"
   export STREAMPLANE_KAFKA_BOOTSTRAP="$KAFKA_BOOTSTRAP" STREAMPLANE_DATABASE_URL="$DATABASE_URL"
 fi
 cleanup() {
   if [ -n "${started_infra:-}" ] && [ -z "${STREAMPLANE_KEEP_INFRA:-}" ]; then
-    python -m control_plane.infra down || true
+    python -m control_plane.tools.infra down || true
   fi
 }
 trap cleanup EXIT

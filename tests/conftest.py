@@ -3,7 +3,7 @@
 Where the services come from, first match wins:
 1. STREAMPLANE_KAFKA_BOOTSTRAP / STREAMPLANE_DATABASE_URL from the environment;
 2. testcontainers, when a Docker engine answers;
-3. the local infrastructure of control_plane.infra (Kafka jars + Debian's PostgreSQL).
+3. the local infrastructure of control_plane.tools.infra (Kafka jars + Debian's PostgreSQL).
 
 Everything is lazy: only a test that requests a fixture starts anything, so the unit tests
 run without Kafka or PostgreSQL. Names are unique per test (topics, groups, schemas), so
@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-# Keep in step with control_plane.infra.config.DEFAULT_KAFKA_VERSION and docker-compose.yml.
+# Keep in step with control_plane.tools.infra.config.DEFAULT_KAFKA_VERSION and docker-compose.yml.
 KAFKA_IMAGE = "apache/kafka:4.4.0"
 POSTGRES_IMAGE = "postgres:15"
 
@@ -89,7 +89,7 @@ def kafka_bootstrap() -> Iterator[str]:
         finally:
             container.stop()
     else:
-        from control_plane.infra import ensure_up
+        from control_plane.tools.infra import ensure_up
 
         # Left running at the end: the next test run (or a developer) reuses it.
         bootstrap = ensure_up(brokers=1, postgres=False).kafka_bootstrap
@@ -111,7 +111,7 @@ def database_url() -> Iterator[str]:
         finally:
             container.stop()
     else:
-        from control_plane.infra import ensure_up
+        from control_plane.tools.infra import ensure_up
 
         url = ensure_up(brokers=0, postgres=True).database_url
         assert url is not None
@@ -127,19 +127,19 @@ class ThreeBrokerCluster:
 
     def kill(self, node_id: int) -> None:
         """SIGKILL one node: a crash, no controlled shutdown."""
-        from control_plane.infra import kill_broker
+        from control_plane.tools.infra import kill_broker
 
         kill_broker(node_id, brokers=3)
 
     def start(self, node_id: int) -> None:
         """Start a killed node again and wait until it is a live broker."""
-        from control_plane.infra import start_broker
+        from control_plane.tools.infra import start_broker
 
         start_broker(node_id, brokers=3)
 
     def running(self) -> list[int]:
         """Node ids whose broker process runs."""
-        from control_plane.infra import running_brokers
+        from control_plane.tools.infra import running_brokers
 
         return running_brokers(brokers=3)
 
@@ -148,7 +148,7 @@ class ThreeBrokerCluster:
 def three_broker_cluster() -> Iterator[ThreeBrokerCluster]:
     """Local three-node cluster on its own ports (never the single broker's); stopped at the
     end of the session when this session started it. Chaos tests kill and restart nodes."""
-    from control_plane.infra import down, ensure_up, running_brokers
+    from control_plane.tools.infra import down, ensure_up, running_brokers
 
     was_running = bool(running_brokers(brokers=3))
     endpoints = ensure_up(brokers=3, postgres=False)

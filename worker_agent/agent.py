@@ -20,7 +20,7 @@ from enum import StrEnum
 from events.codec import decode_desired, encode
 from events.errors import EventError
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
-from worker_agent.backoff import Backoff
+from resilience.backoff import Backoff
 from worker_agent.errors import CircuitOpenError, TransportError
 from worker_agent.handlers import StreamHandler, StreamHealth, load_handler
 from worker_agent.reconcile import (

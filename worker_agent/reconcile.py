@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from events.heartbeat import DesiredSet
-from worker_agent.backoff import Backoff
+from resilience.backoff import Backoff
 
 Params = Mapping[str, str]
 

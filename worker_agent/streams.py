@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from events.heartbeat import StreamRunState
-from worker_agent.backoff import Backoff
+from resilience.backoff import Backoff
 from worker_agent.handlers import StreamHandler, StreamHealth
 from worker_agent.reconcile import Params, Plan, RetryState, Start, record_start_failure
 from worker_agent.settings import WorkerSettings

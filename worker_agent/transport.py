@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from events.topics import Topics
-from worker_agent.breaker import BreakerPolicy, CircuitBreaker
+from resilience.breaker import BreakerPolicy, CircuitBreaker
 from worker_agent.errors import CircuitOpenError, TransportError
 from worker_agent.settings import WorkerSettings
 

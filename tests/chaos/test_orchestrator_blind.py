@@ -22,7 +22,7 @@ from events.control import (
     StreamAssigned,
     StreamUnassigned,
 )
-from projections.state import InstanceStatus
+from projections.fold.state import InstanceStatus
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from support.cluster import Cluster, open_cluster
 from events import commands as cmd
 from events.control import CommandCompleted, CommandRejected, LeaderElected
 from projections.fold import fold
-from projections.state import FindingKind, replace
+from projections.fold.state import FindingKind, replace
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

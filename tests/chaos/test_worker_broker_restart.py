@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.cluster import Cluster, open_cluster
 
-from control_plane.infra import ensure_up
+from control_plane.tools.infra import ensure_up
 from events import commands as cmd
 from events.control import InstanceFailed, StreamAssigned
 

@@ -18,7 +18,7 @@ from events.control import (
     InstanceRegistered,
     InstanceSuspected,
 )
-from projections.state import InstanceStatus
+from projections.fold.state import InstanceStatus
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from events.control import (
     RebalanceCompleted,
     RebalancePlanned,
 )
-from projections.state import AssignmentStatus
+from projections.fold.state import AssignmentStatus
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 

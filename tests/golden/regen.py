@@ -18,8 +18,8 @@ from typing import Any
 
 from events import ControlEvent, decode_event, encode
 from events import control as ev
-from projections.canonical import state_dumps
 from projections.fold import fold
+from projections.fold.canonical import state_dumps
 
 HERE = Path(__file__).parent
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

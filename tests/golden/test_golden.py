@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from events import ControlEvent, decode_event
-from projections.canonical import state_dumps, state_from_jsonable
 from projections.fold import fold
-from projections.state import ClusterState, FindingKind
+from projections.fold.canonical import state_dumps, state_from_jsonable
+from projections.fold.state import ClusterState, FindingKind
 
 HERE = Path(__file__).parent
 LOGS = sorted(HERE.glob("*.jsonl"))

@@ -20,9 +20,10 @@ from events import encode
 from events.codec import decode_command
 from events.topics import ALL_TOPICS, Topics
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
-from projections.read_model import ReadModelProjector, health_data
-from projections.synthetic import generate_history
+from projections.fold.rows import health_data
+from projections.io.kafka import ensure_topics, make_consumer, make_producer, publish, started
+from projections.read_model import ReadModelProjector
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

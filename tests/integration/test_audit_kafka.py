@@ -11,16 +11,17 @@ from datetime import UTC, datetime
 import pytest
 from typer.testing import CliRunner
 
-from control_plane.audit_cli import audit_app
+from control_plane.cli.audit import audit_app
 from events import ControlEvent
 from events.codec import encode
 from events.topics import EVENTS, SNAPSHOTS, Topics
-from projections.audit import stream_history, summarize
-from projections.canonical import state_digest
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_producer, publish, started
-from projections.snapshots import SnapshotStore, make_snapshot
-from projections.synthetic import generate_history
+from projections.fold.audit import stream_history, summarize
+from projections.fold.canonical import state_digest
+from projections.fold.snapshots import make_snapshot
+from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.snapshot_store import SnapshotStore
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from control_plane.cli import app
 from events.topics import ALL_TOPICS, Topics
-from projections.kafka_io import end_offsets
+from projections.io.kafka import end_offsets
 
 pytestmark = pytest.mark.integration
 

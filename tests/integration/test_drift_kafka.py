@@ -16,17 +16,18 @@ import typer
 from aiokafka import TopicPartition
 from typer.testing import CliRunner
 
-from control_plane.drift_cli import audit_drift, check_assignments, check_read_model
+from control_plane.cli.drift import audit_drift, check_assignments, check_read_model
 from events import encode
 from events.base import ControlEvent
 from events.topics import ASSIGNMENTS, EVENTS, Topics
-from projections.assignments import assignment_updates, changes
-from projections.drift import DRIFT_REPAIR_REASON, PROJECTION_DRIFT
 from projections.fold import apply
-from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
-from projections.read_model import ReadModelProjector, ReadModelSettings
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.assignments import assignment_updates, changes
+from projections.fold.drift import DRIFT_REPAIR_REASON, PROJECTION_DRIFT
+from projections.fold.state import ClusterState
+from projections.io.kafka import ensure_topics, make_consumer, make_producer, publish, started
+from projections.io.read_store import ReadModelSettings
+from projections.read_model import ReadModelProjector
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

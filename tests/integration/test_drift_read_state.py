@@ -12,10 +12,11 @@ from events import encode
 from events.base import ControlEvent
 from events.topics import EVENTS, SNAPSHOTS, Topics
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_producer, publish, started
-from projections.replay import replay
-from projections.snapshots import SnapshotStore, make_snapshot
-from projections.synthetic import generate_history
+from projections.fold.snapshots import make_snapshot
+from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.replay import replay
+from projections.io.snapshot_store import SnapshotStore
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from support.cluster import Cluster, open_cluster
 
 from events import commands as cmd
 from events.control import InstanceFailed, MigrationCompleted, StreamAssigned
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

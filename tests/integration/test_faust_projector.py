@@ -21,13 +21,13 @@ from events import control as ev
 from events import encode
 from events.heartbeat import Heartbeat, StreamReport, StreamRunState
 from events.topics import ALL_TOPICS, Topics
-from projections.assignments import assignment_value as record
-from projections.assignments import instance_value, same_assignment, same_instance
-from projections.dlq import decode_dead_letter
 from projections.errors import UnknownTopicError
-from projections.faust_app import ProjectorSettings
 from projections.fold import fold
-from projections.kafka_io import (
+from projections.fold.assignments import assignment_value as record
+from projections.fold.assignments import instance_value, same_assignment, same_instance
+from projections.fold.state import ClusterState
+from projections.io.dlq import decode_dead_letter
+from projections.io.kafka import (
     end_offsets,
     ensure_topics,
     make_consumer,
@@ -35,8 +35,8 @@ from projections.kafka_io import (
     publish,
     started,
 )
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.projector.app import ProjectorSettings
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 
@@ -115,7 +115,7 @@ async def _converges(projector: _Projector, state: ClusterState) -> dict[str, An
 
 
 class _Projector:
-    """``python -m projections.faust_app`` in a subprocess (as ``streamplane projector``)."""
+    """``python -m projections.projector.app`` in a subprocess (as ``streamplane projector``)."""
 
     def __init__(self, settings: ProjectorSettings, tmp: Path) -> None:
         self.settings = settings
@@ -132,7 +132,7 @@ class _Projector:
         }
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "projections.faust_app", env=env, stdout=out, stderr=out
+                sys.executable, "-m", "projections.projector.app", env=env, stdout=out, stderr=out
             )
 
     async def stop(self) -> None:

@@ -15,13 +15,15 @@ from events import control as ev
 from events import encode
 from events.base import ControlEvent
 from events.topics import EVENTS, Topics
-from projections.assignments import instance_value, stream_value
-from projections.db import DatabaseSettings, DatabaseUnavailableError
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_producer, publish, started
-from projections.read_model import ReadModelProjector, ReadModelSettings, health_data
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.assignments import instance_value, stream_value
+from projections.fold.rows import health_data
+from projections.fold.state import ClusterState
+from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.postgres import DatabaseSettings, DatabaseUnavailableError
+from projections.io.read_store import ReadModelSettings
+from projections.read_model import ReadModelProjector
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

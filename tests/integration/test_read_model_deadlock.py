@@ -10,7 +10,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from projections.db import DatabaseSettings, DatabaseTimeoutError, ResilientDatabaseManager
+from projections.io.postgres import DatabaseSettings, DatabaseTimeoutError, ResilientDatabaseManager
 
 pytestmark = pytest.mark.integration
 

@@ -18,14 +18,14 @@ from events.codec import encode
 from events.commands import DrainInstance
 from events.control import StreamStarted
 from events.topics import DLQ, EVENTS, Topics
-from projections.canonical import state_digest
-from projections.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
 from projections.fold import apply, fold
-from projections.kafka_io import ensure_topics, make_consumer, make_producer, publish, started
-from projections.replay import ReplaySettings, replay
-from projections.state import ClusterState, FindingKind
-from projections.synthetic import generate_history
-from projections.transitions import TRANSITIONS, Draft, Rejected
+from projections.fold.canonical import state_digest
+from projections.fold.state import ClusterState, FindingKind
+from projections.fold.transitions import TRANSITIONS, Draft, Rejected
+from projections.io.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
+from projections.io.kafka import ensure_topics, make_consumer, make_producer, publish, started
+from projections.io.replay import ReplaySettings, replay
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

@@ -13,19 +13,19 @@ import pytest
 
 from events.codec import encode
 from events.topics import EVENTS, Topics
-from projections.canonical import state_digest
 from projections.errors import OffsetOutOfRangeError, UnknownTopicError
 from projections.fold import apply, fold, fold_from
-from projections.kafka_io import end_offsets, ensure_topics, make_producer, publish, started
-from projections.replay import (
+from projections.fold.canonical import state_digest
+from projections.fold.state import ClusterState
+from projections.io.kafka import end_offsets, ensure_topics, make_producer, publish, started
+from projections.io.replay import (
     ReplayProgress,
     ReplaySettings,
     fold_until,
     replay,
     replay_to_time,
 )
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

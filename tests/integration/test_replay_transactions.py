@@ -12,9 +12,9 @@ from support.read_modes import READ_MODES, check_reader
 from events.codec import encode
 from events.topics import EVENTS, Topics
 from projections.fold import fold
-from projections.kafka_io import end_offsets, ensure_topics, make_producer, publish, started
-from projections.replay import ReplaySettings, replay
-from projections.synthetic import generate_history
+from projections.io.kafka import end_offsets, ensure_topics, make_producer, publish, started
+from projections.io.replay import ReplaySettings, replay
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

@@ -12,23 +12,22 @@ from datetime import UTC, datetime
 import pytest
 
 from control_plane.client import send_command
-from control_plane.config import OrchestratorSettings
 from control_plane.orchestrator import EnhancedStreamOrchestrator
+from control_plane.orchestrator.settings import OrchestratorSettings
 from events import commands as cmd
 from events.codec import encode
 from events.topics import EVENTS, SNAPSHOTS, Topics
-from projections.canonical import state_digest
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_producer, publish, started
-from projections.replay import replay
-from projections.snapshots import (
+from projections.fold.canonical import state_digest
+from projections.fold.snapshots import (
     SNAPSHOT_KEY,
-    SnapshotSettings,
-    SnapshotStore,
     make_snapshot,
     restore_state,
 )
-from projections.synthetic import generate_history
+from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.replay import replay
+from projections.io.snapshot_store import SnapshotSettings, SnapshotStore
+from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration
 

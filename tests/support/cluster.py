@@ -44,8 +44,8 @@ from events.errors import EventError
 from events.heartbeat import Heartbeat, StreamRunState
 from events.topics import HEARTBEATS, Topics
 from projections.fold import fold
-from projections.kafka_io import ensure_topics, make_consumer, make_producer, started
-from projections.state import ClusterState
+from projections.fold.state import ClusterState
+from projections.io.kafka import ensure_topics, make_consumer, make_producer, started
 
 #: settings every process of a test cluster gets unless the test overrides them
 DEFAULT_ENV: dict[str, str] = {

@@ -1,12 +1,12 @@
 """The ways a replay reads the log, for the integration tests that run each replay in all
-of them (``projections.replay`` and ``projections.prefetch``)."""
+of them (``projections.io.replay`` and ``projections.io.prefetch``)."""
 
 from __future__ import annotations
 
-from projections.replay import ReplayResult, ReplaySettings
+from projections.io.replay import ReplayResult, ReplaySettings
 
 #: name -> settings: this process reads and decodes everything; a child process only reads;
-#: a child process reads and checks the records (``events.handover``)
+#: a child process reads and checks the records (``events._fast.handover``)
 READ_MODES: dict[str, ReplaySettings] = {
     "in-process": ReplaySettings(prefetch="off"),
     "child-reader": ReplaySettings(prefetch="on", prefetch_decode=False),

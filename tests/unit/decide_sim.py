@@ -19,14 +19,14 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from typing import Any
 
-from control_plane.config import DecideConfig
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
-from control_plane.liveness import Liveness
+from control_plane.decide.config import DecideConfig
+from control_plane.decide.liveness import Liveness
 from events import commands as cmd
 from events.base import Command, ControlEvent
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
 from projections.fold import apply, fold
-from projections.state import GONE_STATUSES, ClusterState
+from projections.fold.state import GONE_STATUSES, ClusterState
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 SOURCE = "streamplane/orchestrator"

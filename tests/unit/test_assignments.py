@@ -1,4 +1,4 @@
-"""projections.assignments: the changed keys and the record values, checked against a full
+"""projections.fold.assignments: the changed keys and the record values, checked against a full
 comparison of the states on generated histories."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from events import control as ev
-from projections.assignments import (
+from projections.fold import apply, fold
+from projections.fold.assignments import (
     RESYNC_REASON,
     Update,
     assignment_updates,
@@ -25,9 +26,8 @@ from projections.assignments import (
     same_assignment,
     same_instance,
 )
-from projections.fold import apply, fold
-from projections.state import ClusterState, StreamAssignment
-from projections.synthetic import generate_history
+from projections.fold.state import ClusterState, StreamAssignment
+from projections.testing.synthetic import generate_history
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""projections.db: how failures are classified, and the pure pieces of the retry policy
+"""projections.io.postgres: how failures are classified, and the pure pieces of the retry policy
 (the deadlock pause, the error raised on giving up). No database, no event loop."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from projections.db import (
+from projections.io.postgres import (
     DatabaseSettings,
     DatabaseTimeoutError,
     DatabaseUnavailableError,

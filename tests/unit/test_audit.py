@@ -11,10 +11,10 @@ import pytest
 
 from events import ControlEvent
 from events import control as ev
-from projections.audit import explain, stream_history, summarize
 from projections.fold import fold
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.audit import explain, stream_history, summarize
+from projections.fold.state import ClusterState
+from projections.testing.synthetic import generate_history
 
 T0 = datetime(2026, 5, 1, 3, 0, tzinfo=UTC)
 

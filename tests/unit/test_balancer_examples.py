@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from control_plane.balancer import (
+from control_plane.decide.balancer import (
     REASON_AFFINITY,
     REASON_DRAIN,
     REASON_REBALANCE,

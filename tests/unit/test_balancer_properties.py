@@ -8,7 +8,7 @@ from collections import Counter
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from control_plane.balancer import (
+from control_plane.decide.balancer import (
     REASON_AFFINITY,
     REASON_DRAIN,
     REASON_REBALANCE,

@@ -1,4 +1,4 @@
-"""The codec's fast path (``events.wire``) agrees with the full path, object for object.
+"""The codec's fast path (``events._fast.wire``) agrees with the full path, object for object.
 
 ``_decode_current(raw)`` must give None or an object identical to ``_decode_checked(raw)``:
 same type, same ``__dict__`` in the same order (datetimes with the very same tzinfo), same
@@ -25,7 +25,7 @@ from events.base import Message
 from events.codec import _WIRE, _decode_checked, _decode_current, decode, encode
 from events.control import CONTROL_EVENT_TYPES
 from events.errors import EventError
-from projections.synthetic import generate_history
+from projections.testing.synthetic import generate_history
 
 HISTORY = generate_history(5000, seed=0) + generate_history(2000, seed=7)
 EXAMPLES = all_examples()

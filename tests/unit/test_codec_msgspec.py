@@ -1,4 +1,4 @@
-"""The msgspec fast path (``events.fastwire``) agrees with the full path, object for object.
+"""The msgspec fast path (``events._fast.decoder``) agrees with the full path, object for object.
 
 ``_FAST.decode(raw)`` must give None or an object identical to ``_decode_checked(raw)``
 (same type, ``__dict__`` in order, datetimes with the very same tzinfo, nested models,
@@ -32,12 +32,12 @@ from test_codec_fast_path import (
 )
 from test_events_properties import MESSAGES
 
+from events._fast.checks import PATTERN_CHECKS, utc_time
 from events.base import Message
 from events.codec import _FAST, _WIRE, MESSAGE_TYPES, _decode_checked, _decode_current, encode
 from events.errors import EventError
-from events.fastchecks import PATTERN_CHECKS, utc_time
 
-#: which fast path each type takes: "msgspec" (events.fastwire), else "wire" (events.wire)
+#: the fast path each type takes: "msgspec" (events._fast.decoder), else "wire" (events._fast.wire)
 EXPECTED_PATHS = dict.fromkeys(MESSAGE_TYPES, "msgspec")
 
 
@@ -367,6 +367,6 @@ def test_pattern_checks_equal_pydantic(pattern: str, text: str) -> None:
 
 
 def _inline_names() -> dict[str, Any]:
-    from events.fastchecks import INLINE_NAMES
+    from events._fast.checks import INLINE_NAMES
 
     return dict(INLINE_NAMES)

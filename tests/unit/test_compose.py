@@ -29,9 +29,9 @@ from typer.testing import CliRunner
 
 from control_plane.api import ApiSettings
 from control_plane.cli import app
-from control_plane.config import OrchestratorSettings
-from projections.faust_app import ProjectorSettings
-from projections.read_model import ReadModelSettings
+from control_plane.orchestrator.settings import OrchestratorSettings
+from projections.io.read_store import ReadModelSettings
+from projections.projector.app import ProjectorSettings
 from worker_agent.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]

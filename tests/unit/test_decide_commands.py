@@ -12,7 +12,7 @@ from events import commands as cmd
 from events import control as ev
 from events.base import Command
 from events.heartbeat import StreamRunState
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 
 def _cluster(*caps: int, streams: int = 0) -> Sim:

@@ -8,8 +8,9 @@ from ipaddress import IPv4Address
 import pytest
 from pydantic import ValidationError
 
-from control_plane.config import DecideConfig, OrchestratorSettings
-from control_plane.liveness import Liveness
+from control_plane.decide.config import DecideConfig
+from control_plane.decide.liveness import Liveness
+from control_plane.orchestrator.settings import OrchestratorSettings
 from events.heartbeat import Heartbeat
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

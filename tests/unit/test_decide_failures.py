@@ -9,14 +9,14 @@ from datetime import timedelta
 
 from decide_sim import SIM_CONFIG, Sim, invariant_violations, replay_matches
 
-from control_plane.config import DecideConfig
-from control_plane.context import Ctx
 from control_plane.decide import Decision, Inputs, decide
-from control_plane.failures import detect_failures, handle_instance_failure, observer_blind
-from control_plane.liveness import Liveness
-from control_plane.phi import suspect_at
+from control_plane.decide.config import DecideConfig
+from control_plane.decide.context import Ctx
+from control_plane.decide.failures import detect_failures, handle_instance_failure, observer_blind
+from control_plane.decide.liveness import Liveness
+from control_plane.decide.phi import suspect_at
 from events import control as ev
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 CFG = SIM_CONFIG  # suspect_after 2 s, fail_after 4 s, one-second cycles
 

@@ -12,7 +12,7 @@ from events import commands as cmd
 from events import control as ev
 from events import encode
 from events.heartbeat import StreamReport, StreamRunState
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 
 def _types(events: object) -> list[str]:

@@ -10,10 +10,10 @@ from decide_sim import SIM_CONFIG, Sim, invariant_violations, replay_matches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control_plane.placement import in_flight_by_instance
+from control_plane.decide.placement import in_flight_by_instance
 from events import commands as cmd
 from events import control as ev
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 CFG = SIM_CONFIG  # max_in_flight 4, per instance 2, migration_timeout 8 s
 

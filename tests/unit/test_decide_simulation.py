@@ -17,9 +17,9 @@ from decide_sim import SIM_CONFIG, Sim, invariant_violations, replay_matches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from control_plane.config import DecideConfig
+from control_plane.decide.config import DecideConfig
 from events import commands as cmd
-from projections.state import AssignmentStatus, InstanceStatus
+from projections.fold.state import AssignmentStatus, InstanceStatus
 
 MAX_WEIGHT = 3
 SIM_SETTINGS = settings(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from events.codec import decode_event
 from events.errors import EventError
-from projections.dlq import (
+from projections.io.dlq import (
     MAX_VALUE_BYTES,
     DeadLetter,
     decode_dead_letter,

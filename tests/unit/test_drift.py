@@ -1,4 +1,4 @@
-"""projections.drift: projections compared with the fold at their own as-of point; lag is
+"""projections.fold.drift: projections compared with the fold at their own as-of point; lag is
 reported, not called drift; a corrupted row or record is found by key; repairs converge."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 
 from events import control as ev
 from events.base import ControlEvent
-from projections.assignments import assignment_updates, changes
-from projections.drift import (
+from projections.fold import apply, fold
+from projections.fold.assignments import assignment_updates, changes
+from projections.fold.drift import (
     DRIFT_REPAIR_REASON,
     PROJECTION_DRIFT,
     Projection,
@@ -24,10 +25,9 @@ from projections.drift import (
     fold_to_seq,
     latest_assignments,
 )
-from projections.fold import apply, fold
-from projections.read_model import instance_row, stream_row
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.rows import instance_row, stream_row
+from projections.fold.state import ClusterState
+from projections.testing.synthetic import generate_history
 
 STREAM_COLS = (
     "stream_id", "server_id", "incarnation", "status", "weight", "priority", "assigned_at",

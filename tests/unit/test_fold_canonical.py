@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.canonical import (
+from projections.fold import fold
+from projections.fold.canonical import (
     state_digest,
     state_dumps,
     state_from_jsonable,
     state_to_jsonable,
 )
-from projections.fold import fold
-from projections.state import ClusterState, EnhancedInstance
-from projections.synthetic import generate_history
+from projections.fold.state import ClusterState, EnhancedInstance
+from projections.testing.synthetic import generate_history
 
 
 @settings(max_examples=30, deadline=None)

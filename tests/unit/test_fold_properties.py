@@ -1,6 +1,6 @@
 """Hypothesis properties of the pure fold: determinism, composition, idempotency, invariants.
 
-Pure: no event loop, no I/O. Histories come from :mod:`projections.synthetic` (valid by
+Pure: no event loop, no I/O. Histories come from :mod:`projections.testing.synthetic` (valid by
 construction); corruption tests break them in one place and check that the fold notices.
 """
 
@@ -24,10 +24,10 @@ from events.control import (
     StreamRegistered,
     StreamStarted,
 )
-from projections.canonical import state_digest, state_from_jsonable, state_to_jsonable
 from projections.fold import RECENT_WINDOW, apply, fold, fold_from
-from projections.state import AssignmentStatus, ClusterState, FindingKind
-from projections.synthetic import generate_history
+from projections.fold.canonical import state_digest, state_from_jsonable, state_to_jsonable
+from projections.fold.state import AssignmentStatus, ClusterState, FindingKind
+from projections.testing.synthetic import generate_history
 
 # no example database: stored examples go stale whenever the generator changes, and a
 # stale one replays as "inconsistent data generation" instead of being dropped

@@ -11,8 +11,8 @@ import pytest
 from events import ControlEvent, decode_event, encode
 from events.control import CONTROL_EVENT_TYPES, LeaderElected
 from projections.fold import apply, fold
-from projections.state import ClusterState
-from projections.synthetic import generate_history, iter_history
+from projections.fold.state import ClusterState
+from projections.testing.synthetic import generate_history, iter_history
 
 
 def test_same_arguments_give_the_same_history() -> None:

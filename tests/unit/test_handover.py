@@ -1,4 +1,4 @@
-"""The hand-over of checked events between a replay's two processes (``events.handover``).
+"""The hand-over of checked events between a replay's two processes (``events._fast.handover``).
 
 ``unpack_events(pack_events(raws))`` must give, object for object, what the decode gives
 (same type, ``__dict__`` in order, datetimes with the same tzinfo, nested models,
@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, IPvAnyAddress
 from test_codec_fast_path import BASES, EXAMPLES, HISTORY, _identical, mutated
 from test_events_properties import MESSAGES
 
+from events._fast.decoder import FastDecoder
+from events._fast.handover import Handover
 from events.base import ControlEvent, Message, UtcDateTime
 from events.codec import (
     _FAST,
@@ -34,8 +36,6 @@ from events.codec import (
     unpack_events,
 )
 from events.control import CONTROL_EVENT_TYPES
-from events.fastwire import FastDecoder
-from events.handover import Handover
 
 NOW = datetime(2026, 11, 29, 1, 2, 3, 456789, tzinfo=UTC)
 

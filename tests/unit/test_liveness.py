@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from control_plane.config import DecideConfig
 from control_plane.decide import Inputs, decide
-from control_plane.liveness import Liveness
+from control_plane.decide.config import DecideConfig
+from control_plane.decide.liveness import Liveness
 from events import control as ev
 from events.heartbeat import Heartbeat
 from projections.fold import fold

@@ -1,4 +1,4 @@
-"""The phi accrual arithmetic (``control_plane.phi``) and the windows ``Liveness`` keeps."""
+"""The phi accrual arithmetic (``control_plane.decide.phi``) and the windows ``Liveness`` keeps."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from control_plane.liveness import Liveness
-from control_plane.phi import Intervals, earliest_suspicion, phi, phi_of, suspect_at
+from control_plane.decide.liveness import Liveness
+from control_plane.decide.phi import Intervals, earliest_suspicion, phi, phi_of, suspect_at
 from events.heartbeat import Heartbeat
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

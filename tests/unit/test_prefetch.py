@@ -1,4 +1,4 @@
-"""projections.prefetch's failure paths, without a broker: the child's Kafka error reaches
+"""projections.io.prefetch's failure paths, without a broker: the child's Kafka error reaches
 the parent as the same error class, a child that dies is an error, not a hang, and frames
 written while the writer is stopped and continued arrive whole."""
 
@@ -18,7 +18,7 @@ import zlib
 import pytest
 
 from projections.errors import KafkaIOError, KafkaUnavailableError
-from projections.prefetch import ChildSpec, prefetched
+from projections.io.prefetch import ChildSpec, prefetched
 
 
 def _spec(bootstrap: str, timeout: float = 3.0) -> ChildSpec:
@@ -51,7 +51,7 @@ async def test_a_child_that_dies_is_an_error_not_a_hang() -> None:
 
 WRITER = r"""
 import struct, sys, zlib
-from projections.prefetch import _write_all
+from projections.io.prefetch import _write_all
 for i in range(int(sys.argv[1])):
     body = bytes([i % 251]) * (2_000_000 + i)
     _write_all(1, struct.pack("!QI", len(body), zlib.crc32(body)) + body)

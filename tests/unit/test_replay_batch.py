@@ -1,4 +1,4 @@
-"""The replay's batch step (``projections.replay_batch.Run.fold_batch``) without Kafka: clean
+"""The replay's batch step (``projections.io.replay_batch.Run.fold_batch``) without Kafka: clean
 chunks fold whole, a bad record anywhere (first chunk or a later one) is dead-lettered at its
 own offset and the rest still folds, ``stop`` and ``until`` cut where they must; the same for
 batches the reader process packed (only the chunk holding a bad record goes over raw)."""
@@ -12,10 +12,10 @@ import pytest
 
 from events.codec import encode
 from projections.fold import apply
-from projections.prefetch import Columns, pack_chunks
-from projections.replay_batch import DECODE_CHUNK, Run
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.state import ClusterState
+from projections.io.prefetch import Columns, pack_chunks
+from projections.io.replay_batch import DECODE_CHUNK, Run
+from projections.testing.synthetic import generate_history
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -82,7 +82,7 @@ def test_decode_events_fast_is_all_or_nothing() -> None:
     assert decode_events_fast([*values[:3], b"{}"]) is None
 
 
-# --- batches the reader process packed (events.handover) -----------------------------------
+# --- batches the reader process packed (events._fast.handover) -----------------------------------
 
 
 def _packed(values: list[bytes | None], first: int = 0) -> Columns:

@@ -72,7 +72,7 @@ def test_every_cloudevent_example_in_events_md_decodes() -> None:
 
 
 def test_dead_letter_example_in_events_md_is_valid() -> None:
-    from projections.dlq import DeadLetter
+    from projections.io.dlq import DeadLetter
 
     blocks = _json_blocks(EVENTS_MD.read_text(encoding="utf-8"))
     (letter,) = [DeadLetter.model_validate(b) for b in blocks if "origin_topic" in b]

@@ -12,16 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from control_plane.snapshotter import (
+from control_plane.orchestrator.snapshotter import (
     SnapshotMark,
     SnapshotPolicy,
     snapshot_due,
     start_point,
 )
 from events import ControlEvent
-from projections.canonical import state_digest, state_to_jsonable
 from projections.fold import fold, fold_from
-from projections.snapshots import (
+from projections.fold.canonical import state_digest, state_to_jsonable
+from projections.fold.snapshots import (
     SNAPSHOT_FORMAT,
     InvalidSnapshotError,
     Snapshot,
@@ -31,8 +31,8 @@ from projections.snapshots import (
     make_snapshot,
     restore_state,
 )
-from projections.state import ClusterState
-from projections.synthetic import generate_history
+from projections.fold.state import ClusterState
+from projections.testing.synthetic import generate_history
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

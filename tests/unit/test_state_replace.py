@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from projections import state as st
 from projections.fold import fold
-from projections.synthetic import generate_history
+from projections.fold import state as st
+from projections.testing.synthetic import generate_history
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 

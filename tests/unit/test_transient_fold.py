@@ -1,4 +1,4 @@
-"""The in-place batch fold (:class:`projections.transient.Folder`) reaches exactly the state
+"""The in-place batch fold (:class:`projections.fold.transient.Folder`) reaches exactly the state
 ``apply`` reaches event by event: on valid histories, on corrupted ones (rejections leave no
 trace, findings alike), across any number of ``state()`` calls, without touching earlier
 states. Every transition checks before it writes (the folder relies on it); one that did not
@@ -21,12 +21,12 @@ from events.control import (
     StreamRegistered,
     StreamStarted,
 )
-from projections.canonical import state_digest
 from projections.fold import apply, fold
-from projections.state import ClusterState, FindingKind
-from projections.synthetic import generate_history
-from projections.transient import Folder, HalfWrittenError
-from projections.transitions import TRANSITIONS, Draft, Rejected
+from projections.fold.canonical import state_digest
+from projections.fold.state import ClusterState, FindingKind
+from projections.fold.transient import Folder, HalfWrittenError
+from projections.fold.transitions import TRANSITIONS, Draft, Rejected
+from projections.testing.synthetic import generate_history
 
 FAST = settings(max_examples=60, deadline=None, database=None)
 

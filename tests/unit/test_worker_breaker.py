@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker_agent.backoff import Backoff, retry
-from worker_agent.breaker import (
+from resilience.backoff import Backoff, retry
+from resilience.breaker import (
     Breaker,
     BreakerPolicy,
     BreakerState,

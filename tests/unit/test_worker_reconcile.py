@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from events.heartbeat import DesiredSet
-from worker_agent.backoff import Backoff
+from resilience.backoff import Backoff
 from worker_agent.reconcile import (
     DesiredVerdict,
     RetryState,

@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from events.heartbeat import StreamPerformance, StreamRunState
-from worker_agent.backoff import Backoff
+from resilience.backoff import Backoff
 from worker_agent.errors import ConfigError, StreamStartError
 from worker_agent.handlers import StreamHealth
 from worker_agent.settings import WorkerSettings

@@ -1,0 +1,426 @@
+"""``streamplane audit``: time travel and verification over the control log (read-only).
+
+- ``audit state [--at TIME | --seq N | --offset N] [--json]``: fold the log up to a moment
+  and print what the system believed then: counts, instances, streams.
+- ``audit stream ID [--json]``: the chain of events that moved or changed a stream, with
+  ``reason`` and ``causationid`` ("why did stream 42 move?").
+- ``audit verify [--json]``: replay the whole log; report findings, seq gaps, dead letters
+  and the digest, and check the latest snapshot against the log at its offset. Exit code 1
+  when anything is wrong, 3 when Kafka did not answer.
+
+Mount with ``app.add_typer(audit_app, name="audit")``. Nothing here writes to Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
+
+from control_plane.orchestrator.settings import OrchestratorSettings
+from events.base import ControlEvent
+from events.codec import decode_event
+from events.errors import EventError
+from events.topics import Topics
+from projections.errors import KafkaIOError
+from projections.fold import apply
+from projections.fold.audit import StreamHistory, follow_stream, summarize
+from projections.fold.canonical import state_digest
+from projections.fold.snapshots import InvalidSnapshotError, Snapshot, restore_state
+from projections.fold.state import ClusterState, FindingKind
+from projections.io.kafka import DEFAULT_TIMEOUT, check_topic, kafka_error, make_consumer, started
+from projections.io.replay import ReplayResult, replay
+from projections.io.snapshot_store import SnapshotStore
+
+log = logging.getLogger("streamplane.audit")
+
+audit_app = typer.Typer(
+    no_args_is_help=True,
+    help="Time travel over the control log: past states, stream histories, verification.",
+)
+
+Bootstrap = Annotated[
+    str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
+]
+Prefix = Annotated[str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+UseSnapshot = Annotated[
+    bool,
+    typer.Option("--snapshot/--no-snapshot", help="Start from the latest snapshot if it helps."),
+]
+
+#: exit code when Kafka did not answer (as the rest of the CLI)
+EXIT_UNAVAILABLE = 3
+
+
+def _topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
+    overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
+    s = OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    return s.kafka_bootstrap, Topics(s.topic_prefix)
+
+
+def _run(coro: Any) -> Any:
+    """Run ``coro``; a Kafka failure becomes a message and exit code 3."""
+    try:
+        return asyncio.run(coro)
+    except KafkaIOError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(EXIT_UNAVAILABLE) from exc
+
+
+def parse_time(text: str) -> datetime:
+    """ISO 8601; a time without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# --- reading the log ----------------------------------------------------------------------
+
+
+async def read_events(
+    bootstrap: str, topic: str, *, from_offset: int = 0, kafka_timeout: float = DEFAULT_TIMEOUT
+) -> AsyncGenerator[list[ControlEvent], None]:
+    """Batches of decoded control events from ``from_offset`` to the end captured at the
+    start (read_committed); undecodable records are skipped (``replay`` counts them)."""
+    tp = TopicPartition(topic, 0)
+    consumer = make_consumer(bootstrap, auto_offset_reset="none")
+    async with started(consumer, kafka_timeout=kafka_timeout, what=f"audit reader of {topic}"):
+        try:
+            async with asyncio.timeout(kafka_timeout):
+                await check_topic(consumer, topic)
+                consumer.assign([tp])
+                end = int((await consumer.end_offsets([tp]))[tp])
+            consumer.seek(tp, from_offset)
+            position = from_offset
+            while position < end:
+                async with asyncio.timeout(kafka_timeout):
+                    batch = await consumer.getmany(tp, timeout_ms=500, max_records=20_000)
+                    position = await consumer.position(tp)
+                events = []
+                for record in batch.get(tp, []):
+                    if record.offset >= end or record.value is None:
+                        continue
+                    try:
+                        events.append(decode_event(record.value))
+                    except EventError:
+                        continue
+                yield events
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            raise kafka_error(exc, f"read {topic}") from exc
+
+
+async def _latest_snapshot(
+    bootstrap: str, topics: Topics, skipped: list[str] | None = None
+) -> Snapshot | None:
+    async with SnapshotStore(bootstrap, topics) as store:
+        return await store.latest(skipped=skipped)
+
+
+# --- audit state --------------------------------------------------------------------------
+
+
+async def state_at(
+    bootstrap: str,
+    topics: Topics,
+    *,
+    at: datetime | None = None,
+    seq: int | None = None,
+    offset: int | None = None,
+    use_snapshot: bool = True,
+) -> ClusterState:
+    """The state after the last event not later than ``at`` / once ``seq`` is reached /
+    before log offset ``offset`` (at most one; none: the whole log). Starts from the latest
+    snapshot when it lies before that point."""
+    start, from_offset = ClusterState(), 0
+    snapshot = await _latest_snapshot(bootstrap, topics) if use_snapshot else None
+    if snapshot is not None and _covers(snapshot, at=at, seq=seq, offset=offset):
+        try:
+            start, from_offset = restore_state(snapshot), snapshot.log_offset
+        except InvalidSnapshotError as exc:
+            log.warning("not using the snapshot: %s", exc)  # the full replay still answers
+    if seq is None:
+        result = await replay(
+            bootstrap,
+            topics.events,
+            from_state=start,
+            from_offset=from_offset,
+            until_time=at,
+            until_offset=offset,
+        )
+        return result.state
+    state = start
+    reader = read_events(bootstrap, topics.events, from_offset=from_offset)
+    async with aclosing(reader):
+        async for events in reader:
+            for event in events:
+                if state.seq >= seq:
+                    return state
+                state = apply(state, event)
+    return state
+
+
+def _covers(
+    snapshot: Snapshot, *, at: datetime | None, seq: int | None, offset: int | None
+) -> bool:
+    if seq is not None:
+        return snapshot.seq <= seq
+    if offset is not None:
+        return snapshot.log_offset <= offset
+    if at is not None:
+        when = snapshot.state.get("last_event_time")
+        return when is not None and datetime.fromisoformat(when) <= at
+    return True
+
+
+def _instance_rows(state: ClusterState) -> list[dict[str, Any]]:
+    return [
+        {
+            "server_id": i.server_id,
+            "incarnation": i.incarnation,
+            "status": i.status.value,
+            "draining": i.draining,
+            "current_streams": i.current_streams,
+            "load": i.load,
+            "max_streams": i.max_streams,
+        }
+        for _, i in sorted(state.instances.items())
+    ]
+
+
+def _stream_rows(state: ClusterState) -> list[dict[str, Any]]:
+    return [
+        {
+            "stream_id": s.stream_id,
+            "server_id": s.server_id,
+            "status": s.status.value,
+            "migration": None
+            if s.migration_state is None
+            else f"{s.migration_state.from_server}->{s.migration_state.to_server}",
+        }
+        for _, s in sorted(state.streams.items())
+    ]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _print_state(state: ClusterState, summary: dict[str, Any]) -> None:
+    typer.echo(
+        f"state as of seq {summary['seq']} (epoch {summary['epoch']}, leader "
+        f"{summary['leader_id']}, last event {summary['as_of']})"
+    )
+    typer.echo(f"instances: {_counts(summary['instances'])}; draining {summary['draining']}")
+    typer.echo(
+        f"streams: {_counts(summary['streams'])}; migrations {summary['migrations_in_flight']}"
+        f"; capacity {summary['capacity']}, load {summary['load']}"
+        f"; maintenance {'on' if summary['maintenance'] else 'off'}"
+        f"; findings {summary['findings']}"
+    )
+    for row in _instance_rows(state):
+        typer.echo(
+            f"  instance {row['server_id']} ({row['incarnation']}) {row['status']}"
+            f"{' draining' if row['draining'] else ''} streams {row['current_streams']} "
+            f"load {row['load']}/{row['max_streams']}"
+        )
+    for row in _stream_rows(state):
+        migration = f" migrating {row['migration']}" if row["migration"] else ""
+        typer.echo(f"  stream {row['stream_id']} {row['status']} on {row['server_id']}{migration}")
+
+
+@audit_app.command("state")
+def audit_state(
+    at: Annotated[
+        str | None, typer.Option(help="ISO 8601 time (UTC if no zone): the state then.")
+    ] = None,
+    seq: Annotated[int | None, typer.Option(min=0, help="The state after event seq N.")] = None,
+    offset: Annotated[
+        int | None, typer.Option(min=0, help="The state before log offset N.")
+    ] = None,
+    as_json: AsJson = False,
+    use_snapshot: UseSnapshot = True,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+) -> None:
+    """Fold the control log up to a time, a seq or an offset and print the state then."""
+    if sum(x is not None for x in (at, seq, offset)) > 1:
+        raise typer.BadParameter("give at most one of --at, --seq, --offset")
+    when = parse_time(at) if at is not None else None
+    servers, topics = _topics(bootstrap, topic_prefix)
+    state: ClusterState = _run(
+        state_at(servers, topics, at=when, seq=seq, offset=offset, use_snapshot=use_snapshot)
+    )
+    summary = summarize(state)
+    if as_json:
+        doc = {"summary": summary, "instances": _instance_rows(state)}
+        doc["streams"] = _stream_rows(state)
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        _print_state(state, summary)
+
+
+# --- audit stream -------------------------------------------------------------------------
+
+
+async def stream_chain(bootstrap: str, topics: Topics, stream_id: str) -> StreamHistory:
+    """Fold the whole log, collecting the steps of ``stream_id`` (see projections.fold.audit)."""
+    history = StreamHistory(stream_id, ClusterState())
+    async for events in read_events(bootstrap, topics.events):
+        for event in events:
+            history = follow_stream(history, event)
+    return history
+
+
+@audit_app.command("stream")
+def audit_stream(
+    stream_id: str,
+    as_json: AsJson = False,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+) -> None:
+    """The chain of events that moved or changed STREAM_ID, oldest first (exit 1: none)."""
+    servers, topics = _topics(bootstrap, topic_prefix)
+    history: StreamHistory = _run(stream_chain(servers, topics, stream_id))
+    steps = [step._asdict() | {"time": step.time.isoformat()} for step in history.steps]
+    if as_json:
+        typer.echo(json.dumps(steps, indent=2))
+    elif not steps:
+        typer.echo(f"no event concerns stream {stream_id}")
+    for step in [] if as_json else history.steps:
+        move = f"{step.server_before} -> {step.server_after}"
+        typer.echo(
+            f"seq {step.seq} {step.time.isoformat()} {step.type} [{move}, "
+            f"{step.status_before} -> {step.status_after}] reason {step.reason or '-'} "
+            f"cause {step.causationid or '-'}: {step.detail}"
+            + ("" if step.applied else f" REFUSED ({step.finding})")
+        )
+    if not steps:
+        raise typer.Exit(1)
+
+
+# --- audit verify -------------------------------------------------------------------------
+
+
+async def verify(bootstrap: str, topics: Topics) -> dict[str, Any]:
+    """Replay the whole log and check it (and the latest snapshot); a report dict whose
+    ``ok`` is False when anything is wrong."""
+    skipped: list[str] = []
+    snapshot = await _latest_snapshot(bootstrap, topics, skipped)
+    check: dict[str, Any] | None = None
+    head: ReplayResult | None = None
+    if snapshot is not None:
+        head = await replay(bootstrap, topics.events, until_offset=snapshot.log_offset)
+        digest = state_digest(head.state)
+        check = {
+            "seq": snapshot.seq,
+            "log_offset": snapshot.log_offset,
+            "taken_at": snapshot.taken_at.isoformat(),
+            "taken_by": snapshot.taken_by,
+            "digest": snapshot.digest,
+            "log_seq": head.state.seq,
+            "log_digest": digest,
+            "match": digest == snapshot.digest and head.state.seq == snapshot.seq,
+        }
+    result = await replay(
+        bootstrap,
+        topics.events,
+        from_state=head.state if head else None,
+        from_offset=head.offset if head else 0,
+    )
+    return _report(result, head, check, skipped)
+
+
+def _report(
+    result: ReplayResult,
+    head: ReplayResult | None,
+    check: dict[str, Any] | None,
+    skipped: list[str],
+) -> dict[str, Any]:
+    state = result.state
+    kinds = Counter(f.kind.value for f in state.findings)
+    gaps = [f.detail for f in state.findings if f.kind is FindingKind.SEQ_GAP]
+    rejected = result.rejected + (head.rejected if head else 0)
+    ok = state.finding_count == 0 and rejected == 0 and not skipped
+    ok = ok and (check is None or bool(check["match"]))
+    return {
+        "ok": ok,
+        "seq": state.seq,
+        "epoch": state.epoch,
+        "offset": result.offset,
+        "events": result.events + (head.events if head else 0),
+        "dead_letters": rejected,
+        "digest": state_digest(state),
+        "finding_count": state.finding_count,
+        "findings_by_kind": dict(sorted(kinds.items())),
+        "seq_gaps": gaps,
+        "findings": [
+            {"seq": f.seq, "kind": f.kind.value, "type": f.event_type, "detail": f.detail}
+            for f in state.findings
+        ],
+        "snapshot": check,
+        "invalid_snapshots": skipped,
+    }
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    typer.echo(
+        f"log: {report['events']} events to seq {report['seq']} (epoch {report['epoch']}), "
+        f"offset {report['offset']}, {report['dead_letters']} dead letter(s)"
+    )
+    typer.echo(f"digest {report['digest']}")
+    typer.echo(f"findings: {report['finding_count']} {report['findings_by_kind'] or ''}".rstrip())
+    for f in report["findings"]:
+        typer.echo(f"  seq {f['seq']} {f['kind']} {f['type']}: {f['detail']}")
+    snap = report["snapshot"]
+    if snap is None:
+        typer.echo("snapshot: none")
+    else:
+        verdict = "matches the log" if snap["match"] else "DIFFERS from the log"
+        typer.echo(
+            f"snapshot at seq {snap['seq']} (offset {snap['log_offset']}, "
+            f"{snap['taken_at']}): {verdict}"
+        )
+    for line in report["invalid_snapshots"]:
+        typer.echo(f"invalid snapshot: {line}")
+    typer.echo("OK" if report["ok"] else "FINDINGS")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    as_json: AsJson = False, bootstrap: Bootstrap = None, topic_prefix: Prefix = None
+) -> None:
+    """Replay the whole log: findings, seq gaps, dead letters, digest, and the latest
+    snapshot against the log at its offset. Exit 1 on any finding, 3 if Kafka is down."""
+    servers, topics = _topics(bootstrap, topic_prefix)
+    report: dict[str, Any] = _run(verify(servers, topics))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        _print_report(report)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+__all__ = [
+    "audit_app",
+    "audit_state",
+    "audit_stream",
+    "audit_verify",
+    "parse_time",
+    "read_events",
+    "state_at",
+    "stream_chain",
+    "verify",
+]

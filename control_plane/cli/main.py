@@ -1,0 +1,357 @@
+"""``streamplane``: the command line of the control plane.
+
+Commands send a command to the orchestrator, wait for its outcome event and print it
+(exit code 1 when rejected, 3 when no orchestrator answered). Lists fold the control log
+and say the ``seq`` they are as of.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from control_plane.cli.audit import audit_app
+from control_plane.cli.drift import audit_drift
+from control_plane.cli.read_side import api, projector, read_model
+from control_plane.client import read_state, send_command
+from control_plane.errors import CommandRejectedError, CommandTimeoutError
+from control_plane.orchestrator.settings import OrchestratorSettings
+from control_plane.tools.demo import demo
+from control_plane.tools.infra.cli import infra_app
+from control_plane.tools.infra.config import InfraError
+from events import commands as cmd
+from events.topics import ALL_TOPICS, Topics
+from projections.errors import KafkaUnavailableError, ProjectionError
+from projections.fold.health import system_health
+from projections.fold.state import ClusterState
+from worker_agent.cli import worker
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="streamplane: event-sourced control plane for long-running streams.",
+    add_completion=False,
+)
+streams_app = typer.Typer(no_args_is_help=True, help="Add, remove, list and show streams.")
+instances_app = typer.Typer(no_args_is_help=True, help="List, drain and resize instances.")
+app.add_typer(infra_app, name="infra")
+app.add_typer(streams_app, name="streams")
+app.add_typer(instances_app, name="instances")
+audit_app.command("drift")(audit_drift)
+app.add_typer(
+    audit_app,
+    name="audit",
+    help="Replay history: state at a time, why a stream moved, verify, projection drift.",
+)
+app.command("worker")(worker)
+app.command("projector")(projector)
+app.command("api")(api)
+app.command("read-model")(read_model)
+app.command("demo")(demo)
+
+Bootstrap = Annotated[
+    str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
+]
+Prefix = Annotated[str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")]
+Wait = Annotated[float, typer.Option(help="Seconds to wait for the outcome.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:
+    overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
+    return OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _send(
+    bootstrap: str | None, prefix: str | None, build: Any, wait: float, **fields: Any
+) -> None:
+    s = _settings(bootstrap, prefix)
+    try:
+        done, caused = asyncio.run(
+            send_command(s.kafka_bootstrap, Topics(s.topic_prefix), build, wait_s=wait, **fields)
+        )
+    except CommandRejectedError as exc:
+        typer.echo(f"rejected: {exc.reason}: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    except CommandTimeoutError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    for e in caused:
+        typer.echo(f"  seq {e.seq}: {e.type} {e.subject or ''} {getattr(e, 'reason', '')}".rstrip())  # type: ignore[attr-defined]
+    typer.echo(f"ok (seq {done.seq}): {getattr(done, 'detail', '')}")
+
+
+def _state(bootstrap: str | None, prefix: str | None) -> ClusterState:
+    s = _settings(bootstrap, prefix)
+    return asyncio.run(read_state(s.kafka_bootstrap, Topics(s.topic_prefix))).state
+
+
+@app.command()
+def orchestrator(
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    node_id: Annotated[str | None, typer.Option(help="Name in LeaderElected events.")] = None,
+    log_level: str = "INFO",
+) -> None:
+    """Run an orchestrator (active if elected, else a hot standby) until SIGTERM/SIGINT."""
+    from control_plane.orchestrator import run_orchestrator
+
+    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    overrides: dict[str, Any] = {
+        "kafka_bootstrap": bootstrap,
+        "topic_prefix": topic_prefix,
+        "node_id": node_id,
+    }
+    settings = OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
+    asyncio.run(run_orchestrator(settings))
+
+
+@streams_app.command("add")
+def streams_add(
+    stream_id: str,
+    weight: Annotated[int, typer.Option(help="Load units (default 1).")] = 1,
+    priority: Annotated[int, typer.Option(help="Higher is placed first when short.")] = 0,
+    zone: Annotated[str | None, typer.Option(help="Must run in this zone.")] = None,
+    anti_affinity: Annotated[str | None, typer.Option(help="Spread streams of this group.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="key=value for the handler (repeatable).")
+    ] = None,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    wait: Wait = 30.0,
+) -> None:
+    """Register a stream; it is placed at once if there is capacity."""
+    params = dict(p.split("=", 1) for p in (param or []) if "=" in p)
+    _send(
+        bootstrap,
+        topic_prefix,
+        cmd.RegisterStream,
+        wait,
+        stream_id=stream_id,
+        weight=weight,
+        priority=priority,
+        zone=zone,
+        anti_affinity=anti_affinity,
+        params=params,
+    )
+
+
+@streams_app.command("remove")
+def streams_remove(
+    stream_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+) -> None:
+    """Deregister a stream; its owner stops it."""
+    _send(bootstrap, topic_prefix, cmd.DeregisterStream, wait, stream_id=stream_id)
+
+
+def _stream_row(state: ClusterState, s: Any) -> dict[str, Any]:
+    m = s.migration_state
+    return {
+        "stream_id": s.stream_id,
+        "server_id": s.server_id,
+        "status": s.status.value,
+        "migration": None
+        if m is None
+        else {"from": m.from_server, "to": m.to_server, "deadline": m.deadline.isoformat()},
+        "weight": s.weight,
+        "priority": s.priority,
+        "as_of_seq": state.seq,
+    }
+
+
+@streams_app.command("list")
+def streams_list(
+    as_json: AsJson = False, bootstrap: Bootstrap = None, topic_prefix: Prefix = None
+) -> None:
+    """Every stream, its owner and status (as of the log's last seq)."""
+    state = _state(bootstrap, topic_prefix)
+    rows = [
+        _stream_row(state, s) for s in sorted(state.streams.values(), key=lambda s: s.stream_id)
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    typer.echo(f"# as of seq {state.seq}, {len(rows)} streams")
+    for r in rows:
+        mig = f" -> {r['migration']['to']}" if r["migration"] else ""
+        typer.echo(f"{r['stream_id']:<24} {r['status']:<11} {r['server_id'] or '-'}{mig}")
+
+
+@streams_app.command("show")
+def streams_show(stream_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None) -> None:
+    """One stream in detail (JSON)."""
+    state = _state(bootstrap, topic_prefix)
+    s = state.streams.get(stream_id)
+    if s is None:
+        typer.echo(f"error: no stream {stream_id!r} (as of seq {state.seq})", err=True)
+        raise typer.Exit(1)
+    row = _stream_row(state, s) | {
+        "failure_count": s.failure_count,
+        "failed_on": list(s.failed_on),
+        "last_error": s.last_error,
+        "assigned_at": s.assigned_at.isoformat() if s.assigned_at else None,
+        "params": dict(s.params),
+    }
+    typer.echo(json.dumps(row, indent=2))
+
+
+@instances_app.command("list")
+def instances_list(
+    as_json: AsJson = False, bootstrap: Bootstrap = None, topic_prefix: Prefix = None
+) -> None:
+    """Every instance, its status and load (as of the log's last seq)."""
+    state = _state(bootstrap, topic_prefix)
+    rows: list[dict[str, Any]] = [
+        {
+            "server_id": i.server_id,
+            "incarnation": i.incarnation,
+            "status": i.status.value,
+            "draining": i.draining,
+            "current_streams": i.current_streams,
+            "max_streams": i.max_streams,
+            "load": i.load,
+            "failure_count": i.failure_count,
+            "as_of_seq": state.seq,
+        }
+        for i in sorted(state.instances.values(), key=lambda i: i.server_id)
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    typer.echo(f"# as of seq {state.seq}, {len(rows)} instances")
+    for r in rows:
+        bar = "#" * r["load"] if r["max_streams"] <= 40 else f"{r['load']}"
+        drain = " draining" if r["draining"] else ""
+        typer.echo(
+            f"{r['server_id']:<16} {r['status']:<11}{drain} "
+            f"{r['current_streams']:>4}/{r['max_streams']:<4} {bar}"
+        )
+
+
+@instances_app.command("drain")
+def instances_drain(
+    server_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+) -> None:
+    """Stop giving the instance streams and move its streams away gradually."""
+    _send(bootstrap, topic_prefix, cmd.DrainInstance, wait, server_id=server_id)
+
+
+@instances_app.command("undrain")
+def instances_undrain(
+    server_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+) -> None:
+    """Cancel a drain."""
+    _send(bootstrap, topic_prefix, cmd.UndrainInstance, wait, server_id=server_id)
+
+
+@instances_app.command("capacity")
+def instances_capacity(
+    server_id: str,
+    max_streams: int,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    wait: Wait = 30.0,
+) -> None:
+    """Set an instance's capacity (refused below its current load unless drained)."""
+    _send(
+        bootstrap, topic_prefix, cmd.SetCapacity, wait, server_id=server_id, max_streams=max_streams
+    )
+
+
+@app.command()
+def rebalance(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only plan (the plan is logged).")
+    ] = False,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    wait: Wait = 30.0,
+) -> None:
+    """Ask for a rebalance (intelligent_rebalance): a plan, executed gradually unless --dry-run."""
+    _send(bootstrap, topic_prefix, cmd.RequestRebalance, wait, dry_run=dry_run)
+
+
+@app.command()
+def check(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Repair what is found (as events).")
+    ] = False,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    wait: Wait = 30.0,
+) -> None:
+    """Run a consistency check (verify_system_consistency)."""
+    _send(bootstrap, topic_prefix, cmd.RunConsistencyCheck, wait, repair=repair)
+
+
+@app.command()
+def recover(bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 60.0) -> None:
+    """Emergency recovery: fail silent instances, re-place orphans, re-sync workers.
+
+    Also leaves maintenance mode."""
+    _send(bootstrap, topic_prefix, cmd.EmergencyRecovery, wait)
+
+
+@app.command()
+def health(
+    as_json: AsJson = False, bootstrap: Bootstrap = None, topic_prefix: Prefix = None
+) -> None:
+    """The seed's SystemHealth, from the control log."""
+    state = _state(bootstrap, topic_prefix)
+    h = system_health(state)
+    data = {f: getattr(h, f) for f in h.__dataclass_fields__} | {
+        "overall_health": h.overall_health().value,
+        "needs_intervention": h.needs_intervention(),
+        "as_of_seq": state.seq,
+        "findings": state.finding_count,
+    }
+    typer.echo(json.dumps(data, indent=None if as_json else 2))
+
+
+@app.command()
+def topics(bootstrap: Bootstrap = None, topic_prefix: Prefix = None) -> None:
+    """Create every streamplane topic (partitions, compaction and retention as docs/events.md
+    lists them) if missing; idempotent. Run it before anything else touches a new cluster:
+    a broker that auto-creates topics would give them its own defaults."""
+    from projections.io.kafka import ensure_topics
+
+    s = _settings(bootstrap, topic_prefix)
+    names = Topics(s.topic_prefix)
+    asyncio.run(ensure_topics(s.kafka_bootstrap, names))
+    for spec in ALL_TOPICS:
+        typer.echo(f"{names.name(spec)}: {spec.partitions} partition(s)")
+    typer.echo(f"topics under {s.topic_prefix!r} ready on {s.kafka_bootstrap}")
+
+
+@app.command()
+def schemas(
+    check_only: Annotated[
+        bool, typer.Option("--check", help="Fail if docs/schemas is stale.")
+    ] = False,
+) -> None:
+    """Write (or --check) docs/schemas/*.json and the type tables in docs/events.md."""
+    from events.schemas import main as schemas_main
+
+    raise typer.Exit(schemas_main(["--check"] if check_only else []))
+
+
+def main() -> None:
+    """Entry point: services that are down get one clear line and exit code 3, not a trace."""
+    try:
+        app()
+    except (ProjectionError, InfraError) as exc:
+        down = getattr(exc, "retriable", False) or isinstance(exc, KafkaUnavailableError)
+        typer.echo(f"error: {exc}", err=True)
+        if down:
+            typer.echo(
+                "hint: is Kafka/PostgreSQL running? `streamplane infra status` shows the local "
+                "services; STREAMPLANE_KAFKA_BOOTSTRAP / STREAMPLANE_DATABASE_URL select others",
+                err=True,
+            )
+        sys.exit(3 if down else 2)

@@ -1,0 +1,9 @@
+"""The orchestrator process: the imperative shell around :mod:`control_plane.decide`."""
+
+from control_plane.orchestrator.service import (
+    EnhancedStreamOrchestrator,
+    run_orchestrator,
+    run_until_stopped,
+)
+
+__all__ = ["EnhancedStreamOrchestrator", "run_orchestrator", "run_until_stopped"]

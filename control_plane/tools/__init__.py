@@ -1,0 +1,1 @@
+"""Developer tools: the demo, the local Kafka/PostgreSQL launchers, the process harness."""

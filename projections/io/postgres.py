@@ -1,0 +1,360 @@
+"""PostgreSQL with retries: the seed's ``ResilientDatabaseManager`` over an asyncpg pool.
+
+``execute_with_retry(operation)`` runs ``operation(connection)`` in one transaction and, when
+it fails, asks :func:`classify` what to do:
+
+- **conflict** (deadlock ``40P01``, serialization failure ``40001``): the transaction was rolled
+  back whole, so run it again at once after a short randomised pause (:meth:`handle_deadlock`)
+  so the two parties do not collide again in lock step;
+- **connection** (refused, dropped, server shutting down, too many clients, class ``08``):
+  exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
+  calls fast with :class:`CircuitOpenError` until ``breaker_reset`` has passed;
+- **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
+- anything else is a bug or bad data: raised at once as :class:`DatabaseQueryError`.
+
+Every statement has a server-side ``statement_timeout`` and the whole operation an
+``asyncio.timeout``. :meth:`monitor_long_transactions` lists transactions open longer than a
+threshold (``pg_stat_activity``).
+
+Errors (kept here beside the manager; they belong in ``projections.errors`` eventually)::
+
+    ProjectionError
+     +-- DatabaseError               root of database failures
+          +-- DatabaseUnavailableError  PostgreSQL unreachable after the retries (retriable)
+          +-- CircuitOpenError          too many connection failures lately; not tried (retriable)
+          +-- DatabaseTimeoutError      statement or operation timed out every time (retriable)
+          +-- TransactionConflictError  deadlock / serialization failure every time (retriable)
+          +-- TrackingConflictError     another writer moved the projection's tracking row
+          |                             (retriable: resume from the row)
+          +-- DatabaseQueryError        SQL error, constraint, bad data (not retriable)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, NamedTuple, TypeVar
+
+import asyncpg
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from projections.errors import ProjectionError
+from resilience.backoff import Backoff
+from resilience.breaker import BreakerPolicy, CircuitBreaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
+
+
+class DatabaseError(ProjectionError):
+    """Root of database failures."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    retriable = True
+
+
+class CircuitOpenError(DatabaseError):
+    retriable = True
+
+
+class DatabaseTimeoutError(DatabaseError):
+    retriable = True
+
+
+class TransactionConflictError(DatabaseError):
+    retriable = True
+
+
+class TrackingConflictError(DatabaseError):
+    retriable = True
+
+
+class DatabaseQueryError(DatabaseError):
+    retriable = False
+
+
+class RetryKind(StrEnum):
+    """How :meth:`ResilientDatabaseManager.execute_with_retry` treats a failure."""
+
+    CONFLICT = "conflict"
+    CONNECTION = "connection"
+    TIMEOUT = "timeout"
+    FATAL = "fatal"
+
+
+#: SQLSTATEs of a transaction that lost a lock or serialization race (retry at once)
+CONFLICT_STATES = frozenset({"40P01", "40001"})
+#: SQLSTATEs of a server that is going away or refusing connections
+CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "53000"})
+#: query_canceled: statement_timeout (or a cancel request)
+TIMEOUT_STATES = frozenset({"57014"})
+
+
+def classify(exc: BaseException) -> RetryKind:
+    """Pure: what kind of failure ``exc`` is (by SQLSTATE first, then by type)."""
+    state = getattr(exc, "sqlstate", None)
+    if isinstance(state, str):
+        if state in CONFLICT_STATES:
+            return RetryKind.CONFLICT
+        if state in CONNECTION_STATES or state.startswith("08"):
+            return RetryKind.CONNECTION
+        if state in TIMEOUT_STATES:
+            return RetryKind.TIMEOUT
+        return RetryKind.FATAL
+    if isinstance(exc, TimeoutError):
+        return RetryKind.TIMEOUT
+    if isinstance(exc, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
+        return RetryKind.CONNECTION
+    if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower():
+        return RetryKind.CONNECTION
+    return RetryKind.FATAL
+
+
+class DatabaseSettings(BaseModel):
+    """Retry, timeout and pool tuning (part of each process's settings)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    #: server-side bound of every statement
+    statement_timeout: float = Field(default=30.0, gt=0)
+    #: client-side bound of one whole operation (one transaction attempt)
+    operation_timeout: float = Field(default=60.0, gt=0)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    attempts: int = Field(default=5, ge=1)
+    backoff_base: float = Field(default=0.2, gt=0)
+    backoff_cap: float = Field(default=10.0, gt=0)
+    #: longest randomised pause before re-running a transaction that lost a deadlock
+    conflict_max_delay: float = Field(default=0.1, ge=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_reset: float = Field(default=15.0, gt=0)
+    #: transactions open longer than this are reported by monitor_long_transactions
+    long_transaction_after: float = Field(default=60.0, gt=0)
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=4, ge=1)
+
+
+class LongTransaction(NamedTuple):
+    """A transaction open longer than the threshold (one ``pg_stat_activity`` row)."""
+
+    pid: int
+    seconds: float
+    state: str | None
+    application_name: str | None
+    query: str | None
+    xact_start: datetime
+
+
+LONG_TRANSACTIONS_SQL = """
+SELECT pid, EXTRACT(EPOCH FROM now() - xact_start)::float8 AS seconds, state,
+       application_name, left(query, 500) AS query, xact_start
+FROM pg_stat_activity
+WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+  AND now() - xact_start > make_interval(secs => $1)
+ORDER BY xact_start
+"""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb as Python data, encoded by orjson both ways
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+def describe_dsn(dsn: str) -> str:
+    """``host:port/db`` of a libpq URL, without user or password (for error messages)."""
+    tail = dsn.split("://", 1)[-1].rsplit("@", 1)[-1]
+    return tail.split("?", 1)[0]
+
+
+class ResilientDatabaseManager:
+    """An asyncpg pool (``search_path`` = ``schema``) with :meth:`execute_with_retry`."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        settings: DatabaseSettings | None = None,
+        application_name: str = "streamplane",
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.settings = s = settings or DatabaseSettings()
+        self.application_name = application_name
+        self._rand = rand
+        self._backoff = Backoff(s.backoff_base, s.backoff_cap)
+        self.breaker = CircuitBreaker(
+            BreakerPolicy(s.breaker_threshold, s.breaker_reset), clock, name="postgres"
+        )
+        self._pool: asyncpg.Pool | None = None
+        self.retries = 0
+        self.deadlocks = 0
+
+    async def __aenter__(self) -> ResilientDatabaseManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the pool (waits for connections in use, bounded)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                async with asyncio.timeout(self.settings.operation_timeout):
+                    await pool.close()
+            except TimeoutError:
+                pool.terminate()
+
+    async def _ensure_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            s = self.settings
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=s.pool_min,
+                max_size=s.pool_max,
+                timeout=s.connect_timeout,
+                init=_init_connection,
+                server_settings={
+                    "search_path": self.schema,
+                    "statement_timeout": str(int(s.statement_timeout * 1000)),
+                    "application_name": self.application_name,
+                },
+            )
+        return self._pool
+
+    async def execute_with_retry(
+        self,
+        operation: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        what: str = "query",
+        isolation: Isolation | None = None,
+        readonly: bool = False,
+    ) -> T:
+        """Run ``operation(conn)`` in a transaction, retrying as the module docstring says.
+        ``isolation="repeatable_read", readonly=True`` gives readers one snapshot.
+        Raises a :class:`DatabaseError` (``retriable`` says whether trying later may help)."""
+        s = self.settings
+        last: BaseException | None = None
+        for attempt in range(s.attempts):
+            if not self.breaker.allow():
+                raise CircuitOpenError(
+                    f"{what}: PostgreSQL at {describe_dsn(self.dsn)} failed repeatedly; "
+                    f"not trying again for up to {s.breaker_reset:.0f}s"
+                ) from last
+            try:
+                result = await self._attempt(operation, isolation, readonly)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                last = exc
+                kind = classify(exc)
+                if kind is RetryKind.FATAL:
+                    self.breaker.success()  # the server answered: the path works
+                    raise DatabaseQueryError(f"{what}: {type(exc).__name__}: {exc}") from exc
+                if attempt == s.attempts - 1:
+                    self._count_failure(kind)
+                    break
+                await asyncio.sleep(self._pause(kind, exc, attempt, what))
+                continue
+            self.breaker.success()
+            return result
+        raise self._give_up(what, last)
+
+    async def _attempt(
+        self,
+        operation: Callable[[asyncpg.Connection], Awaitable[T]],
+        isolation: Isolation | None,
+        readonly: bool,
+    ) -> T:
+        async with asyncio.timeout(self.settings.operation_timeout):
+            try:
+                pool = await self._ensure_pool()
+            except BaseException:
+                self._pool = None
+                raise
+            async with (
+                pool.acquire() as conn,
+                conn.transaction(isolation=isolation, readonly=readonly),
+            ):
+                return await operation(conn)
+
+    def _count_failure(self, kind: RetryKind) -> None:
+        if kind is not RetryKind.CONFLICT:  # a deadlock says nothing about the server's health
+            self.breaker.failure()
+
+    def _pause(self, kind: RetryKind, exc: BaseException, attempt: int, what: str) -> float:
+        self.retries += 1
+        self._count_failure(kind)
+        if kind is RetryKind.CONFLICT:
+            return self.handle_deadlock(exc, attempt, what=what)
+        pause = self._backoff.delay(attempt, self._rand)
+        log.warning("%s: %s (%s); retry %d in %.2fs", what, kind, exc, attempt + 1, pause)
+        return pause
+
+    def handle_deadlock(self, exc: BaseException, attempt: int, *, what: str = "query") -> float:
+        """The pause before re-running a transaction that lost a deadlock or serialization
+        race: random in ``[0, conflict_max_delay]`` so the parties do not meet again."""
+        self.deadlocks += 1
+        pause = self._rand() * self.settings.conflict_max_delay
+        log.info("%s: %s, attempt %d; re-running in %.3fs", what, exc, attempt + 1, pause)
+        return pause
+
+    def _give_up(self, what: str, last: BaseException | None) -> DatabaseError:
+        where = describe_dsn(self.dsn)
+        kind = classify(last) if last is not None else RetryKind.FATAL
+        detail = f"{type(last).__name__}: {last}" if last is not None else "no attempt made"
+        tries = self.settings.attempts
+        if kind is RetryKind.CONFLICT:
+            return TransactionConflictError(
+                f"{what}: still conflicting after {tries} tries: {detail}"
+            )
+        if kind is RetryKind.TIMEOUT:
+            return DatabaseTimeoutError(f"{what}: timed out {tries} times at {where}: {detail}")
+        return DatabaseUnavailableError(
+            f"{what}: PostgreSQL at {where} is unreachable after {tries} tries: {detail}"
+        )
+
+    async def monitor_long_transactions(
+        self, threshold: float | None = None
+    ) -> list[LongTransaction]:
+        """Transactions (other than this connection's) open longer than ``threshold``
+        seconds (default ``long_transaction_after``), oldest first; each is logged."""
+        secs = self.settings.long_transaction_after if threshold is None else threshold
+
+        async def query(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(LONG_TRANSACTIONS_SQL, float(secs)))
+
+        rows = await self.execute_with_retry(query, what="monitor long transactions")
+        found = [LongTransaction(*row.values()) for row in rows]
+        for tx in found:
+            log.warning("long transaction: pid %d open %.0fs (%s)", tx.pid, tx.seconds, tx.state)
+        return found
+
+
+__all__ = [
+    "CircuitOpenError",
+    "DatabaseError",
+    "DatabaseQueryError",
+    "DatabaseSettings",
+    "DatabaseTimeoutError",
+    "DatabaseUnavailableError",
+    "LongTransaction",
+    "ResilientDatabaseManager",
+    "RetryKind",
+    "TrackingConflictError",
+    "TransactionConflictError",
+    "classify",
+]

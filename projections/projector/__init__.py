@@ -1,0 +1,1 @@
+"""The Faust projector process: tables and the ``<prefix>.assignments`` topic."""

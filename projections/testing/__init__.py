@@ -1,0 +1,1 @@
+"""Test and benchmark helpers (synthetic histories); never imported by a running process."""
