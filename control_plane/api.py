@@ -326,26 +326,4 @@ def create_app(
     return app
 
 
-async def serve(
-    settings: ApiSettings, *, with_read_model: bool = True, stop: asyncio.Event | None = None
-) -> None:
-    """Serve the API on ``api_host:api_port`` until ``stop`` is set; with ``with_read_model``
-    the same process also keeps the read model up to date (a ReadModelProjector)."""
-    from projections.read_model import ReadModelProjector
-
-    stop = stop or asyncio.Event()
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.api_host, settings.api_port).start()
-        log.info("API on http://%s:%d", settings.api_host, settings.api_port)
-        if not with_read_model:
-            await stop.wait()
-            return
-        async with ReadModelProjector(settings=settings.read_model_settings()) as projector:
-            await projector.run(stop)
-    finally:
-        await runner.cleanup()
-
-
-__all__ = ["SEQ_HEADER", "Api", "ApiSettings", "create_app", "respond", "serve"]
+__all__ = ["SEQ_HEADER", "Api", "ApiSettings", "create_app", "respond"]

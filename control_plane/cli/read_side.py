@@ -8,10 +8,14 @@ import asyncio
 import logging
 import signal
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+if TYPE_CHECKING:
+    from control_plane.api import ApiSettings
+
+log = logging.getLogger("streamplane.api")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 Bootstrap = Annotated[
@@ -104,7 +108,7 @@ def api(
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the HTTP API (health, instances, streams, history, time travel, commands)."""
-    from control_plane.api import ApiSettings, serve
+    from control_plane.api import ApiSettings
 
     logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
     settings = ApiSettings(
@@ -124,4 +128,30 @@ def api(
     asyncio.run(_until_signalled(main))
 
 
-__all__ = ["api", "projector", "read_model"]
+async def serve(
+    settings: ApiSettings, *, with_read_model: bool = True, stop: asyncio.Event | None = None
+) -> None:
+    """Serve the API on ``api_host:api_port`` until ``stop`` is set; with ``with_read_model``
+    the same process also keeps the read model up to date (a ReadModelProjector): the two
+    processes composed in one, here at the top, so neither imports the other."""
+    from aiohttp import web
+
+    from control_plane.api import create_app
+    from projections.read_model import ReadModelProjector
+
+    stop = stop or asyncio.Event()
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.api_host, settings.api_port).start()
+        log.info("API on http://%s:%d", settings.api_host, settings.api_port)
+        if not with_read_model:
+            await stop.wait()
+            return
+        async with ReadModelProjector(settings=settings.read_model_settings()) as projector:
+            await projector.run(stop)
+    finally:
+        await runner.cleanup()
+
+
+__all__ = ["api", "projector", "read_model", "serve"]

@@ -19,7 +19,6 @@ This module is the pure part (``make_snapshot``, ``encode_snapshot``, ``decode_s
 from __future__ import annotations
 
 import hashlib
-import logging
 import zlib
 from datetime import datetime
 from typing import Any, ClassVar
@@ -35,8 +34,6 @@ from projections.errors import (
 from projections.fold.canonical import DUMPS_OPTIONS, state_digest, state_from_jsonable
 from projections.fold.canonical import state_to_jsonable as _to_jsonable
 from projections.fold.state import ClusterState
-
-log = logging.getLogger(__name__)
 
 #: the snapshot format this build writes and reads; bump it when the layout changes
 SNAPSHOT_FORMAT = 1
