@@ -88,6 +88,7 @@ class Unit:
 class Rules:
     units: tuple[Unit, ...]
     never: tuple[tuple[str, tuple[str, ...]], ...]  # (package, forbidden packages)
+    private: tuple[str, ...] = ()  # importable only from inside their parent package
 
     def unit_of(self, module: str) -> Unit | None:
         """The unit whose longest prefix covers ``module`` (None: not ours, or unplaced)."""
@@ -108,18 +109,21 @@ def read_rules(text: str | None = None) -> Rules:
         raise AssertionError(f"{ARCHITECTURE}: no ```layers block")
     units: list[Unit] = []
     never: list[tuple[str, tuple[str, ...]]] = []
+    private: list[str] = []
     for raw in match.group(1).splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
         words = line.split()
-        if words[0] == "never":
+        if words[0] == "private":
+            private.extend(words[1:])
+        elif words[0] == "never":
             package, arrow, *forbidden = words[1:]
             assert arrow == "->", f"bad never line: {raw!r}"
             never.append((package, tuple(forbidden)))
         else:
             units.append(Unit(int(words[0]), words[1], tuple(words[2:])))
-    return Rules(tuple(units), tuple(never))
+    return Rules(tuple(units), tuple(never), tuple(private))
 
 
 def ours(target: str) -> bool:
@@ -142,6 +146,11 @@ def violations(rules: Rules, root: Path = ROOT) -> list[str]:
             for pkg, forbidden in rules.never:
                 if package == pkg and imp.target.split(".")[0] in forbidden:
                     out.append(f"{where}: never {pkg} -> {imp.target.split('.')[0]}")
+            for hidden in rules.private:
+                parent = hidden.rsplit(".", 1)[0]
+                inside = module == parent or module.startswith(parent + ".")
+                if (imp.target == hidden or imp.target.startswith(hidden + ".")) and not inside:
+                    out.append(f"{where}: {hidden} is private to {parent}")
             other = rules.unit_of(imp.target)
             if other is None or other is unit:
                 continue
