@@ -1,4 +1,4 @@
-"""Errors raised by the projections package (replay, dead letters, Kafka helpers).
+"""Errors raised by the projections package (replay, dead letters, Kafka, PostgreSQL).
 
 The tree::
 
@@ -15,8 +15,16 @@ The tree::
      +-- DeadLetterError            a dead letter could not be written; the replay stops
      |                              rather than drop a bad record silently (retriable)
      +-- InvalidSnapshotError       a snapshot that must not be used (corrupt, digest
-          |                         mismatch, not rebuildable): replay the log instead
-          +-- UnsupportedSnapshotFormatError  a snapshot format this build does not read
+     |    |                         mismatch, not rebuildable): replay the log instead
+     |    +-- UnsupportedSnapshotFormatError  a snapshot format this build does not read
+     +-- DatabaseError              root of PostgreSQL failures (projections.io.postgres)
+          +-- DatabaseUnavailableError  unreachable after the retries, or the circuit
+          |                             breaker is open (``circuit_open``) (retriable)
+          +-- DatabaseTimeoutError      statement or operation timed out every time (retriable)
+          +-- TransactionConflictError  deadlock / serialization failure every time (retriable)
+          +-- TrackingConflictError     another writer moved the projection's tracking row
+          |                             (retriable: resume from the row)
+          +-- DatabaseQueryError        SQL error, constraint, bad data (not retriable)
 
 Bad *records* are not errors here: an ``events.EventError`` while decoding becomes a dead
 letter and a count in the result, and the replay goes on. aiokafka errors are mapped to
@@ -87,3 +95,33 @@ class InvalidSnapshotError(ProjectionError):
 
 class UnsupportedSnapshotFormatError(InvalidSnapshotError):
     """The snapshot's ``format`` is not one this build reads."""
+
+
+class DatabaseError(ProjectionError):
+    """Root of PostgreSQL failures."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL unreachable after the retries, or not tried: ``circuit_open``."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, circuit_open: bool = False) -> None:
+        super().__init__(message)
+        self.circuit_open = circuit_open
+
+
+class DatabaseTimeoutError(DatabaseError):
+    retriable = True
+
+
+class TransactionConflictError(DatabaseError):
+    retriable = True
+
+
+class TrackingConflictError(DatabaseError):
+    retriable = True
+
+
+class DatabaseQueryError(DatabaseError):
+    retriable = False

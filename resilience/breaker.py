@@ -17,6 +17,17 @@ from enum import StrEnum
 from typing import NamedTuple
 
 
+class CircuitOpenError(Exception):
+    """The breaker is open: the call was not even attempted. Shells map it into their own
+    error tree (``raise TransportError(...) from exc``) and ask ``retriable``."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, breaker: str = "") -> None:
+        super().__init__(message)
+        self.breaker = breaker
+
+
 class BreakerState(StrEnum):
     """Where the breaker stands."""
 
@@ -91,6 +102,12 @@ class CircuitBreaker:
         """Ask before a call; ``False`` means skip it (raise or fall back)."""
         ok, self.value = allow(self.value, self._clock(), self.policy)
         return ok
+
+    def check(self, what: str) -> None:
+        """Ask before a call; raises :class:`CircuitOpenError` naming ``what`` when open."""
+        if not self.allow():
+            name = f" {self.name}" if self.name else ""
+            raise CircuitOpenError(f"{what}: circuit{name} open", breaker=self.name)
 
     def success(self) -> None:
         """Report that the allowed call worked."""

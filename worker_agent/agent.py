@@ -21,7 +21,7 @@ from events.codec import decode_desired, encode
 from events.errors import EventError
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
 from resilience.backoff import Backoff
-from worker_agent.errors import CircuitOpenError, TransportError
+from worker_agent.errors import TransportError
 from worker_agent.handlers import StreamHandler, StreamHealth, load_handler
 from worker_agent.reconcile import (
     DesiredVerdict,
@@ -219,7 +219,7 @@ class WorkerAgent:
             try:
                 records = await self.transport.poll_desired()
             except TransportError as exc:
-                if not isinstance(exc, CircuitOpenError):
+                if not exc.circuit_open:
                     log.warning("reading desired sets failed: %s", exc)
                 self._set_consume(False)
                 await asyncio.sleep(backoff.delay(failures, self._rand))
@@ -328,7 +328,7 @@ class WorkerAgent:
         try:
             await self.transport.send_heartbeat(self.identity.server_id.encode(), encode(heartbeat))
         except TransportError as exc:
-            if not isinstance(exc, CircuitOpenError):
+            if not exc.circuit_open:
                 log.warning("heartbeat not sent: %s", exc)
             self._set_produce(False)
             return

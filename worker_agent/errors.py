@@ -8,8 +8,8 @@ The tree::
      |    +-- StreamStartError      start() failed; retried with back-off (retriable)
      |    +-- StreamStopError       stop() failed or timed out (not retriable: it is logged
      |                              and the stream is forgotten)
-     +-- TransportError             Kafka I/O failed or timed out (retriable)
-          +-- CircuitOpenError      the circuit breaker refused the call (retriable later)
+     +-- TransportError             Kafka I/O failed or timed out, or the circuit breaker
+                                    refused the call (``circuit_open``) (retriable)
 
 Retry loops ask ``exc.retriable`` rather than matching a list of types.
 """
@@ -52,12 +52,11 @@ class StreamStopError(HandlerError):
 
 
 class TransportError(WorkerError):
-    """Kafka could not be reached, or a call timed out."""
+    """Kafka could not be reached, or a call timed out; ``circuit_open``: the breaker
+    refused the call (caused by :class:`resilience.breaker.CircuitOpenError`)."""
 
     retriable = True
 
-
-class CircuitOpenError(TransportError):
-    """The circuit breaker is open: the call was not even attempted."""
-
-    retriable = True
+    def __init__(self, message: str, *, circuit_open: bool = False) -> None:
+        super().__init__(message)
+        self.circuit_open = circuit_open

@@ -20,8 +20,8 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from events.topics import Topics
-from resilience.breaker import BreakerPolicy, CircuitBreaker
-from worker_agent.errors import CircuitOpenError, TransportError
+from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
+from worker_agent.errors import TransportError
 from worker_agent.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,10 @@ class KafkaTransport:
     async def _guarded(
         self, breaker: CircuitBreaker, what: str, op: Callable[[], Awaitable[object]]
     ) -> None:
-        if not breaker.allow():
-            raise CircuitOpenError(f"{what}: circuit open")
+        try:
+            breaker.check(what)
+        except CircuitOpenError as exc:
+            raise TransportError(str(exc), circuit_open=True) from exc
         try:
             async with asyncio.timeout(self.settings.kafka_timeout):
                 await op()

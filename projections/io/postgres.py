@@ -8,7 +8,7 @@ it fails, asks :func:`classify` what to do:
   so the two parties do not collide again in lock step;
 - **connection** (refused, dropped, server shutting down, too many clients, class ``08``):
   exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
-  calls fast with :class:`CircuitOpenError` until ``breaker_reset`` has passed;
+  calls fast (:class:`DatabaseUnavailableError`, ``circuit_open``) until ``breaker_reset``;
 - **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
 - anything else is a bug or bad data: raised at once as :class:`DatabaseQueryError`.
 
@@ -16,17 +16,9 @@ Every statement has a server-side ``statement_timeout`` and the whole operation 
 ``asyncio.timeout``. :meth:`monitor_long_transactions` lists transactions open longer than a
 threshold (``pg_stat_activity``).
 
-Errors (kept here beside the manager; they belong in ``projections.errors`` eventually)::
-
-    ProjectionError
-     +-- DatabaseError               root of database failures
-          +-- DatabaseUnavailableError  PostgreSQL unreachable after the retries (retriable)
-          +-- CircuitOpenError          too many connection failures lately; not tried (retriable)
-          +-- DatabaseTimeoutError      statement or operation timed out every time (retriable)
-          +-- TransactionConflictError  deadlock / serialization failure every time (retriable)
-          +-- TrackingConflictError     another writer moved the projection's tracking row
-          |                             (retriable: resume from the row)
-          +-- DatabaseQueryError        SQL error, constraint, bad data (not retriable)
+Its errors are the ``DatabaseError`` branch of :mod:`projections.errors`; an open circuit is a
+:class:`DatabaseUnavailableError` with ``circuit_open`` set (caused by the one
+:class:`resilience.breaker.CircuitOpenError`).
 """
 
 from __future__ import annotations
@@ -44,41 +36,20 @@ import asyncpg
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from projections.errors import ProjectionError
+from projections.errors import (
+    DatabaseError,
+    DatabaseQueryError,
+    DatabaseTimeoutError,
+    DatabaseUnavailableError,
+    TrackingConflictError,
+    TransactionConflictError,
+)
 from resilience.backoff import Backoff
-from resilience.breaker import BreakerPolicy, CircuitBreaker
+from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
-
-
-class DatabaseError(ProjectionError):
-    """Root of database failures."""
-
-
-class DatabaseUnavailableError(DatabaseError):
-    retriable = True
-
-
-class CircuitOpenError(DatabaseError):
-    retriable = True
-
-
-class DatabaseTimeoutError(DatabaseError):
-    retriable = True
-
-
-class TransactionConflictError(DatabaseError):
-    retriable = True
-
-
-class TrackingConflictError(DatabaseError):
-    retriable = True
-
-
-class DatabaseQueryError(DatabaseError):
-    retriable = False
 
 
 class RetryKind(StrEnum):
@@ -251,11 +222,14 @@ class ResilientDatabaseManager:
         s = self.settings
         last: BaseException | None = None
         for attempt in range(s.attempts):
-            if not self.breaker.allow():
-                raise CircuitOpenError(
+            try:
+                self.breaker.check(what)
+            except CircuitOpenError as exc:
+                raise DatabaseUnavailableError(
                     f"{what}: PostgreSQL at {describe_dsn(self.dsn)} failed repeatedly; "
-                    f"not trying again for up to {s.breaker_reset:.0f}s"
-                ) from last
+                    f"not trying again for up to {s.breaker_reset:.0f}s",
+                    circuit_open=True,
+                ) from (last or exc)
             try:
                 result = await self._attempt(operation, isolation, readonly)
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
@@ -345,7 +319,6 @@ class ResilientDatabaseManager:
 
 
 __all__ = [
-    "CircuitOpenError",
     "DatabaseError",
     "DatabaseQueryError",
     "DatabaseSettings",

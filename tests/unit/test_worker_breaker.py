@@ -14,6 +14,7 @@ from resilience.breaker import (
     BreakerPolicy,
     BreakerState,
     CircuitBreaker,
+    CircuitOpenError,
     allow,
     on_failure,
     on_success,
@@ -68,6 +69,19 @@ def test_wrapper_uses_injected_clock():
     assert cb.allow() and cb.state is BreakerState.HALF_OPEN
     cb.success()
     assert cb.state is BreakerState.CLOSED
+
+
+def test_check_raises_the_one_circuit_open_error_naming_the_call():
+    now = [0.0]
+    cb = CircuitBreaker(POLICY, lambda: now[0], name="produce")
+    cb.check("send heartbeat")  # closed: no error
+    for _ in range(POLICY.failure_threshold):
+        cb.failure()
+    with pytest.raises(CircuitOpenError, match=r"send heartbeat: circuit produce open") as info:
+        cb.check("send heartbeat")
+    assert info.value.retriable and info.value.breaker == "produce"
+    now[0] = POLICY.reset_timeout
+    cb.check("send heartbeat")  # half-open: the probe is let through
 
 
 @given(
