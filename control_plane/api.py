@@ -42,7 +42,7 @@ from control_plane.client import send_command
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from events import commands as cmd
 from events.codec import to_wire
-from events.topics import Topics
+from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX, Topics
 from projections.errors import ProjectionError
 from projections.fold.assignments import assignment_value, instance_value
 from projections.fold.rows import health_data
@@ -63,8 +63,8 @@ class ApiSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    topic_prefix: str = "streamplane"
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = DEFAULT_PREFIX
     database_url: str = "postgresql://postgres@127.0.0.1:15432/streamplane"
     database_schema: str = "public"
     read_model_name: str = "read_model"

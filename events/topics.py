@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: where every process looks for Kafka unless ``STREAMPLANE_KAFKA_BOOTSTRAP`` says otherwise
+#: (the local stack of ``streamplane infra up``; the compose file publishes the same port)
+DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+#: the topic prefix unless ``STREAMPLANE_TOPIC_PREFIX`` says otherwise
+DEFAULT_PREFIX = "streamplane"
+
 
 class TopicSpec(NamedTuple):
     """How a topic is created: partitions, cleanup policy, retention (-1 = forever)."""
@@ -37,7 +43,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 class Topics(NamedTuple):
     """Concrete topic names under one prefix (default ``streamplane``); tests use their own."""
 
-    prefix: str = "streamplane"
+    prefix: str = DEFAULT_PREFIX
 
     def name(self, spec: TopicSpec) -> str:
         return f"{self.prefix}.{spec.suffix}"

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from events.ids import ID_PATTERN
+from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9._:-]")
 
@@ -26,8 +27,8 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 
     # --- identity and capacity
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    topic_prefix: str = "streamplane"
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = DEFAULT_PREFIX
     server_id: str = Field(default_factory=_default_server_id, pattern=ID_PATTERN)
     max_streams: int = Field(default=10, ge=0, le=1_000_000)
     ip: str = "127.0.0.1"

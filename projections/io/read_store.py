@@ -12,6 +12,7 @@ import asyncpg
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
 from projections.fold.rows import BatchOutcome, health_data, instance_row, stream_row
 from projections.io.postgres import (
     DatabaseSettings,
@@ -26,8 +27,8 @@ class ReadModelSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    topic_prefix: str = "streamplane"
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = DEFAULT_PREFIX
     database_url: str = "postgresql://postgres@127.0.0.1:15432/streamplane"
     database_schema: str = "public"
     #: name of the tracking row (several read models may share a schema)

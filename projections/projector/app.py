@@ -46,7 +46,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
-from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
+from events.topics import (
+    ASSIGNMENTS,
+    DEFAULT_BOOTSTRAP,
+    DEFAULT_PREFIX,
+    DLQ,
+    EVENTS,
+    HEARTBEATS,
+    Topics,
+)
 from projections.fold import apply
 from projections.fold.assignments import (
     Update,
@@ -74,8 +82,8 @@ class ProjectorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    topic_prefix: str = "streamplane"
+    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
+    topic_prefix: str = DEFAULT_PREFIX
     #: Faust app id = consumer group and changelog prefix; default ``<prefix>-projector``
     projector_id: str | None = None
     #: replication of Faust's changelog topics (3 on a production cluster)
