@@ -33,7 +33,6 @@ import typer
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
-from control_plane.cli.audit import read_events
 from control_plane.client import read_state, snapshot_start
 from events.topics import Topics
 from projections.errors import KafkaIOError, UnknownTopicError
@@ -53,6 +52,7 @@ from projections.fold.drift import (
     missing_read_model,
 )
 from projections.fold.state import ClusterState
+from projections.io.history import read_events
 from projections.io.kafka import end_offsets, kafka_error, make_consumer, make_producer, started
 from projections.io.postgres import DatabaseError, ResilientDatabaseManager
 from projections.io.read_store import ReadModelSettings
