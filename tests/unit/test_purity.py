@@ -1,6 +1,6 @@
 """The pure core reads no clock, no randomness, no environment and does no I/O.
 
-Units ``contract``, ``fold`` and ``decide`` of docs/architecture.md, and the worker's
+Units ``contract``, ``fold``, ``decide`` and ``alerts`` of docs/architecture.md, and the worker's
 reconcile rule: everything they need (time, ids, settings) comes in as arguments. Checked on
 the source (``ast``), so an import anywhere in a module counts.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.imports import PACKAGES, ROOT, imports_of, modules, read_rules
 
-PURE_UNITS = ("contract", "fold", "decide")
+PURE_UNITS = ("contract", "fold", "decide", "alerts")
 PURE_MODULES = ("worker_agent.reconcile",)
 #: modules (and their submodules) the pure core must not import
 FORBIDDEN = (

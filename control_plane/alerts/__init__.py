@@ -1,0 +1,1 @@
+"""The pure alert engine: rules over the folded state and metric series, learned thresholds."""
