@@ -1,8 +1,9 @@
 """Shared helpers of the process-level benchmarks (failover, latency, heartbeats).
 
-They start real orchestrator and worker processes with :class:`control_plane.tools.demo.Children`
-(each in its own session, SIGTERM then SIGKILL on exit, logs in the cache directory) and watch
-the control log with :class:`control_plane.tools.demo.LogFollower` (incremental fold).
+They start real orchestrator and worker processes with the process harness
+(:class:`control_plane.tools.harness.Children`: each in its own session, SIGTERM then SIGKILL
+on exit, logs in the cache directory) and watch the control log with
+:class:`projections.io.follow.LogFollower` (incremental fold), as the demo and the tests do.
 """
 
 from __future__ import annotations
@@ -22,10 +23,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from control_plane.tools.demo import CLI, Child, Children, LogFollower, child_env
+from control_plane.tools.harness import (
+    CLI,
+    Child,
+    Children,
+    child_env,
+    orchestrator_args,
+    worker_args,
+)
 from control_plane.tools.infra.config import cache_dir
 from events.base import ControlEvent
+from events.topics import Topics
 from projections.fold.state import ClusterState, InstanceStatus
+from projections.io.follow import HeartbeatWatcher, LogFollower
 
 #: seconds any single Kafka operation of a benchmark may take
 NET = 60.0
@@ -103,19 +113,29 @@ def start_orchestrator(
     """An orchestrator; with ``profile`` it runs under pyinstrument (``pip install
     pyinstrument``), whose report is written to ``<log dir>/<node_id>-profile.txt`` when it
     stops (SIGTERM at the end of the benchmark)."""
-    args = ["orchestrator", "--node-id", node_id]
+    args = orchestrator_args(node_id)
     if not profile:
-        return children.spawn(node_id, "orchestrator", [*CLI, *args])
+        return children.spawn(node_id, "orchestrator", args)
     out = children.log_dir / f"{node_id}-profile.txt"
     print(f"# pyinstrument report of {node_id}: {out}", flush=True)
     python, flag, code = CLI
-    profiled = [python, "-m", "pyinstrument", "-o", str(out), flag, code, *args]
-    return children.spawn(node_id, "orchestrator", profiled)
+    wrapper = [python, "-m", "pyinstrument", "-o", str(out), flag, code]
+    return children.spawn(node_id, "orchestrator", [*wrapper, *args[len(CLI) :]])
 
 
 def start_worker(children: Children, server_id: str, capacity: int, **env: str) -> Child:
-    args = [*CLI, "worker", "--server-id", server_id, "--max-streams", str(capacity)]
-    return children.spawn(server_id, "worker", [*args, "--log-level", "WARNING"], **env)
+    args = worker_args(server_id, capacity, "--log-level", "WARNING")
+    return children.spawn(server_id, "worker", args, env)
+
+
+def log_follower(kafka: str, topics: Topics) -> LogFollower:
+    """The benchmarks' view of the control log (an undecodable record is an error here)."""
+    return LogFollower(kafka, topics, kafka_timeout=NET)
+
+
+def heartbeat_watcher(kafka: str, topics: Topics) -> HeartbeatWatcher:
+    """The latest heartbeat per worker, from now on (an undecodable one is an error here)."""
+    return HeartbeatWatcher(kafka, topics, kafka_timeout=NET)
 
 
 async def wait_state(

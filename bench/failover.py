@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import statistics
 import time
 from typing import Any
@@ -28,16 +29,12 @@ from typing import Any
 import _common as c
 
 from control_plane.orchestrator.settings import OrchestratorSettings
-from control_plane.tools.demo import (
-    Children,
-    HeartbeatWatcher,
-    LogFollower,
-    registrations,
-    send_commands,
-)
+from control_plane.tools.harness import Children
+from control_plane.tools.workload import registrations, send_commands
 from events import control as ev
 from events.heartbeat import StreamRunState
 from events.topics import Topics
+from projections.io.follow import HeartbeatWatcher, LogFollower
 from projections.io.kafka import ensure_topics
 
 
@@ -89,7 +86,7 @@ async def _one_run(
     owned = {s.stream_id for s in f.state.streams.values() if s.server_id == victim}
     child = next(ch for ch in children.alive("worker") if ch.name == victim)
     await hb.poll()  # drop what arrived before the kill
-    children.signal(child, 9)
+    children.signal(child, signal.SIGKILL)
     killed_at = time.monotonic()
     pending = set(owned)
     detected: float | None = None
@@ -138,7 +135,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     }
     runs: list[dict[str, Any]] = []
     with c.fleet("failover", prefix, kafka, env) as children:
-        async with LogFollower(kafka, topics) as f, HeartbeatWatcher(kafka, topics) as hb:
+        async with c.log_follower(kafka, topics) as f, c.heartbeat_watcher(kafka, topics) as hb:
             total = await _setup(args, kafka, children, f)
             for i in range(args.runs):
                 victim = f"worker-{i % args.workers + 1:02d}"

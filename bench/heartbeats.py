@@ -40,11 +40,12 @@ import _common as c
 from aiokafka import AIOKafkaProducer
 
 from control_plane.orchestrator.settings import OrchestratorSettings
-from control_plane.tools.demo import Children, LogFollower
+from control_plane.tools.harness import Children
 from events import control as ev
 from events.codec import encode
 from events.heartbeat import Heartbeat
 from events.topics import Topics
+from projections.io.follow import LogFollower
 from projections.io.kafka import ensure_topics, make_producer, started
 
 SLOTS = 20  # sends are spread over this many slots per interval
@@ -248,7 +249,7 @@ async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"instances": n}
     with c.fleet("heartbeats", prefix, kafka, {"FAIL_AFTER": str(args.fail_after)}) as children:
         producer = make_producer(kafka, linger_ms=0)
-        async with LogFollower(kafka, topics) as f, started(producer, what="probe producer"):
+        async with c.log_follower(kafka, topics) as f, started(producer, what="probe producer"):
             orch = c.start_orchestrator(children, profile=args.profile)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             stop = asyncio.Event()

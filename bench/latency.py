@@ -28,7 +28,6 @@ from typing import Any
 
 import _common as c
 
-from control_plane.tools.demo import LogFollower
 from events import commands as cmd
 from events import control as ev
 from events.codec import encode
@@ -101,7 +100,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     track = _track(seen)
     env = {"DEMO_CPU_MS": "0", "DEMO_TICK_INTERVAL": "10"}
     with c.fleet("latency", prefix, kafka, env) as children:
-        async with LogFollower(kafka, topics) as f:
+        async with c.log_follower(kafka, topics) as f:
             c.start_orchestrator(children, profile=args.profile)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             for i in range(args.workers):

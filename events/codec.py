@@ -1,4 +1,4 @@
-"""Encode messages as CloudEvents 1.0 structured JSON and decode them strictly.
+"""Encode messages as CloudEvents 1.0 structured JSON; decode them, two paths, one contract.
 
 Wire form (one Kafka record value)::
 
@@ -8,12 +8,23 @@ Wire form (one Kafka record value)::
      "schemaversion": 1, "seq": 42, "epoch": 3, "causationid": null, "correlationid": null,
      "data": {"stream_id": "camera-17", "server_id": "w-1", ...}}
 
-Decoding: a current-version message is decoded by msgspec Structs made from the models
-(:mod:`events._fast.decoder`); failing that, parsed with orjson and validated in one native call
-by its type's wire validator (:mod:`events._fast.wire`, made from the model's own schema).
-Anything else takes the full path: parse with orjson, check the envelope, look the type up,
-upcast older ``schemaversion`` data one step at a time, then validate with the type's model.
-Every failure is an :class:`events.errors.EventError` naming the type, version and field.
+:func:`decode` (and its family wrappers) is the one public entry. The contract is the
+pydantic models; two paths decode against it:
+
+- the *fast path* (:mod:`events._fast.decoder`, private): msgspec Structs generated from the
+  models read a current-version message in the form :func:`encode` writes, then the model is
+  made without a second validation. It never raises: anything unusual gives None;
+- the *strict path* (:func:`_decode_checked`): parse with orjson, check the envelope, look the
+  type up, upcast older ``schemaversion`` data one step at a time, then ``model_validate``.
+  It decodes what the fast path leaves (old versions, lax values such as ``"seq": "42"``, an
+  integer id, an offset other than UTC, a caller's dict) and words every failure as an
+  :class:`events.errors.EventError` naming the type, version and field.
+
+Whatever the fast path accepts is the very object the strict path gives (same ``__dict__``
+in order, same ``model_fields_set``), and it accepts nothing the strict path rejects:
+``tests/unit/test_codec_fast_path.py`` and ``test_codec_msgspec.py`` hold it to that. A
+replay may also split the fast path over two processes (:func:`pack_events`,
+:func:`unpack_events`; :mod:`events._fast.handover`).
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ from pydantic import ValidationError
 
 from events._fast.decoder import FastDecoder
 from events._fast.handover import Handover
-from events._fast.wire import WireDecoder
 from events.base import ENVELOPE_FIELDS, Command, ControlEvent, Message
 from events.commands import COMMAND_TYPES
 from events.control import CONTROL_EVENT_TYPES
@@ -60,14 +70,11 @@ _KNOWN_ATTRS = frozenset(
 )
 
 _CLASH = frozenset({"type", *ENVELOPE_FIELDS})
-_loads = orjson.loads
-#: the first fast path: msgspec Structs made from the models (made on first use)
+#: the fast path: msgspec Structs made from the models (made on first use)
 _FAST = FastDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
 _fast_decode = _FAST.decode
 #: control events checked by a replay's reader process and rebuilt in the folding one
 _HANDOVER = Handover(_FAST, CONTROL_EVENT_TYPES)
-#: the second: pydantic-core wire validators, for every type at its current schemaversion
-_WIRE = WireDecoder(MESSAGE_TYPES.values(), specversion=SPECVERSION, content_type=CONTENT_TYPE)
 
 M = TypeVar("M", bound=Message)
 
@@ -163,28 +170,17 @@ def _is_union_tag(part: object) -> bool:
 
 
 def _decode_current(raw: bytes | str | dict[str, Any]) -> Message | None:
-    """The common case in few steps: a valid message of its type's current schema version.
+    """The fast path: a valid message of its type's current schema version, as encoded.
 
     Returns None, never raises, whenever anything is off or unusual (old version, bad JSON,
-    a missing or unknown attribute, an integer id, a non-UTC offset, ...): :func:`decode`
-    then runs the full, step-by-step checks, which raise the precise error (or accept and
-    normalise the unusual input). The type's wire validator (:mod:`events._fast.wire`, made from
-    the model's own schema) accepts a subset of what the full path accepts, with an
-    identical result, and never words an error. Before it, msgspec Structs made from the
-    models (:mod:`events._fast.decoder`) decode the same subset, or less, ~1.5x as fast;
-    what they leave (a type they cannot map, lax values such as ``"seq": "42"``) goes on
-    to the wire validator.
+    a missing or unknown attribute, a lax value, an integer id, a non-UTC offset, ...):
+    :func:`decode` then runs the strict path, which raises the precise error (or accepts
+    and normalises the unusual input). Our writers (:func:`encode`) produce none of those
+    (``bench/decode.py`` counts the misses), so a replay rarely leaves this path.
     """
     if isinstance(raw, dict):
-        return None  # a caller's dict must stay untouched; the full path copies it
-    message = _fast_decode(raw)
-    if message is not None:
-        return message
-    try:
-        obj = _loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return _WIRE.decode(obj)
+        return None  # a caller's dict must stay untouched; the strict path copies it
+    return _fast_decode(raw)
 
 
 def decode(raw: bytes | str | dict[str, Any]) -> Message:
@@ -194,7 +190,7 @@ def decode(raw: bytes | str | dict[str, Any]) -> Message:
 
 
 def _decode_checked(raw: bytes | str | dict[str, Any]) -> Message:
-    """The full decode, check by check, raising the precise error (or upcasting)."""
+    """The strict path: check by check, raising the precise error (or upcasting)."""
     obj = _load(raw)
     cls, version = _check_envelope(obj)
     flat = _flatten(obj, cls, version)
@@ -256,7 +252,7 @@ def decode_event(raw: bytes | str | dict[str, Any]) -> ControlEvent:
 
 
 def decode_events_fast(raws: Sequence[bytes]) -> list[ControlEvent] | None:
-    """A whole batch of control events through the fastest path only, or None if any of
+    """A whole batch of control events through the fast path only, or None if any of
     them needs more (an unusual or bad record): then decode one by one with
     :func:`decode_event`, which gives the same events and the precise errors. For replays,
     where every call saved per event counts."""

@@ -36,6 +36,7 @@ from aiokafka import errors as kafka_errors
 from control_plane.client import read_state, snapshot_start
 from events.topics import Topics
 from projections.errors import KafkaIOError, UnknownTopicError
+from projections.fold import fold_until
 from projections.fold.drift import (
     AssignmentsView,
     Drift,
@@ -47,7 +48,6 @@ from projections.fold.drift import (
     compare_assignments,
     compare_read_model,
     fold_tail,
-    fold_to_seq,
     latest_assignments,
     missing_read_model,
 )
@@ -183,7 +183,7 @@ async def check_assignments(
         bootstrap, topics.events, from_offset=offset, kafka_timeout=kafka_timeout
     ):
         if tail is None:
-            at, folded = fold_to_seq(at, events, view.as_of_seq)
+            at, folded = fold_until(at, events, seq=view.as_of_seq)
             if folded == len(events):
                 continue
             tail, events = Tail(at), events[folded:]

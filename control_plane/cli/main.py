@@ -21,6 +21,7 @@ from control_plane.cli.read_side import api, projector, read_model
 from control_plane.client import read_state, send_command
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.orchestrator.settings import OrchestratorSettings
+from control_plane.tools.decisions import app as decisions_app
 from control_plane.tools.demo import demo
 from control_plane.tools.infra.cli import infra_app
 from control_plane.tools.infra.config import InfraError
@@ -43,6 +44,11 @@ instances_app = typer.Typer(no_args_is_help=True, help="List, drain and resize i
 app.add_typer(infra_app, name="infra")
 app.add_typer(streams_app, name="streams")
 app.add_typer(instances_app, name="instances")
+app.add_typer(
+    decisions_app,
+    name="decisions",
+    help="Decision goldens: cut a recorded run into a golden file, replay, regenerate.",
+)
 audit_app.command("drift")(audit_drift)
 app.add_typer(
     audit_app,

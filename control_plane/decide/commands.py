@@ -13,8 +13,8 @@ from typing import Any
 from control_plane.decide.consistency import run_check
 from control_plane.decide.context import Ctx
 from control_plane.decide.failures import handle_instance_failure
-from control_plane.decide.liveness import Liveness
-from control_plane.decide.placement import BALANCER, evacuate, instance_views, place, stream_view
+from control_plane.decide.liveness import LivenessView
+from control_plane.decide.placement import evacuate, instance_views, place, stream_view
 from events import commands as cmd
 from events import control as ev
 from events.base import Command
@@ -30,7 +30,7 @@ class Reject(Exception):
         self.detail = detail
 
 
-def on_command(ctx: Ctx, c: Command, liveness: Liveness) -> None:
+def on_command(ctx: Ctx, c: Command, liveness: LivenessView) -> None:
     if c.command_id in ctx.state.processed_commands:
         return
     handler = _HANDLERS[type(c)]
@@ -72,7 +72,7 @@ def _stream(ctx: Ctx, stream_id: str) -> Any:
     return s
 
 
-def register_stream(ctx: Ctx, c: cmd.RegisterStream, _: Liveness) -> str:
+def register_stream(ctx: Ctx, c: cmd.RegisterStream, _: LivenessView) -> str:
     if c.stream_id in ctx.state.streams:
         raise Reject("already_registered", f"stream {c.stream_id!r} already exists")
     ctx.emit(
@@ -90,7 +90,7 @@ def register_stream(ctx: Ctx, c: cmd.RegisterStream, _: Liveness) -> str:
     return f"assigned to {s.server_id}" if s.server_id else "waiting for capacity"
 
 
-def deregister_stream(ctx: Ctx, c: cmd.DeregisterStream, _: Liveness) -> str:
+def deregister_stream(ctx: Ctx, c: cmd.DeregisterStream, _: LivenessView) -> str:
     _stream(ctx, c.stream_id)
     ctx.emit(
         ev.StreamDeregistered, causation=c.command_id, stream_id=c.stream_id, reason="operator"
@@ -98,21 +98,21 @@ def deregister_stream(ctx: Ctx, c: cmd.DeregisterStream, _: Liveness) -> str:
     return "removed"
 
 
-def drain(ctx: Ctx, c: cmd.DrainInstance, _: Liveness) -> str:
+def drain(ctx: Ctx, c: cmd.DrainInstance, _: LivenessView) -> str:
     inst = _server(ctx, c.server_id)
     if not inst.draining:
         ctx.emit(ev.InstanceDraining, causation=c.command_id, server_id=c.server_id)
     return f"draining {inst.current_streams} streams"
 
 
-def undrain(ctx: Ctx, c: cmd.UndrainInstance, _: Liveness) -> str:
+def undrain(ctx: Ctx, c: cmd.UndrainInstance, _: LivenessView) -> str:
     inst = _server(ctx, c.server_id)
     if inst.draining:
         ctx.emit(ev.InstanceUndrained, causation=c.command_id, server_id=c.server_id)
     return "receiving streams again"
 
 
-def set_capacity(ctx: Ctx, c: cmd.SetCapacity, _: Liveness) -> str:
+def set_capacity(ctx: Ctx, c: cmd.SetCapacity, _: LivenessView) -> str:
     inst = _server(ctx, c.server_id)
     if c.max_streams < inst.load:
         raise Reject(
@@ -129,7 +129,7 @@ def set_capacity(ctx: Ctx, c: cmd.SetCapacity, _: Liveness) -> str:
     return f"capacity {inst.max_streams} -> {c.max_streams}"
 
 
-def request_rebalance(ctx: Ctx, c: cmd.RequestRebalance, _: Liveness) -> str:
+def request_rebalance(ctx: Ctx, c: cmd.RequestRebalance, _: LivenessView) -> str:
     if not c.dry_run and ctx.state.rebalance is not None:
         raise Reject("rebalance_in_progress", f"plan {ctx.state.rebalance.plan_id} is running")
     moves = plan_rebalance(
@@ -141,7 +141,7 @@ def request_rebalance(ctx: Ctx, c: cmd.RequestRebalance, _: Liveness) -> str:
 def plan_rebalance(ctx: Ctx, *, dry_run: bool, reason: str, causation: str | None) -> int:
     """Ask the balancer for a plan and record it (also a dry run) as ``RebalancePlanned``."""
     streams = [stream_view(s) for s in ctx.state.streams.values() if s.server_id is not None]
-    plan = BALANCER.plan(instance_views(ctx.state), streams)
+    plan = ctx.balancer.plan(instance_views(ctx.state), streams)
     ctx.emit(
         ev.RebalancePlanned,
         causation=causation,
@@ -156,12 +156,12 @@ def plan_rebalance(ctx: Ctx, *, dry_run: bool, reason: str, causation: str | Non
     return len(plan.moves)
 
 
-def consistency_check(ctx: Ctx, c: cmd.RunConsistencyCheck, liveness: Liveness) -> str:
+def consistency_check(ctx: Ctx, c: cmd.RunConsistencyCheck, liveness: LivenessView) -> str:
     n = run_check(ctx, liveness, repair=c.repair, causation=c.command_id)
     return f"{n} divergences" + (" repaired" if c.repair else " found")
 
 
-def execute_emergency_recovery(ctx: Ctx, c: cmd.EmergencyRecovery, liveness: Liveness) -> str:
+def execute_emergency_recovery(ctx: Ctx, c: cmd.EmergencyRecovery, liveness: LivenessView) -> str:
     """Rebuild (the state is the fold), fail silent instances even in maintenance, re-place
     orphans, make every worker reconcile with its desired set, and leave maintenance."""
     failed = 0
@@ -183,7 +183,7 @@ def execute_emergency_recovery(ctx: Ctx, c: cmd.EmergencyRecovery, liveness: Liv
     return f"{failed} silent instances failed, {n} divergences repaired"
 
 
-_HANDLERS: dict[type[Command], Callable[[Ctx, Any, Liveness], str]] = {
+_HANDLERS: dict[type[Command], Callable[[Ctx, Any, LivenessView], str]] = {
     cmd.RegisterStream: register_stream,
     cmd.DeregisterStream: deregister_stream,
     cmd.DrainInstance: drain,

@@ -1,4 +1,8 @@
-"""Every threshold of the pure decision function, passed in as one frozen value."""
+"""Every threshold of the pure decision function, passed in as one frozen value.
+
+The balancer's thresholds are part of it (``balancer``), so ``decide`` reads nothing but its
+arguments: the same config, state and inputs always give the same events.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ from datetime import timedelta
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from control_plane.decide.balancer import BalancerConfig
 
 #: the failure detectors ``decide`` knows (docs/orchestrator.md, "Failure detection")
 FailureDetector = Literal["fixed", "phi"]
@@ -49,6 +55,8 @@ class DecideConfig(BaseModel):
     phi_acceptable_pause: timedelta = timedelta(seconds=1)
     #: inter-arrival samples an incarnation needs before phi judges it (fixed until then)
     phi_min_samples: int = Field(default=10, ge=2)
+    #: the balancer's thresholds (placements, plans, imbalance detection)
+    balancer: BalancerConfig = BalancerConfig()
 
     @model_validator(mode="after")
     def _phi_durations(self) -> Self:

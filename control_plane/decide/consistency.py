@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from control_plane.decide.context import Ctx
-from control_plane.decide.liveness import Liveness
+from control_plane.decide.liveness import LivenessView
 from control_plane.decide.placement import place
 from events import control as ev
 from events.heartbeat import StreamRunState
@@ -50,7 +50,7 @@ def counter_mismatches(state: ClusterState) -> list[Divergence]:
     return sorted(out)
 
 
-def worker_mismatches(state: ClusterState, liveness: Liveness) -> list[Divergence]:
+def worker_mismatches(state: ClusterState, liveness: LivenessView) -> list[Divergence]:
     """Live workers whose last report differs from their desired set."""
     out = []
     running_on: dict[str, list[str]] = {}
@@ -78,7 +78,7 @@ def worker_mismatches(state: ClusterState, liveness: Liveness) -> list[Divergenc
     return out
 
 
-def verify_system_consistency(state: ClusterState, liveness: Liveness) -> list[Divergence]:
+def verify_system_consistency(state: ClusterState, liveness: LivenessView) -> list[Divergence]:
     """Everything the checker can see from the state and the latest heartbeats."""
     return (
         detect_orphaned_streams(state)
@@ -87,7 +87,7 @@ def verify_system_consistency(state: ClusterState, liveness: Liveness) -> list[D
     )
 
 
-def run_check(ctx: Ctx, liveness: Liveness, *, repair: bool, causation: str | None) -> int:
+def run_check(ctx: Ctx, liveness: LivenessView, *, repair: bool, causation: str | None) -> int:
     """Emit a ``ConsistencyDivergenceFound`` per divergence, and repair when asked."""
     check_id = ctx.new_id()
     found = verify_system_consistency(ctx.state, liveness)

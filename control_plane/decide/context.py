@@ -3,6 +3,9 @@
 Every step of ``decide`` sees the effects of the steps before it, because each event is
 applied to ``ctx.state`` the moment it is emitted. An event the fold would refuse is never
 emitted: it is recorded in ``ctx.dropped`` (a bug in a decision step, logged by the shell).
+
+The balancer is built from ``config.balancer`` with the context, once per ``decide`` call:
+building one is a single small allocation, and nothing outlives the call.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from control_plane.decide.balancer import SmartLoadBalancer
 from control_plane.decide.config import DecideConfig
 from events.base import ControlEvent
 from projections.fold import apply
@@ -33,6 +37,11 @@ class Ctx:
     republish: set[str] = field(default_factory=set)
     #: human-readable alerts for the shell to log (no capacity, poison, ...)
     alerts: list[str] = field(default_factory=list)
+    #: the balancer with ``config.balancer``'s thresholds
+    balancer: SmartLoadBalancer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.balancer = SmartLoadBalancer(self.config.balancer)
 
     def emit(self, cls: type[E], *, causation: str | None = None, **fields: Any) -> E | None:
         """Build the next event (seq, epoch, id, time filled in), fold it, keep it."""

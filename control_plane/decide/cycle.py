@@ -19,10 +19,9 @@ from control_plane.decide.commands import on_command, plan_rebalance
 from control_plane.decide.config import DecideConfig
 from control_plane.decide.context import Ctx
 from control_plane.decide.failures import check_migrations, detect_failures, expire_quarantines
-from control_plane.decide.liveness import Liveness
+from control_plane.decide.liveness import LivenessView
 from control_plane.decide.observations import on_heartbeat
 from control_plane.decide.placement import (
-    BALANCER,
     advance_drains,
     advance_rebalance,
     instance_views,
@@ -57,7 +56,7 @@ class Decision:
 
 def decide(
     state: ClusterState,
-    liveness: Liveness,
+    liveness: LivenessView,
     inputs: Inputs,
     *,
     now: datetime,
@@ -65,7 +64,12 @@ def decide(
     config: DecideConfig,
     source: str = "streamplane/orchestrator",
 ) -> Decision:
-    """Everything one cycle decides, as events folded into the returned state."""
+    """Everything one cycle decides, as events folded into the returned state.
+
+    ``liveness`` is read, never changed (the shell observes heartbeats into its own
+    :class:`~control_plane.decide.liveness.Liveness` and hands over ``Liveness.view()``);
+    ``config`` carries every threshold, the balancer's included.
+    """
     ctx = Ctx(state=state, now=now, new_id=new_id, config=config, source=source)
     for hb in inputs.heartbeats:
         on_heartbeat(ctx, hb)
@@ -97,7 +101,7 @@ def _maybe_auto_rebalance(ctx: Ctx) -> None:
     if s.last_plan_at is not None and ctx.now - s.last_plan_at < cfg.rebalance_cooldown:
         return
     streams = [stream_view(x) for x in s.streams.values() if x.server_id is not None]
-    if streams and BALANCER.detect_imbalance(instance_views(s), streams):
+    if streams and ctx.balancer.detect_imbalance(instance_views(s), streams):
         plan_rebalance(ctx, dry_run=False, reason="imbalance", causation=None)
 
 

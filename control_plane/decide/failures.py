@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from control_plane.decide.config import DecideConfig
 from control_plane.decide.context import Ctx
-from control_plane.decide.liveness import Liveness
+from control_plane.decide.liveness import LivenessView
 from control_plane.decide.phi import earliest_suspicion, phi_of
 from control_plane.decide.placement import evacuate
 from events import control as ev
@@ -47,7 +47,7 @@ def handle_departure(ctx: Ctx, inst: EnhancedInstance) -> None:
     evacuate(ctx, inst.server_id, ev.Reasons.INSTANCE_LEFT)
 
 
-def observer_blind(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> tuple[bool, str]:
+def observer_blind(ctx: Ctx, liveness: LivenessView, observer_lag: timedelta) -> tuple[bool, str]:
     """Whether silence says more about us than about the workers."""
     as_of = _heard_until(ctx, observer_lag)
     return _blind(ctx, _silent(ctx, liveness, as_of), observer_lag, as_of)
@@ -82,7 +82,7 @@ class _Quiet(NamedTuple):
     suspect: bool
 
 
-def _silent(ctx: Ctx, liveness: Liveness, as_of: datetime) -> list[_Quiet]:
+def _silent(ctx: Ctx, liveness: LivenessView, as_of: datetime) -> list[_Quiet]:
     """Watched instances silent for at least the shortest silence that can matter.
 
     Cost: the servers heard before the cutoff (from the oldest sighting on) plus one C-speed
@@ -121,7 +121,7 @@ def _shortest_silence(cfg: DecideConfig) -> timedelta:
 
 
 def _suspect(
-    cfg: DecideConfig, liveness: Liveness, inst: EnhancedInstance, quiet: timedelta
+    cfg: DecideConfig, liveness: LivenessView, inst: EnhancedInstance, quiet: timedelta
 ) -> bool:
     """Whether a silence of ``quiet`` makes this heard incarnation suspect.
 
@@ -141,7 +141,7 @@ def _suspect(
     return quiet >= cfg.suspect_after
 
 
-def detect_failures(ctx: Ctx, liveness: Liveness, observer_lag: timedelta) -> None:
+def detect_failures(ctx: Ctx, liveness: LivenessView, observer_lag: timedelta) -> None:
     """Suspect, fail and move; or, when the observer looks blind, freeze and alert."""
     cfg = ctx.config
     as_of = _heard_until(ctx, observer_lag)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from operator import attrgetter
 
-from control_plane.decide.balancer import InstanceView, SmartLoadBalancer, StreamView
+from control_plane.decide.balancer import InstanceView, StreamView
 from control_plane.decide.context import Ctx
 from events import control as ev
 from projections.fold.state import (
@@ -21,7 +21,6 @@ from projections.fold.state import (
     StreamAssignment,
 )
 
-BALANCER = SmartLoadBalancer()
 _DRAINING = attrgetter("draining")
 
 
@@ -92,14 +91,14 @@ def place(ctx: Ctx, stream_ids: Sequence[str], reason: str) -> None:
 def has_home(ctx: Ctx, s: StreamAssignment, *, exclude: Sequence[str]) -> bool:
     """Whether an instance outside ``exclude`` may take ``s`` now (eligible, with room)."""
     views = instance_views(ctx.state, exclude)
-    return bool(BALANCER.place(views, [stream_view(s)], _loads(ctx.state)).assignments)
+    return bool(ctx.balancer.place(views, [stream_view(s)], _loads(ctx.state)).assignments)
 
 
 def _place_batch(
     ctx: Ctx, streams: list[StreamAssignment], reason: str, *, exclude: Sequence[str]
 ) -> None:
     views = instance_views(ctx.state, exclude)
-    result = BALANCER.place(views, [stream_view(s) for s in streams], _loads(ctx.state))
+    result = ctx.balancer.place(views, [stream_view(s) for s in streams], _loads(ctx.state))
     for a in result.assignments:
         inst = ctx.state.instances[a.server_id]
         ctx.emit(
@@ -227,7 +226,7 @@ def _drain_some(ctx: Ctx, server_id: str) -> None:
         if budget <= 0 or not _room(ctx, per, server_id):
             return
         views = instance_views(ctx.state, exclude=(server_id,))
-        home = BALANCER.place(views, [stream_view(s)], _loads(ctx.state))
+        home = ctx.balancer.place(views, [stream_view(s)], _loads(ctx.state))
         if not home.assignments:
             ctx.alerts.append(f"drain of {server_id}: no room for {s.stream_id}")
             return

@@ -1,13 +1,20 @@
-"""Settings of the orchestrator process (env prefix ``STREAMPLANE_``), read once in ``main``."""
+"""Settings of the orchestrator process (env prefix ``STREAMPLANE_``), read once in ``main``.
+
+This is where the environment is read; the pure core gets the result as one frozen
+:class:`DecideConfig` (``decide_config()``), the balancer's thresholds included
+(``STREAMPLANE_BALANCER_*``: the names, defaults and bounds of ``BalancerConfig``).
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from control_plane.decide.balancer import BalancerConfig
 from control_plane.decide.config import DecideConfig, FailureDetector
 
 
@@ -59,6 +66,14 @@ class OrchestratorSettings(BaseSettings):
     phi_min_std_ms: float = Field(default=100.0, gt=0, le=60_000)
     phi_acceptable_pause_ms: float = Field(default=1000.0, ge=0, le=600_000)
     phi_min_samples: int = Field(default=10, ge=2)
+    #: the balancer (``BalancerConfig``; env ``STREAMPLANE_BALANCER_*``, same bounds)
+    balancer_imbalance_threshold: float = Field(default=0.10, gt=0)
+    balancer_imbalance_min_weight: int = Field(default=1, ge=0)
+    balancer_candidate_limit: int = Field(default=8, ge=1)
+    balancer_max_moves: int = Field(default=BalancerConfig().max_moves, ge=0)
+    #: append each leader cycle's inputs and outputs to this JSONL file (off when unset);
+    #: docs/orchestrator.md, "Decision goldens"
+    record_decisions: Path | None = None
 
     @model_validator(mode="after")
     def _phi_window_holds_min_samples(self) -> Self:
@@ -92,6 +107,12 @@ class OrchestratorSettings(BaseSettings):
             phi_min_std=timedelta(milliseconds=self.phi_min_std_ms),
             phi_acceptable_pause=timedelta(milliseconds=self.phi_acceptable_pause_ms),
             phi_min_samples=self.phi_min_samples,
+            balancer=BalancerConfig(
+                imbalance_threshold=self.balancer_imbalance_threshold,
+                imbalance_min_weight=self.balancer_imbalance_min_weight,
+                candidate_limit=self.balancer_candidate_limit,
+                max_moves=self.balancer_max_moves,
+            ),
         )
 
     def liveness_phi_window(self) -> int:

@@ -5,10 +5,10 @@ N workers with the ``demo`` handler as child processes, registers M streams, the
 state, refreshed, until Ctrl-C or ``--duration``. ``--kill-worker-after`` and
 ``--kill-leader-after`` (and the keys k/l/a/q on a terminal) show failover happening.
 
-The view follows the control log incrementally (one consumer, each new event folded with
-:func:`projections.fold.apply`) and the heartbeats topic. The building blocks
-(:class:`Children`, :class:`LogFollower`, :class:`HeartbeatWatcher`) are reused by the
-benchmarks in ``bench/``.
+The children run under the process harness (:mod:`control_plane.tools.harness`). The view
+follows the control log incrementally (each new event folded into the previous state, never
+a replay from the start) and the heartbeats topic, with the shared readers of
+:mod:`projections.io.follow`. The benchmarks in ``bench/`` use the same pieces.
 """
 
 from __future__ import annotations
@@ -16,38 +16,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, TextIO
 
 import typer
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from control_plane.tools.demo_view import Header, RecentEvents, render
-from events import commands as cmd
-from events.base import ControlEvent
-from events.codec import decode_event, decode_heartbeat, encode
-from events.errors import EventError
-from events.heartbeat import Heartbeat
-from events.topics import HEARTBEATS, Topics
-from projections.fold import apply
-from projections.fold.state import ClusterState, InstanceStatus
-from projections.io.kafka import ensure_topics, make_consumer, make_producer, started
-
-#: how the children are started: the CLI without relying on the console script being on PATH
-CLI = (sys.executable, "-c", "from control_plane.cli import main; main()")
+from control_plane.tools.harness import (
+    Child,
+    Children,
+    child_env,
+    orchestrator_args,
+    worker_args,
+)
+from control_plane.tools.workload import capacity_for, registrations, send_commands, stream_specs
+from events.topics import Topics
+from projections.fold.state import InstanceStatus
+from projections.io.follow import HeartbeatWatcher, LogFollower, skip_undecodable
+from projections.io.kafka import ensure_topics
 
 
 class DemoSettings(BaseSettings):
@@ -66,183 +62,6 @@ class DemoSettings(BaseSettings):
     demo_cpu_ms: float = Field(default=0.2, ge=0)
 
 
-# --- child processes ------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Child:
-    name: str
-    kind: str  # "orchestrator" or "worker"
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    killed: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-
-@dataclass(slots=True)
-class Children:
-    """Child processes, each in its own session (so a terminal's Ctrl-C reaches only us),
-    logging to ``log_dir``; stopped with SIGTERM, then SIGKILL after a grace period."""
-
-    log_dir: Path
-    env: dict[str, str]
-    all: list[Child] = field(default_factory=list)
-
-    def spawn(self, name: str, kind: str, args: Sequence[str], **env: str) -> Child:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_path = self.log_dir / f"{name}.log"
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                list(args),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env | env,
-                start_new_session=True,
-            )
-        child = Child(name, kind, proc, log_path)
-        self.all.append(child)
-        return child
-
-    def alive(self, kind: str | None = None) -> list[Child]:
-        return [c for c in self.all if c.alive() and (kind is None or c.kind == kind)]
-
-    def signal(self, child: Child, sig: int) -> None:
-        # Our child leads its own process group: signal the group (its own children too).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(child.pid, sig)
-        if sig == signal.SIGKILL:
-            child.killed = True
-
-    def stop_all(self, grace: float) -> list[Child]:
-        """SIGTERM every live child, SIGKILL what is left after ``grace`` seconds, reap all;
-        returns the children that needed SIGKILL."""
-        for c in self.alive():
-            self.signal(c, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while self.alive() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        stubborn = self.alive()
-        for c in stubborn:
-            self.signal(c, signal.SIGKILL)
-        for c in self.all:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                c.proc.wait(timeout=5)
-        return stubborn
-
-
-def orchestrator_args(node_id: str) -> list[str]:
-    return [*CLI, "orchestrator", "--node-id", node_id]
-
-
-def worker_args(server_id: str, max_streams: int) -> list[str]:
-    return [*CLI, "worker", "--server-id", server_id, "--max-streams", str(max_streams)]
-
-
-def child_env(bootstrap: str, prefix: str, **extra: str) -> dict[str, str]:
-    """The environment of every child: this one plus Kafka, the topic prefix and ``extra``
-    (names without the ``STREAMPLANE_`` prefix, e.g. ``FAIL_AFTER="3"``)."""
-    env = dict(os.environ)
-    env["STREAMPLANE_KAFKA_BOOTSTRAP"] = bootstrap
-    env["STREAMPLANE_TOPIC_PREFIX"] = prefix
-    env.update({f"STREAMPLANE_{k.upper()}": v for k, v in extra.items()})
-    return env
-
-
-# --- following the log and the heartbeats ---------------------------------------------------
-
-
-class LogFollower:
-    """Reads the control log from the start and folds each new event into ``state``."""
-
-    def __init__(self, bootstrap: str, topics: Topics, *, kafka_timeout: float = 30.0):
-        self.state = ClusterState()
-        self.topics = topics
-        self._tp = TopicPartition(topics.events, 0)
-        self._timeout = kafka_timeout
-        self._consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
-        self._stack = contextlib.AsyncExitStack()
-
-    async def __aenter__(self) -> LogFollower:
-        await self._stack.enter_async_context(started(self._consumer, what="log follower"))
-        self._consumer.assign([self._tp])
-        async with asyncio.timeout(self._timeout):
-            await self._consumer.seek_to_beginning(self._tp)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
-
-    async def poll(self, timeout_ms: int = 200, max_records: int = 20_000) -> list[ControlEvent]:
-        """New events since the last call (already folded into ``state``)."""
-        async with asyncio.timeout(self._timeout + timeout_ms / 1000):
-            batch = await self._consumer.getmany(
-                self._tp, timeout_ms=timeout_ms, max_records=max_records
-            )
-        out: list[ControlEvent] = []
-        for r in batch.get(self._tp, []):
-            try:
-                event = decode_event(r.value)
-            except EventError:
-                continue  # the orchestrator dead-letters it; nothing to show
-            self.state = apply(self.state, event)
-            out.append(event)
-        return out
-
-
-class HeartbeatWatcher:
-    """The latest heartbeat per server_id, from every partition of the heartbeats topic."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: Topics,
-        *,
-        from_start: bool = False,
-        kafka_timeout: float = 30.0,
-    ):
-        self.latest: dict[str, Heartbeat] = {}
-        self._tps = [TopicPartition(topics.heartbeats, p) for p in range(HEARTBEATS.partitions)]
-        self._from_start = from_start
-        self._timeout = kafka_timeout
-        self._consumer: AIOKafkaConsumer = make_consumer(bootstrap, auto_offset_reset="latest")
-        self._stack = contextlib.AsyncExitStack()
-
-    async def __aenter__(self) -> HeartbeatWatcher:
-        await self._stack.enter_async_context(started(self._consumer, what="heartbeat watcher"))
-        self._consumer.assign(self._tps)
-        async with asyncio.timeout(self._timeout):
-            if self._from_start:
-                await self._consumer.seek_to_beginning(*self._tps)
-            else:
-                await self._consumer.seek_to_end(*self._tps)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
-
-    async def poll(self, timeout_ms: int = 0, max_records: int = 20_000) -> list[Heartbeat]:
-        """New heartbeats since the last call (``latest`` updated)."""
-        async with asyncio.timeout(self._timeout + timeout_ms / 1000):
-            batches = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        out: list[Heartbeat] = []
-        for records in batches.values():
-            for r in records:
-                try:
-                    hb = decode_heartbeat(r.value)
-                except EventError:
-                    continue
-                self.latest[hb.server_id] = hb
-                out.append(hb)
-        return out
-
-
 # --- the demo -------------------------------------------------------------------------------
 
 
@@ -257,45 +76,6 @@ class DemoOptions:
     topic_prefix: str | None = None
     bootstrap: str | None = None
     capacity: int | None = None
-
-
-def stream_specs(count: int) -> list[dict[str, Any]]:
-    """``count`` streams with weights and priorities varied a little (every 5th weighs 2)."""
-    width = len(str(count))
-    return [
-        {"stream_id": f"stream-{i + 1:0{width}d}", "weight": 2 if i % 5 == 4 else 1,
-         "priority": i % 3}
-        for i in range(count)
-    ]  # fmt: skip
-
-
-def capacity_for(specs: Sequence[dict[str, Any]], workers: int) -> int:
-    """Room for every stream even after one worker is lost, plus one."""
-    total = sum(int(s["weight"]) for s in specs)
-    return math.ceil(total / max(1, workers - 1)) + 1
-
-
-def registrations(specs: Sequence[dict[str, Any]], source: str) -> Iterator[cmd.RegisterStream]:
-    for spec in specs:
-        yield cmd.RegisterStream(
-            id=uuid.uuid4().hex,
-            source=source,
-            time=datetime.now(UTC),
-            command_id=uuid.uuid4().hex,
-            **spec,
-        )
-
-
-async def send_commands(
-    bootstrap: str, topic: str, commands: Sequence[Any], *, kafka_timeout: float = 30.0
-) -> None:
-    """Produce ``commands`` (keyed by command_id) and wait for every acknowledgement."""
-    async with started(make_producer(bootstrap), what="command sender") as producer:
-        async with asyncio.timeout(kafka_timeout):
-            futures = [
-                await producer.send(topic, encode(c), key=c.command_id.encode()) for c in commands
-            ]
-            await asyncio.gather(*futures)
 
 
 def default_prefix() -> str:
@@ -386,10 +166,16 @@ class Demo:
         self.children = Children(self.log_dir, child_env(bootstrap, self.prefix, **extra))
         self.say(f"streamplane demo: Kafka {bootstrap}, topic prefix {self.prefix}")
         self.say(f"logs of every process in {self.log_dir}")
+        # undecodable records: the orchestrator dead-letters them; the view has nothing to show
+        skip, net = skip_undecodable, t.demo_kafka_timeout_s
         try:
             async with (
-                LogFollower(bootstrap, self.topics) as self.follower,
-                HeartbeatWatcher(bootstrap, self.topics) as self.heartbeats,
+                LogFollower(
+                    bootstrap, self.topics, on_undecodable=skip, kafka_timeout=net
+                ) as self.follower,
+                HeartbeatWatcher(
+                    bootstrap, self.topics, on_undecodable=skip, kafka_timeout=net
+                ) as self.heartbeats,
             ):
                 await self._setup(bootstrap)
                 self._print_final(await self._live())

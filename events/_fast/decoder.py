@@ -1,4 +1,4 @@
-"""msgspec decoders: the first fast path of :func:`events.codec.decode`, made from the models.
+"""msgspec decoders: the fast path of :func:`events.codec.decode`, made from the models.
 
 For every message type a pair of ``msgspec.Struct`` classes is *generated* from the pydantic
 model's fields (:mod:`events._fast.mapping`, which says how each kind of field maps); one
@@ -6,6 +6,9 @@ model's fields (:mod:`events._fast.mapping`, which says how each kind of field m
 (:mod:`events._fast.codegen`) runs the checks msgspec cannot make natively
 (:mod:`events._fast.checks`) and makes the pydantic model the way pydantic-core does, with no
 second validation.
+
+What it refuses (None) the strict path of :mod:`events.codec` decodes, or rejects with the
+precise error; whatever it accepts is the very object the strict path would give.
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from typing import Any, Union
 import msgspec
 
 from events._fast.codegen import Convert
-from events._fast.mapping import Mapper, Plan, _message_plan
-from events._fast.wire import Unsupported
+from events._fast.mapping import Mapper, Plan, Unsupported, _message_plan
 from events.base import Message
 
 
@@ -26,7 +28,7 @@ class FastDecoder:
     """Decodes JSON bytes or text of the given types at their current version with msgspec.
 
     :meth:`decode` returns None, never raises, for anything else or anything unusual (the
-    next path then runs). The Structs and builders are made once, on the first message.
+    strict path then runs). The Structs and builders are made once, on the first message.
     """
 
     def __init__(
@@ -42,7 +44,7 @@ class FastDecoder:
         self._lock = threading.Lock()
 
     def unsupported(self) -> dict[str, str]:
-        """Type name -> why msgspec cannot decode it (those take the next path)."""
+        """Type name -> why msgspec cannot decode it (those always take the strict path)."""
         self._ready()
         return dict(self._unsupported)
 

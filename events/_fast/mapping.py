@@ -3,16 +3,17 @@
 For every message type a pair of ``msgspec.Struct`` classes is *generated* from the pydantic
 model's fields (never written by hand): the CloudEvents envelope, tagged by ``type``, with the
 model's envelope fields, and its ``data`` with the type's own fields, both with
-``forbid_unknown_fields`` (so ``data`` repeating an envelope key fails, as in the full path).
+``forbid_unknown_fields`` (so ``data`` repeating an envelope key fails, as in the strict path).
 One ``msgspec.json.Decoder`` reads the union of all envelopes; a builder generated per type
 then checks what msgspec cannot say natively and makes the pydantic model the way
 pydantic-core does (a bare instance and its four slots), with no second validation.
 
 Each field maps to a msgspec type that accepts a *subset* of what the model accepts, the
-rest left to :mod:`events._fast.wire` and the full path; an annotation, constraint, validator or
-setting with no exact mapping makes the type unsupported (it then always takes those paths):
+rest left to the strict path of :mod:`events.codec`; an annotation, constraint, validator or
+setting with no exact mapping makes the type unsupported (:class:`Unsupported`: it then always
+takes the strict path):
 
-- ``int``: a JSON integer in the model's bounds and in 64 bits (orjson, which the full path
+- ``int``: a JSON integer in the model's bounds and in 64 bits (orjson, which the strict path
   uses, reads longer integers as floats); strings, floats and booleans fail;
 - ``float``: a JSON number, then finite (pydantic forbids inf and NaN here);
 - ``str``: with the model's lengths (both count code points); a ``pattern`` only if
@@ -37,7 +38,7 @@ import math
 import types
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Annotated, Any, Literal, NamedTuple, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, NamedTuple, Union, cast, get_args, get_origin
 
 import annotated_types as at
 import msgspec
@@ -63,20 +64,24 @@ from events._fast.codegen import (
     pair,
     unpacker,
 )
-from events._fast.wire import Unsupported, _model
 from events.base import ENVELOPE_FIELDS, Message, _aware_utc
 from events.ids import _int_to_str
 
 UNSET = msgspec.UNSET
 
-#: envelope attributes the full path requires whatever the model says
+#: envelope attributes the strict path requires whatever the model says
 _ALWAYS_REQUIRED = frozenset({"id", "source", "time"})
 #: envelope attributes that are no model field: a data field of that name is not mapped
 _ATTRIBUTES = frozenset({"specversion", "type", "datacontenttype", "subject", "schemaversion"})
-#: orjson reads integers beyond 64 bits as floats (the full path's value then differs), and
-#: msgspec's bounds must fit an int64: integers in 2**63 .. 2**64-1 take the next path
+#: orjson reads integers beyond 64 bits as floats (the strict path's value then differs), and
+#: msgspec's bounds must fit an int64: integers in 2**63 .. 2**64-1 take the strict path
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _CONFIG_KEYS = frozenset({"frozen", "extra", "strict", "allow_inf_nan", "title"})
+
+
+class Unsupported(Exception):
+    """What a model holds that the fast path cannot reproduce exactly (its type then always
+    takes the strict path): raised while the plans are made, never while decoding."""
 
 
 class Nested(NamedTuple):
@@ -282,7 +287,7 @@ class Mapper:
 
 def _check_model(cls: type[BaseModel]) -> None:
     """Raises :class:`Unsupported` if building ``cls`` runs code a builder would skip."""
-    _model(cls)  # type: ignore[arg-type]  # no custom init, post-init, model validator
+    _check_core_schema(cls)
     decorators = cls.__pydantic_decorators__
     if decorators.validators or decorators.field_validators or decorators.root_validators:
         raise Unsupported("has field validators")
@@ -298,6 +303,27 @@ def _check_model(cls: type[BaseModel]) -> None:
             raise Unsupported(f"{name}: alias or discriminator")
         if info.validate_default or info.default_factory_takes_validated_data:
             raise Unsupported(f"{name}: default validated or made from other fields")
+
+
+def _check_core_schema(cls: type[BaseModel]) -> None:
+    """Raises :class:`Unsupported` if pydantic-core builds ``cls`` with Python code of its own
+    (custom ``__init__``, ``model_post_init``, a root model, a model validator) or keeps extra
+    fields: a builder that sets the four slots directly would skip or miss them."""
+    schema: dict[str, Any] = cast(dict[str, Any], cls.__pydantic_core_schema__)
+    if schema["type"] == "definitions":
+        definitions = schema["definitions"]
+        schema = schema["schema"]
+        if schema["type"] == "definition-ref":
+            ref = schema["schema_ref"]
+            schema = next(d for d in definitions if d.get("ref") == ref)
+    if schema["type"] != "model" or schema["cls"] is not cls:
+        raise Unsupported("not a plain model schema")
+    if schema.get("custom_init") or schema.get("post_init") or schema.get("root_model"):
+        raise Unsupported("runs Python code when built")
+    if schema["schema"]["type"] != "model-fields":
+        raise Unsupported("has a model validator")
+    if schema.get("config", {}).get("extra_fields_behavior") == "allow":
+        raise Unsupported("allows extra fields")  # model_validate would set {} as the extra
 
 
 def _struct(name: str, fields: list[Field], extra: list[Any] = (), **options: Any) -> Any:  # type: ignore[assignment]
@@ -339,7 +365,7 @@ def _message_plan(
         ("specversion", Literal[specversion]),
         ("data", data),
         ("datacontenttype", Union[Literal[content_type], msgspec.UnsetType], UNSET),  # noqa: UP007
-        ("subject", str | None | msgspec.UnsetType, UNSET),  # the full path ignores it
+        ("subject", str | None | msgspec.UnsetType, UNSET),  # the strict path ignores it
         # absent means version 1; 1.0 and true are no JSON integers and fail
         ("schemaversion", Literal[version], *((UNSET,) if version == 1 else ())),
     ]

@@ -5,11 +5,22 @@ No clock, no randomness, no I/O. Everything that materialises state imports it f
 
 from projections.fold.driver import (
     RECENT_WINDOW,
+    Folder,
+    HalfWrittenError,
     StepFolder,
     apply,
     fold,
     fold_from,
-    persistent_fold,
+    fold_until,
 )
 
-__all__ = ["RECENT_WINDOW", "StepFolder", "apply", "fold", "fold_from", "persistent_fold"]
+__all__ = [
+    "RECENT_WINDOW",
+    "Folder",
+    "HalfWrittenError",
+    "StepFolder",
+    "apply",
+    "fold",
+    "fold_from",
+    "fold_until",
+]

@@ -1,8 +1,7 @@
-"""The fold's rules 1-3 (duplicates, epochs, seq), shared by both ways of folding.
+"""The fold's rules 1-3 (duplicates, epochs, seq), and the findings the fold keeps.
 
-:func:`projections.fold.apply` (one event, persistent state) and
-:class:`projections.fold.transient.Folder` (whole batches, in place) judge every event with the
-same :func:`check`, so they cannot drift apart.
+The one driver (:func:`projections.fold.driver.fold_into`) judges every event with
+:func:`check` before its transition runs; ``apply`` and the ``Folder`` both go through it.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ def check(
 ) -> tuple[bool, tuple[FindingKind, str] | None]:
     """Rules 1-3 against the state's ``seq`` and ``epoch`` (``known``: the id of the event
     already applied at ``event.seq``, if remembered): whether the event's content may be
-    applied, and the finding to record first, if any. Shared by :func:`apply` and
-    :class:`projections.fold.transient.Folder`, so both judge every event alike."""
+    applied, and the finding to record first, if any."""
     if event.seq <= seq and known == event.id:
         return False, None  # exact duplicate: idempotent
     if event.epoch < epoch:

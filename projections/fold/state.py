@@ -25,6 +25,7 @@ from events.heartbeat import PerformanceMetrics, StreamPerformance
 
 _T = TypeVar("_T")
 _REPLACERS: dict[type, Callable[..., Any]] = {}
+_BUILDERS: dict[type, Callable[[dict[str, Any]], Any]] = {}
 
 
 def _make_replacer(cls: type) -> Callable[..., Any]:
@@ -93,6 +94,35 @@ def replacer(cls: type[_T]) -> Callable[..., _T]:
     if fn is None:
         fn = _REPLACERS[cls] = _make_replacer(cls)
     return fn
+
+
+def builder(cls: type[_T]) -> Callable[[dict[str, Any]], _T]:
+    """A function making the instance of ``cls`` (a frozen dataclass with a ``__dict__``)
+    whose fields are exactly the dict it is given, without ``__init__``: that dict *becomes*
+    the instance's ``__dict__``, so pass one nobody else holds. How the fold's working
+    copies (:class:`projections.fold.transitions.draft.Draft`) become values again; a dict
+    with a field too many or too few raises ``TypeError``."""
+    fn = _BUILDERS.get(cls)
+    if fn is None:
+        fn = _BUILDERS[cls] = _dict_builder(cls)
+    return fn
+
+
+def _dict_builder(cls: Any) -> Callable[[dict[str, Any]], Any]:
+    size = len(dataclasses.fields(cls))
+    if "__slots__" in cls.__dict__:
+        raise TypeError(f"{cls.__name__} is slotted: it has no __dict__ to build it from")
+    new, set_dict = object.__new__, object.__setattr__
+
+    def build(fields: dict[str, Any]) -> Any:
+        if len(fields) != size:
+            raise TypeError(f"{cls.__name__} has {size} fields, not {sorted(fields)}")
+        made: Any = new(cls)
+        set_dict(made, "__dict__", fields)
+        return made
+
+    build.__name__ = f"build_{cls.__name__}"
+    return build
 
 
 if TYPE_CHECKING:

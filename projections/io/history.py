@@ -18,7 +18,7 @@ from events.base import ControlEvent
 from events.codec import decode_event
 from events.errors import EventError
 from events.topics import Topics
-from projections.fold import apply
+from projections.fold import fold_until
 from projections.fold.snapshots import InvalidSnapshotError, Snapshot, restore_state
 from projections.fold.state import ClusterState
 from projections.io.kafka import DEFAULT_TIMEOUT, check_topic, kafka_error, make_consumer, started
@@ -100,10 +100,9 @@ async def state_at(
     reader = read_events(bootstrap, topics.events, from_offset=from_offset)
     async with aclosing(reader):
         async for events in reader:
-            for event in events:
-                if state.seq >= seq:
-                    return state
-                state = apply(state, event)
+            state, folded = fold_until(state, events, seq=seq)
+            if folded < len(events):
+                return state
     return state
 
 

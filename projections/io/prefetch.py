@@ -39,6 +39,7 @@ from events.codec import pack_events
 from projections import errors as perr
 from projections.errors import KafkaIOError, KafkaUnavailableError
 from projections.io.kafka import fetch_batch, make_consumer, started
+from projections.io.replay_batch import Columns
 
 #: seconds to wait for the child to exit once told to
 EXIT_TIMEOUT = 5.0
@@ -49,22 +50,6 @@ WRITER_POLL = 0.002
 #: bytes the parent buffers from the child before it stops reading the pipe (back-pressure)
 PIPE_BUFFER = 16 * 1024 * 1024
 _FRAME = struct.Struct("!Q")  # each message: its length, then the pickle
-
-
-class Columns(NamedTuple):
-    """One fetched batch: ``position`` is the consumer's position after it. Either
-    ``values`` holds every record's value, or ``chunks`` holds them by chunks of the
-    spec's ``pack_chunk`` records: each the chunk's events checked and packed
-    (:func:`events.codec.pack_events`), or its raw values where they could not be.
-    ``timestamps`` and ``keys`` are empty when every chunk is packed (they only serve dead
-    letters)."""
-
-    position: int
-    offsets: list[int]
-    timestamps: list[int]
-    keys: list[bytes | None]
-    values: list[bytes | None]
-    chunks: list[bytes | list[bytes | None]] = []  # never mutated
 
 
 def pack_chunks(values: list[bytes | None], size: int) -> list[bytes | list[bytes | None]]:

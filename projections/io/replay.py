@@ -2,7 +2,8 @@
 
 ``await replay(bootstrap, "streamplane.events")`` reads partition 0 from ``from_offset``
 with a read_committed consumer (manual ``assign`` + ``seek``, ``getmany``), decodes every
-record with :func:`events.decode_event` and folds it with :func:`projections.fold.apply`.
+record with :func:`events.decode_event` and folds it with the one fold
+(:mod:`projections.fold.driver`).
 It stops at the end offset captured when it starts (the last stable offset: records of
 transactions still open lie beyond it), or earlier at ``until_offset`` / ``until_time``.
 
@@ -15,8 +16,9 @@ reaching the stop offset, never by counting records.
 
 A long replay reads in a child process that also checks the records
 (:mod:`projections.io.prefetch`, :mod:`events._fast.handover`); the batch step, the same either way,
-is :mod:`projections.io.replay_batch`. The fold runs in place
-(:class:`projections.fold.transient.Folder`), the same state ``apply`` reaches event by event.
+is :mod:`projections.io.replay_batch`. The fold runs in place (:class:`projections.fold.Folder`),
+the same state ``apply`` reaches event by event. Time travel over events already in memory
+is :func:`projections.fold.fold_until`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -33,15 +35,13 @@ from aiokafka import errors as kafka_errors
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events.base import ControlEvent
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError
-from projections.fold import apply
+from projections.fold import HalfWrittenError
 from projections.fold.state import ClusterState
-from projections.fold.transient import HalfWrittenError
 from projections.io.dlq import DeadLetter, DeadLetterSink
 from projections.io.kafka import check_topic, fetch_batch, kafka_error, make_consumer, started
-from projections.io.prefetch import ChildSpec, Columns, prefetched
-from projections.io.replay_batch import DECODE_CHUNK, Clock, Run, write_dead_letters
+from projections.io.prefetch import ChildSpec, prefetched
+from projections.io.replay_batch import DECODE_CHUNK, Clock, Columns, Run, write_dead_letters
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,10 @@ async def replay(
     Raises :class:`OffsetOutOfRangeError` if ``from_offset`` is not in the log, and a
     :class:`KafkaIOError` when Kafka fails or stalls (``retriable`` says if a retry helps).
 
-    Should the in-place fold break (:class:`projections.fold.transient.HalfWrittenError`, a bug
-    the tests rule out), the replay is logged as an error and runs again from the start with
-    the persistent fold; dead letters already written are not written twice, and progress
-    starts over.
+    Should the in-place fold break (:class:`projections.fold.HalfWrittenError`, a bug the
+    tests rule out), the replay logs it as an error (the fold itself logs nothing) and runs
+    again from the start with ``apply``, event by event; dead letters already written are not
+    written twice, and progress starts over.
     """
     cfg = settings or ReplaySettings()
     state = from_state or ClusterState()
@@ -318,21 +318,6 @@ class _Loop:
                 self.reported = ReplayProgress(min(position, stop), stop, run.events, run.rejected)
                 on_progress(self.reported)
         return stop
-
-
-def fold_until(
-    events: Iterable[ControlEvent], until_time: datetime, state: ClusterState | None = None
-) -> tuple[ClusterState, int]:
-    """Pure time travel over decoded events: fold the prefix whose events are not later than
-    ``until_time``; returns the state and how many events it folded."""
-    state = state or ClusterState()
-    folded = 0
-    for event in events:
-        if event.time > until_time:
-            break
-        state = apply(state, event)
-        folded += 1
-    return state, folded
 
 
 def replay_to_time(

@@ -1,11 +1,13 @@
 """One replay's batch step: decode (or unpack) and fold a fetched batch, dead letters aside.
 
 :class:`Run` holds what a replay accumulates (the folder, the counts, the first dead letters)
-and folds one :class:`projections.io.prefetch.Columns` at a time, chunk by chunk: a chunk the
-reader process checked and packed is unpacked (:mod:`events._fast.handover`), a raw one goes through
-the decode's fast path whole, or record by record (precise errors, dead letters) when that
-path refuses it. :func:`projections.io.replay.replay` drives it; ``tests/unit/test_replay_batch.py``
-tests it without Kafka.
+and folds one :class:`Columns` at a time, chunk by chunk: a chunk the reader process checked
+and packed is unpacked (:mod:`events._fast.handover`), a raw one goes through the decode's
+fast path whole, or record by record (precise errors, dead letters) when that path refuses
+it. :func:`projections.io.replay.replay` drives it; ``tests/unit/test_replay_batch.py`` tests
+it without Kafka. :class:`Columns` is defined here, not beside the reader process
+(:mod:`projections.io.prefetch`) that also sends it: the batch step does not depend on how
+the batch was read.
 """
 
 from __future__ import annotations
@@ -15,15 +17,14 @@ import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import NamedTuple
 
 from events.base import ControlEvent
 from events.codec import decode_event, decode_events_fast, unpack_events
 from events.errors import EventError, MalformedMessageError
-from projections.fold import StepFolder
+from projections.fold import Folder, StepFolder
 from projections.fold.state import ClusterState
-from projections.fold.transient import Folder
 from projections.io.dlq import DeadLetter, DeadLetterSink, make_dead_letter
-from projections.io.prefetch import Columns
 
 log = logging.getLogger("projections.io.replay")
 
@@ -34,10 +35,26 @@ Clock = Callable[[], datetime]
 DECODE_CHUNK = 256
 
 
+class Columns(NamedTuple):
+    """One fetched batch, read here or by the reader process: ``position`` is the consumer's
+    position after it. Either ``values`` holds every record's value, or ``chunks`` holds them
+    by chunks of ``ChildSpec.pack_chunk`` records (:mod:`projections.io.prefetch`): each the
+    chunk's events checked and packed (:func:`events.codec.pack_events`), or its raw values
+    where they could not be. ``timestamps`` and ``keys`` are empty when every chunk is packed
+    (they only serve dead letters)."""
+
+    position: int
+    offsets: list[int]
+    timestamps: list[int]
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    chunks: list[bytes | list[bytes | None]] = []  # never mutated
+
+
 class Run:
     """The mutable bookkeeping of one replay (kept out of the hot loop's locals).
 
-    ``in_place`` folds with :class:`projections.fold.transient.Folder`, else event by event
+    ``in_place`` folds with :class:`projections.fold.Folder`, else event by event
     (:class:`projections.fold.StepFolder`, the fallback). Dead letters at offsets below
     ``letters_from`` are counted and kept but not written again (a previous attempt did)."""
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from support.cluster import Cluster, in_flight_peak, open_cluster
+from support.cluster import Cluster, open_cluster
+from support.observed import in_flight_peak
 
 from events import commands as cmd
 from events.control import (

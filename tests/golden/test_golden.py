@@ -1,21 +1,25 @@
 """Replay the checked-in golden logs and fail loudly, with a diff, on any divergence.
 
 Each ``<name>.jsonl`` (CloudEvents records, one per line) must fold to exactly the canonical
-state in ``<name>.state.json``. A difference means the fold (or the codec) changed how it
-reads history that already exists: fix the code, or, if the change is intended, regenerate
-with ``python -m tests.golden.regen --states`` and review the diff (docs/projections.md).
+state in ``<name>.state.json``, by both ways of running the fold: ``apply`` event by event
+(a persistent state per event, as the orchestrator folds) and a ``Folder`` in place (as a
+replay folds); the two must also equal each other. A difference means the fold (or the
+codec) changed how it reads history that already exists: fix the code, or, if the change is
+intended, regenerate with ``python -m tests.golden.regen --states`` and review the diff
+(docs/projections.md).
 """
 
 from __future__ import annotations
 
 import difflib
+from functools import reduce
 from pathlib import Path
 
 import orjson
 import pytest
 
 from events import ControlEvent, decode_event
-from projections.fold import fold
+from projections.fold import Folder, apply, fold
 from projections.fold.canonical import state_dumps, state_from_jsonable
 from projections.fold.state import ClusterState, FindingKind
 
@@ -38,24 +42,39 @@ def test_the_golden_logs_are_there() -> None:
         assert (HERE / f"{name}.state.json").is_file(), f"{name}.state.json is missing"
 
 
+def _both_drivers(events: list[ControlEvent]) -> dict[str, ClusterState]:
+    """The log folded by each way of running the one driver (docs/projections.md)."""
+    return {
+        "apply, event by event": reduce(apply, events, ClusterState()),
+        "Folder, in place": Folder().apply_all(events).state(),
+    }
+
+
 @pytest.mark.parametrize("log", LOGS, ids=lambda p: p.stem)
 def test_golden_log_folds_to_its_expected_state(log: Path) -> None:
     expected_path = log.with_name(f"{log.stem}.state.json")
     expected = expected_path.read_bytes()
-    actual = state_dumps(fold(_read(log)), indent=True) + b"\n"
-    if actual != expected:
-        diff = "\n".join(
-            difflib.unified_diff(
-                expected.decode().splitlines(),
-                actual.decode().splitlines(),
-                fromfile=str(expected_path.name),
-                tofile="fold(log)",
-                lineterm="",
+    states = _both_drivers(_read(log))
+    for driver, state in states.items():
+        actual = state_dumps(state, indent=True) + b"\n"
+        if actual != expected:
+            diff = "\n".join(
+                difflib.unified_diff(
+                    expected.decode().splitlines(),
+                    actual.decode().splitlines(),
+                    fromfile=str(expected_path.name),
+                    tofile=f"fold(log): {driver}",
+                    lineterm="",
+                )
             )
-        )
-        pytest.fail(f"replay of {log.name} diverged from {expected_path.name}:\n{diff}")
+            pytest.fail(
+                f"replay of {log.name} ({driver}) diverged from {expected_path.name}:\n{diff}"
+            )
+    by_apply, in_place = states.values()
+    assert by_apply == in_place
+    assert fold(_read(log)) == in_place
     # the expected file is also a valid snapshot: it reads back into the same state
-    assert state_dumps(state_from_jsonable(orjson.loads(expected)), indent=True) + b"\n" == actual
+    assert state_dumps(state_from_jsonable(orjson.loads(expected)), indent=True) + b"\n" == expected
 
 
 # What a reviewer checked in each expected state, stated independently of the files.

@@ -14,14 +14,13 @@ import pytest
 from events.codec import encode
 from events.topics import EVENTS, Topics
 from projections.errors import OffsetOutOfRangeError, UnknownTopicError
-from projections.fold import apply, fold, fold_from
+from projections.fold import apply, fold, fold_from, fold_until
 from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState
 from projections.io.kafka import end_offsets, ensure_topics, make_producer, publish, started
 from projections.io.replay import (
     ReplayProgress,
     ReplaySettings,
-    fold_until,
     replay,
     replay_to_time,
 )
@@ -87,7 +86,7 @@ async def test_replay_until_time_stops_at_the_first_later_event(
     await ensure_topics(kafka_bootstrap, topics, (EVENTS,))
     await _publish(kafka_bootstrap, topics.events, [encode(e) for e in history])
     when = history[1_234].time + timedelta(microseconds=1)
-    expected, count = fold_until(history, when)
+    expected, count = fold_until(ClusterState(), history, time=when)
     assert 0 < count < len(history)
 
     result = await replay(kafka_bootstrap, topics.events, until_time=when)

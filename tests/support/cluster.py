@@ -1,5 +1,5 @@
-"""A process harness for the end-to-end and chaos tests: real ``streamplane orchestrator``
-and ``streamplane worker`` processes on a real Kafka, under a topic prefix unique to the test.
+"""A cluster for the end-to-end and chaos tests: real ``streamplane orchestrator`` and
+``streamplane worker`` processes on a real Kafka, under a topic prefix unique to the test.
 
     async with open_cluster(request, kafka_bootstrap, topic_prefix, tmp_path) as c:
         c.start_orchestrator("o1")
@@ -7,13 +7,15 @@ and ``streamplane worker`` processes on a real Kafka, under a topic prefix uniqu
         await c.command(RegisterStream, stream_id="s1")
         await c.wait_until(lambda: c.running_once(["s1"]), 20, "s1 runs exactly once")
 
-Every process logs to a file under the test's ``tmp_path``; when the test failed, the tail of
-each log is written to the terminal. Every process is killed on exit, whatever happened.
+The processes run under the project's process harness (:mod:`control_plane.tools.harness`):
+each logs to a file under the test's ``tmp_path``; when the test failed, the tail of each log
+is written to the terminal. Every process is killed on exit, whatever happened.
 
-Two background readers follow the topics while the test runs: :attr:`Cluster.log` holds
-every committed control event in order, :attr:`Cluster.heartbeats` the latest heartbeat of
-each server. Checks given to :meth:`Cluster.wait_until` return a problem description
-(``""`` when all is well) so that a timeout says what was still wrong.
+Two background readers (:mod:`projections.io.follow`) follow the topics while the test runs:
+:attr:`Cluster.log` holds every committed control event in order and their fold,
+:attr:`Cluster.heartbeats` the latest heartbeat of each server. Checks given to
+:meth:`Cluster.wait_until` return a problem description (``""`` when all is well) so that a
+timeout says what was still wrong.
 """
 
 from __future__ import annotations
@@ -22,30 +24,27 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
 
 from control_plane.client import read_state, send_command
+from control_plane.tools.harness import Child, Children, orchestrator_args, worker_args
 from events import encode
 from events.base import Command, ControlEvent
-from events.codec import decode_event, decode_heartbeat
 from events.control import CommandCompleted, CommandRejected, LeaderElected
-from events.errors import EventError
-from events.heartbeat import Heartbeat, StreamRunState
-from events.topics import HEARTBEATS, Topics
-from projections.fold import fold
+from events.heartbeat import StreamRunState
+from events.topics import Topics
 from projections.fold.state import ClusterState
-from projections.io.kafka import ensure_topics, make_consumer, make_producer, started
+from projections.io.follow import HeartbeatWatcher, LogFollower, skip_undecodable
+from projections.io.kafka import ensure_topics, make_producer, started
+from support.observed import HeartbeatsSeen, LogWatcher, holds_commands
 
 #: settings every process of a test cluster gets unless the test overrides them
 DEFAULT_ENV: dict[str, str] = {
@@ -62,78 +61,8 @@ LOG_TAIL = 80
 
 #: a check returns "" or True when satisfied, else a description of what is wrong
 Check = Callable[[], Any]
-E = TypeVar("E", bound=ControlEvent)
-
-
-def streamplane_command() -> list[str]:
-    """The ``streamplane`` console script of the running interpreter's environment."""
-    script = Path(sys.executable).parent / "streamplane"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from control_plane.cli import main; main()"]
-
-
-@dataclass
-class Proc:
-    """One child process: an orchestrator or a worker."""
-
-    name: str
-    kind: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    paused: bool = False
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    @property
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    @property
-    def serving(self) -> bool:
-        """Alive and not SIGSTOPped: its latest heartbeat describes reality."""
-        return self.alive and not self.paused
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-@dataclass(frozen=True)
-class Seen:
-    heartbeat: Heartbeat
-    at: float  # time.monotonic() when the harness read it
-
-
-@dataclass
-class HeartbeatWatcher:
-    """Follows the heartbeats topic: the latest heartbeat per server, incarnations seen."""
-
-    latest: dict[str, Seen] = field(default_factory=dict)
-    incarnations: dict[str, list[str]] = field(default_factory=dict)
-    #: (server_id, incarnation) -> the first heartbeat of that incarnation
-    first: dict[tuple[str, str], Heartbeat] = field(default_factory=dict)
-    count: int = 0
-
-    def observe(self, hb: Heartbeat) -> None:
-        self.latest[hb.server_id] = Seen(hb, time.monotonic())
-        self.first.setdefault((hb.server_id, hb.incarnation), hb)
-        seen = self.incarnations.setdefault(hb.server_id, [])
-        if hb.incarnation not in seen:
-            seen.append(hb.incarnation)
-        self.count += 1
-
-
-@dataclass
-class LogWatcher:
-    """Follows the control log (read_committed): every committed event, in log order."""
-
-    events: list[ControlEvent] = field(default_factory=list)
-
-    def of(self, cls: type[E], since: int = 0) -> list[E]:
-        """Events of type ``cls`` at list index ``since`` or later."""
-        return [e for e in self.events[since:] if isinstance(e, cls)]
+#: one orchestrator or worker process (the process harness's child)
+Proc = Child
 
 
 class Cluster:
@@ -144,10 +73,21 @@ class Cluster:
         self.topics = Topics(prefix)
         self.log_dir = log_dir
         self.env = {**DEFAULT_ENV, **env}
-        self.procs: dict[str, Proc] = {}
+        # the test's settings only: none of this shell's STREAMPLANE_* variables
+        base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPLANE_")}
+        base |= self.env | {
+            "STREAMPLANE_KAFKA_BOOTSTRAP": bootstrap,
+            "STREAMPLANE_TOPIC_PREFIX": prefix,
+        }
+        self.children = Children(log_dir, base)
         self.log = LogWatcher()
-        self.heartbeats = HeartbeatWatcher()
+        self.heartbeats = HeartbeatsSeen()
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def procs(self) -> dict[str, Proc]:
+        """name -> the latest process started under that name."""
+        return self.children.by_name
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -161,13 +101,7 @@ class Cluster:
 
     async def close(self) -> None:
         """Kill every process still running and stop the readers."""
-        for proc in self.procs.values():
-            if proc.alive:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGKILL)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(timeout=10)
+        await asyncio.to_thread(self.children.stop_all, 0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -181,40 +115,16 @@ class Cluster:
 
     # --- processes ----------------------------------------------------------------------
 
-    def _spawn(self, name: str, kind: str, args: Sequence[str], env: dict[str, str]) -> Proc:
-        assert name not in self.procs or not self.procs[name].alive, f"{name} already runs"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPLANE_")}
-        full_env |= self.env | env
-        full_env |= {
-            "STREAMPLANE_KAFKA_BOOTSTRAP": self.bootstrap,
-            "STREAMPLANE_TOPIC_PREFIX": self.topics.prefix,
-            "PYTHONUNBUFFERED": "1",
-        }
-        runs = sum(1 for p in self.log_dir.glob(f"{name}*.log"))
-        log_path = self.log_dir / f"{name}{'' if not runs else f'.{runs}'}.log"
-        with log_path.open("wb") as out:
-            popen = subprocess.Popen(
-                [*streamplane_command(), *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=full_env,
-                start_new_session=True,  # a Ctrl-C of pytest must not reach them first
-            )
-        proc = Proc(name, kind, popen, log_path)
-        self.procs[name] = proc
-        return proc
-
     def start_orchestrator(self, name: str, **env: str) -> Proc:
         """``streamplane orchestrator --node-id NAME`` (``env``: extra STREAMPLANE_* values)."""
-        return self._spawn(name, "orchestrator", ["orchestrator", "--node-id", name], env)
+        return self.children.spawn(name, "orchestrator", orchestrator_args(name), env)
 
     def start_worker(
         self, server_id: str, *, max_streams: int, args: Sequence[str] = (), **env: str
     ) -> Proc:
         """``streamplane worker --server-id ID --max-streams N --handler demo [args]``."""
-        argv = ["worker", "--server-id", server_id, "--max-streams", str(max_streams)]
-        return self._spawn(server_id, "worker", [*argv, "--handler", "demo", *args], env)
+        argv = worker_args(server_id, max_streams, "--handler", "demo", *args)
+        return self.children.spawn(server_id, "worker", argv, env)
 
     async def start_orchestrator_pair(self, *names: str) -> tuple[Proc, list[Proc]]:
         """Start orchestrators until all are group members; returns (active, standbys).
@@ -231,7 +141,7 @@ class Cluster:
             await self.wait_for_log_line(proc, "Successfully synced group", 30)
 
         def holder() -> Proc | None:
-            owning = [p for p in procs if _holds_commands(p.log_text())]
+            owning = [p for p in procs if holds_commands(p.log_text())]
             return owning[0] if len(owning) == 1 else None
 
         await self.wait_until(
@@ -245,50 +155,44 @@ class Cluster:
 
     def kill(self, proc: Proc) -> None:
         """SIGKILL (kill -9) and reap."""
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.popen.wait(timeout=10)
-        proc.paused = False
+        self.children.kill(proc)
 
     async def terminate(self, proc: Proc, within: float = 30.0) -> int:
         """SIGTERM and wait for the exit code (without blocking the event loop)."""
-        os.kill(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + within
-        while proc.popen.poll() is None:
-            assert time.monotonic() < deadline, f"{proc.name} ignored SIGTERM for {within}s"
-            await asyncio.sleep(0.1)
-        return int(proc.popen.returncode)
+        self.children.signal(proc, signal.SIGTERM)
+        code = await proc.wait(within)
+        assert code is not None, f"{proc.name} ignored SIGTERM for {within}s"
+        return code
 
     def pause(self, proc: Proc) -> None:
         """SIGSTOP: the process freezes (no heartbeats, no group membership, no writes)."""
-        os.kill(proc.pid, signal.SIGSTOP)
-        proc.paused = True
+        self.children.pause(proc)
 
     def resume(self, proc: Proc) -> None:
         """SIGCONT."""
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.paused = False
+        self.children.resume(proc)
 
     def signal(self, proc: Proc, sig: signal.Signals) -> None:
-        os.kill(proc.pid, sig)
+        self.children.signal(proc, sig)
 
     def workers(self) -> list[Proc]:
-        return [p for p in self.procs.values() if p.kind == "worker"]
+        return self.children.of_kind("worker")
 
     def orchestrators(self) -> list[Proc]:
-        return [p for p in self.procs.values() if p.kind == "orchestrator"]
+        return self.children.of_kind("orchestrator")
 
     # --- the control log ----------------------------------------------------------------
 
     async def _follow_log(self) -> None:
-        tp = TopicPartition(self.topics.events, 0)
-        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
-        async with started(consumer, kafka_timeout=NET, what="harness log reader"):
-            consumer.assign([tp])
-            await consumer.seek_to_beginning(tp)
+        # an undecodable record kills this reader (the default), which fails the test
+        follower = LogFollower(
+            self.bootstrap, self.topics, kafka_timeout=NET, max_records=5000, what="harness log"
+        )
+        async with follower:
             while True:
-                batch = await consumer.getmany(tp, timeout_ms=200, max_records=5000)
-                for record in batch.get(tp, []):
-                    self.log.events.append(decode_event(record.value))
+                events = await follower.poll(timeout_ms=200)
+                self.log.events += events
+                self.log.state = follower.state
 
     def leader(self) -> Proc | None:
         """The orchestrator process named by the latest ``LeaderElected``."""
@@ -297,21 +201,14 @@ class Cluster:
 
     def fold(self) -> ClusterState:
         """The fold of what the log reader has seen so far."""
-        return fold(self.log.events)
+        return self.log.state
 
     async def read_log(self) -> list[ControlEvent]:
         """An independent read of the whole control log, to its current end."""
-        tp = TopicPartition(self.topics.events, 0)
-        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
         events: list[ControlEvent] = []
-        async with started(consumer, kafka_timeout=NET, what="harness log snapshot"):
-            consumer.assign([tp])
-            async with asyncio.timeout(NET):
-                end = (await consumer.end_offsets([tp]))[tp]
-                await consumer.seek_to_beginning(tp)
-                while await consumer.position(tp) < end:
-                    batch = await consumer.getmany(tp, timeout_ms=500)
-                    events += [decode_event(r.value) for r in batch.get(tp, [])]
+        follower = LogFollower(self.bootstrap, self.topics, kafka_timeout=NET, what="harness read")
+        async with asyncio.timeout(NET), follower:
+            await follower.catch_up(timeout_ms=500, into=events)
         return events
 
     async def read_state(self) -> ClusterState:
@@ -323,17 +220,20 @@ class Cluster:
     # --- heartbeats ---------------------------------------------------------------------
 
     async def _follow_heartbeats(self) -> None:
-        tps = [TopicPartition(self.topics.heartbeats, p) for p in range(HEARTBEATS.partitions)]
-        consumer = make_consumer(self.bootstrap, auto_offset_reset="earliest")
-        async with started(consumer, kafka_timeout=NET, what="harness heartbeat reader"):
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+        # the workers' own tests check the heartbeat format; here only what they report
+        watcher = HeartbeatWatcher(
+            self.bootstrap,
+            self.topics,
+            from_start=True,
+            on_undecodable=skip_undecodable,
+            kafka_timeout=NET,
+            max_records=5000,
+            what="harness heartbeats",
+        )
+        async with watcher:
             while True:
-                batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-                for records in batches.values():
-                    for record in records:
-                        with contextlib.suppress(EventError):
-                            self.heartbeats.observe(decode_heartbeat(record.value))
+                for hb in await watcher.poll(timeout_ms=200):
+                    self.heartbeats.observe(hb)
 
     def running_by_stream(self) -> dict[str, list[str]]:
         """stream_id -> the servers running it, by the latest heartbeat of every worker
@@ -437,11 +337,9 @@ class Cluster:
 
     def dump(self, write: Callable[[str], None]) -> None:
         """Write the tail of every process log (used when a test failed)."""
-        for proc in self.procs.values():
-            lines = proc.log_text().splitlines()
-            state = "running" if proc.alive else f"exited {proc.popen.returncode}"
-            write(f"----- {proc.name} ({proc.kind}, pid {proc.pid}, {state}): {proc.log_path}")
-            for line in lines[-LOG_TAIL:]:
+        for proc in self.children.all:
+            write(f"----- {proc.describe()}")
+            for line in proc.log_tail(LOG_TAIL):
                 write(line)
 
 
@@ -475,25 +373,3 @@ def _show(request: pytest.FixtureRequest, cluster: Cluster) -> None:
     reporter.write_line("")
     reporter.write_line(f"===== process logs of {request.node.nodeid} =====")
     cluster.dump(reporter.write_line)
-
-
-def in_flight_peak(events: Sequence[ControlEvent]) -> int:
-    """The most migrations in flight at once, replayed from the log."""
-    from events.control import MigrationAborted, MigrationCompleted, MigrationStarted
-
-    open_: set[str] = set()
-    peak = 0
-    for e in events:
-        if isinstance(e, MigrationStarted):
-            open_.add(e.migration_id)
-            peak = max(peak, len(open_))
-        elif isinstance(e, MigrationCompleted | MigrationAborted):
-            open_.discard(e.migration_id)
-    return peak
-
-
-def _holds_commands(log_text: str) -> bool:
-    """Whether an orchestrator's latest group assignment (aiokafka's log line) holds the
-    commands partition."""
-    lines = [ln for ln in log_text.splitlines() if "Setting newly assigned partitions" in ln]
-    return bool(lines) and ".commands'" in lines[-1]

@@ -5,7 +5,9 @@ desired set published in the previous cycle (start what is desired, stop what is
 everything when fenced), report their streams in a heartbeat each cycle, and optionally take
 a few cycles to start a stream, fail to start some streams, crash, go silent (alive but
 unheard), or leave gracefully. ``Sim.cycle()`` runs one orchestrator cycle exactly as the
-shell does: observe the heartbeats, ``decide``, keep the events and the desired sets.
+shell does: observe the heartbeats, hand ``decide`` the liveness's read-only view, keep the
+events and the desired sets. ``Sim.record(path)`` records the cycles as the orchestrator's
+``STREAMPLANE_RECORD_DECISIONS`` does (docs/orchestrator.md, "Decision goldens").
 
 ``invariant_violations`` lists what must never be seen at the end of a cycle.
 """
@@ -17,11 +19,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
+from pathlib import Path
 from typing import Any
 
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.config import DecideConfig
 from control_plane.decide.liveness import Liveness
+from control_plane.orchestrator.recorder import DecisionRecorder
 from events import commands as cmd
 from events.base import Command, ControlEvent
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
@@ -148,6 +152,7 @@ class Sim:
         # a hot standby has listened for long; a cold one starts listening now
         watch = start - timedelta(hours=1) if hot_leader else start
         self.liveness = Liveness(watch_started_at=watch)
+        self.recorder: DecisionRecorder | None = None
         self._term()
 
     # --- ids and messages --------------------------------------------------------------
@@ -169,6 +174,13 @@ class Sim:
         if not hot:
             self.liveness = Liveness(watch_started_at=self.now)
         self._term()
+
+    def record(self, path: Path) -> DecisionRecorder:
+        """Record every following cycle to ``path``, from the current state and liveness."""
+        self.recorder = DecisionRecorder(path, self.liveness)
+        term = self.log[0] if len(self.log) == 1 else None  # the log so far, when that short
+        self.recorder.start(state=self.state, config=self.config, source=SOURCE, term=term)
+        return self.recorder
 
     def command(self, cls: type[Command], **fields: Any) -> Command:
         """Queue an operator command for the next cycle (``command_id`` may be given)."""
@@ -233,15 +245,19 @@ class Sim:
                 w.alive = False
                 w.running.clear()
         commands, self.pending = self.pending, []
+        inputs = Inputs(heartbeats, commands, self.observer_lag, check_balance)
+        rec = self.recorder
         d = decide(
             self.state,
-            self.liveness,
-            Inputs(heartbeats, commands, self.observer_lag, check_balance),
+            self.liveness.view(),
+            inputs,
             now=self.now,
-            new_id=self.new_id,
+            new_id=self.new_id if rec is None else rec.tap_ids(self.new_id),
             config=self.config,
             source=SOURCE,
         )
+        if rec is not None:
+            rec.cycle(inputs, d, now=self.now)
         self.state = d.state
         self.log.extend(d.events)
         self.decisions.append(d)
@@ -320,3 +336,19 @@ def replay_matches(sim: Sim) -> bool:
     """``fold(every event written)`` is the orchestrator's state, without a finding."""
     replayed = fold(sim.log)
     return replayed == sim.state and replayed.finding_count == 0
+
+
+def types_of(events: Iterable[ControlEvent]) -> list[str]:
+    return [e.type for e in events]  # type: ignore[attr-defined]
+
+
+def cluster(*caps: int, streams: int = 0, hot: bool = True, cfg: DecideConfig = SIM_CONFIG) -> Sim:
+    """Workers ``w0``.. with these capacities, registered, and ``streams`` streams placed."""
+    sim = Sim(cfg, hot_leader=hot)
+    for i, cap in enumerate(caps):
+        sim.add_worker(f"w{i}", cap)
+    sim.cycle()
+    for i in range(streams):
+        sim.register(f"s{i}")
+    sim.run(2)
+    return sim

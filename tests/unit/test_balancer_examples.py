@@ -9,8 +9,8 @@ from control_plane.decide.balancer import (
     REASON_DRAIN,
     REASON_REBALANCE,
     Assignment,
+    BalancerConfig,
     BalancerInputError,
-    BalancerSettings,
     InstanceView,
     SmartLoadBalancer,
     StreamView,
@@ -18,7 +18,7 @@ from control_plane.decide.balancer import (
 )
 from events.control import PlannedMove
 
-BALANCER = SmartLoadBalancer(BalancerSettings())
+BALANCER = SmartLoadBalancer(BalancerConfig())
 
 
 def on(owner: str, count: int, *, prefix: str = "s", weight: int = 1) -> list[StreamView]:
@@ -199,7 +199,7 @@ def test_detect_imbalance() -> None:
     assert BALANCER.detect_imbalance(insts, on("a", 60) + on("b", 40))
     drained = [InstanceView("a", 100, eligible=False), InstanceView("b", 100)]
     assert BALANCER.detect_imbalance(drained, on("a", 1) + on("b", 1))
-    strict = SmartLoadBalancer(BalancerSettings(imbalance_threshold=0.01))
+    strict = SmartLoadBalancer(BalancerConfig(imbalance_threshold=0.01))
     assert strict.detect_imbalance(insts, on("a", 52) + on("b", 48))
 
 
@@ -210,7 +210,7 @@ def test_moves_convert_to_the_event_contract() -> None:
 
 
 def test_max_moves_caps_the_plan() -> None:
-    capped = SmartLoadBalancer(BalancerSettings(max_moves=3))
+    capped = SmartLoadBalancer(BalancerConfig(max_moves=3))
     plan = capped.plan([InstanceView("a", 20), InstanceView("b", 20)], on("a", 20))
     assert len(plan.moves) == 3 and plan.lower_bound == 10
 

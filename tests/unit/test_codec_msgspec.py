@@ -1,10 +1,10 @@
-"""The msgspec fast path (``events._fast.decoder``) agrees with the full path, object for object.
+"""The msgspec fast path (``events._fast.decoder``) agrees with the strict path, object for object.
 
 ``_FAST.decode(raw)`` must give None or an object identical to ``_decode_checked(raw)``
 (same type, ``__dict__`` in order, datetimes with the very same tzinfo, nested models,
-``model_fields_set``, extra and private slots), and None whenever the full path raises. The
-properties of ``test_codec_fast_path`` run here against this path alone (there they run
-against ``_decode_current``, which also falls back to the wire validators).
+``model_fields_set``, extra and private slots), and None whenever the strict path raises. The
+properties of ``test_codec_fast_path`` run here against the decoder itself (there they run
+against the codec's ``_decode_current``), plus the known traps of each check it makes.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from test_events_properties import MESSAGES
 
 from events._fast.checks import PATTERN_CHECKS, utc_time
 from events.base import Message
-from events.codec import _FAST, _WIRE, MESSAGE_TYPES, _decode_checked, _decode_current, encode
+from events.codec import _FAST, MESSAGE_TYPES, _decode_checked, _decode_current, encode
 from events.errors import EventError
 
-#: the fast path each type takes: "msgspec" (events._fast.decoder), else "wire" (events._fast.wire)
+#: the path each type takes: "msgspec" (events._fast.decoder), else "strict" (always the strict one)
 EXPECTED_PATHS = dict.fromkeys(MESSAGE_TYPES, "msgspec")
 
 
 def _agree(raw: bytes | str, *, record: bool = False) -> Message | None:
-    """Assert the msgspec path is None or identical to the full path; None when it raises."""
+    """Assert the msgspec path is None or identical to the strict path; None when it raises."""
     return agree(_FAST.decode, "msgspec path", raw, record=record)
 
 
@@ -55,9 +55,8 @@ def _wire(name: str) -> dict[str, Any]:
 
 def test_each_type_takes_its_expected_fast_path() -> None:
     unsupported = _FAST.unsupported()
-    paths = {name: "wire" if name in unsupported else "msgspec" for name in MESSAGE_TYPES}
+    paths = {name: "strict" if name in unsupported else "msgspec" for name in MESSAGE_TYPES}
     assert paths == EXPECTED_PATHS, unsupported
-    assert _WIRE.unsupported() == {}  # the second fast path still takes every type
     assert set(_FAST.envelope_types()) == {n for n, p in paths.items() if p == "msgspec"}
 
 
@@ -153,7 +152,7 @@ TRAPS: list[tuple[str, str, Any, bool]] = [
     ("StreamAssigned", "data.stream_id", "x" * 128, True),
     ("StreamAssigned", "data.stream_id", "x" * 129, False),
     ("StreamAssigned", "data.stream_id", "a b", False),
-    ("StreamAssigned", "data.stream_id", 42, False),  # the full path makes "42"
+    ("StreamAssigned", "data.stream_id", 42, False),  # the strict path makes "42"
     ("StreamAssigned", "data.reason", "", False),
     ("StreamAssigned", "data.reason", "Rebalance", False),
     ("StreamAssigned", "data.reason", "_x", False),
@@ -167,7 +166,7 @@ TRAPS: list[tuple[str, str, Any, bool]] = [
     ("StreamAssigned", "id", "😀" * 128, True),
     ("StreamAssigned", "id", "😀" * 129, False),
     ("StreamAssigned", "source", "", False),
-    ("StreamAssigned", "subject", 5, False),  # the full path ignores subject
+    ("StreamAssigned", "subject", 5, False),  # the strict path ignores subject
     ("StreamAssigned", "subject", None, True),
     ("StreamAssigned", "datacontenttype", None, False),
     ("StreamAssigned", "datacontenttype", "text/plain", False),
@@ -176,8 +175,8 @@ TRAPS: list[tuple[str, str, Any, bool]] = [
     ("StreamAssigned", "schemaversion", 1.0, False),
     ("StreamAssigned", "schemaversion", True, False),
     ("StreamAssigned", "schemaversion", "1", False),
-    ("Heartbeat", "schemaversion", 1, False),  # the full path upcasts v1
-    ("StreamAssigned", "seq", 1.0, False),  # the full path (lax) gives 1
+    ("Heartbeat", "schemaversion", 1, False),  # the strict path upcasts v1
+    ("StreamAssigned", "seq", 1.0, False),  # the strict path (lax) gives 1
     ("StreamAssigned", "seq", "42", False),
     ("StreamAssigned", "seq", True, False),
     ("StreamAssigned", "seq", 2**63 - 1, True),
@@ -225,14 +224,14 @@ def test_traps(name: str, path: str, value: Any, taken: bool) -> None:
     raw = json.dumps(_set(name, path, value)).encode()
     fast = _agree(raw)
     assert (fast is not None) is taken
-    if not taken:  # the message still decodes (or fails) as before, by the slower paths
+    if not taken:  # the message still decodes (or fails) as before, by the strict path
         try:
-            full = _decode_checked(raw)
+            strict = _decode_checked(raw)
         except EventError:
             assert _decode_current(raw) is None
         else:
             current = _decode_current(raw)
-            assert current is None or _identical(current, full)
+            assert current is None or _identical(current, strict)
 
 
 TIMES = [
@@ -245,7 +244,7 @@ TIMES = [
     ("2026-11-28T20:00:00-00:00", True),
     ("2026-11-28T20:00:00.123456-00:00", True),
     ("2026-11-28T20:00:00+00:01", False),
-    ("2026-11-28T20:00:00.123+0000", False),  # valid, left to the slower paths
+    ("2026-11-28T20:00:00.123+0000", False),  # valid, left to the strict path
     ("2026-11-28T20:00:00.1+00:00:00", False),  # fromisoformat reads it, pydantic does not
     ("2026-11-28T20:00:00.12+00:00:00", False),
     ("2026-11-28T20:00:00.1234+00", False),
@@ -276,7 +275,7 @@ def test_timestamps(text: str, taken: bool, path: str) -> None:
 
 
 RAW_TRAPS = [
-    # duplicate keys: orjson (full path) keeps the last one, and so does msgspec
+    # duplicate keys: orjson (strict path) keeps the last one, and so does msgspec
     (b'"seq":42,', b'"seq":1,"seq":42,', True),
     (b'"seq":42,', b'"seq":42,"seq":7,', True),
     (b'"seq":42,', b'"seq":"x","seq":42,', False),

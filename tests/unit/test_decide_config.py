@@ -1,4 +1,5 @@
-"""DecideConfig defaults and validation, the process settings' mapping, and Liveness."""
+"""DecideConfig defaults and validation (the balancer's thresholds included), the process
+settings' mapping from the environment, and Liveness."""
 
 from __future__ import annotations
 
@@ -6,11 +7,15 @@ from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 
 import pytest
+from decide_sim import cluster
 from pydantic import ValidationError
 
+from control_plane.decide.balancer import BalancerConfig
 from control_plane.decide.config import DecideConfig
 from control_plane.decide.liveness import Liveness
 from control_plane.orchestrator.settings import OrchestratorSettings
+from events import commands as cmd
+from events import control as ev
 from events.heartbeat import Heartbeat
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -32,6 +37,9 @@ def test_defaults_match_the_documented_values() -> None:
         timedelta(seconds=1),
     )
     assert c.phi_min_samples == 10
+    b = c.balancer
+    assert (b.imbalance_threshold, b.imbalance_min_weight) == (0.10, 1)
+    assert (b.candidate_limit, b.max_moves) == (8, 200_000)
     assert OrchestratorSettings().decide_config() == c
 
 
@@ -40,7 +48,10 @@ def test_defaults_match_the_documented_values() -> None:
     [{"mass_failure_share": 0}, {"mass_failure_share": 1.5}, {"max_in_flight": 0},
      {"poison_threshold": 0}, {"unknown": 1}, {"failure_detector": "gossip"},
      {"phi_suspect": 0.5}, {"phi_suspect": 51}, {"phi_min_std": timedelta(0)},
-     {"phi_acceptable_pause": timedelta(seconds=-1)}, {"phi_min_samples": 1}],
+     {"phi_acceptable_pause": timedelta(seconds=-1)}, {"phi_min_samples": 1},
+     {"balancer": {"imbalance_threshold": 0}}, {"balancer": {"candidate_limit": 0}},
+     {"balancer": {"imbalance_min_weight": -1}}, {"balancer": {"max_moves": -1}},
+     {"balancer": {"unknown": 1}}],
 )  # fmt: skip
 def test_invalid_config_is_refused(bad: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
@@ -93,6 +104,58 @@ def test_invalid_phi_settings_are_refused_with_a_clear_error(
         monkeypatch.setenv(f"STREAMPLANE_{k}", v)
     with pytest.raises(ValidationError, match=message):
         OrchestratorSettings()
+
+
+def test_balancer_settings_come_from_the_environment_into_decide_config(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STREAMPLANE_BALANCER_IMBALANCE_THRESHOLD", "0.25")
+    monkeypatch.setenv("STREAMPLANE_BALANCER_IMBALANCE_MIN_WEIGHT", "0")
+    monkeypatch.setenv("STREAMPLANE_BALANCER_CANDIDATE_LIMIT", "3")
+    monkeypatch.setenv("STREAMPLANE_BALANCER_MAX_MOVES", "40")
+    assert OrchestratorSettings().decide_config().balancer == BalancerConfig(
+        imbalance_threshold=0.25, imbalance_min_weight=0, candidate_limit=3, max_moves=40
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("IMBALANCE_THRESHOLD", "0"), ("IMBALANCE_MIN_WEIGHT", "-1"), ("CANDIDATE_LIMIT", "0"),
+     ("MAX_MOVES", "-1"), ("CANDIDATE_LIMIT", "many")],
+)  # fmt: skip
+def test_invalid_balancer_settings_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"STREAMPLANE_BALANCER_{name}", value)
+    with pytest.raises(ValidationError, match=f"balancer_{name.lower()}"):
+        OrchestratorSettings()
+
+
+def test_the_process_settings_keep_the_balancer_config_defaults_and_bounds() -> None:
+    """One place states each bound; the settings repeat it: this keeps the two equal."""
+    fields = OrchestratorSettings.model_fields
+    for name, spec in BalancerConfig.model_fields.items():
+        mirror = fields[f"balancer_{name}"]
+        assert (mirror.default, mirror.metadata) == (spec.default, spec.metadata), name
+
+
+def test_decide_reads_the_balancer_thresholds_from_its_config_not_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STREAMPLANE_BALANCER_MAX_MOVES", "1")  # the core must not see it
+    sim = cluster(6, 6, streams=6)
+    sim.add_worker("w2", 6)  # an empty newcomer: a plan moves two streams to it
+    sim.run(2)
+
+    def planned(config: DecideConfig) -> int:
+        sim.config = config
+        sim.command(cmd.RequestRebalance, dry_run=True)
+        (plan,) = [e for e in sim.cycle().events if isinstance(e, ev.RebalancePlanned)]
+        return len(plan.moves)
+
+    default = sim.config
+    assert planned(default) == 2
+    assert planned(default.model_copy(update={"balancer": BalancerConfig(max_moves=1)})) == 1
 
 
 def _hb(incarnation: str) -> Heartbeat:

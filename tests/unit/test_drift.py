@@ -10,7 +10,7 @@ import pytest
 
 from events import control as ev
 from events.base import ControlEvent
-from projections.fold import apply, fold
+from projections.fold import apply, fold, fold_until
 from projections.fold.assignments import assignment_updates, changes
 from projections.fold.drift import (
     DRIFT_REPAIR_REASON,
@@ -22,7 +22,6 @@ from projections.fold.drift import (
     compare_assignments,
     compare_read_model,
     fold_tail,
-    fold_to_seq,
     latest_assignments,
 )
 from projections.fold.rows import instance_row, stream_row
@@ -77,7 +76,7 @@ def projected(events: list[ControlEvent]) -> list[Record]:
 
 def check(events: list[ControlEvent], records: list[Record]) -> Any:
     view = latest_assignments(records)
-    at, n = fold_to_seq(ClusterState(), events, view.as_of_seq)
+    at, n = fold_until(ClusterState(), events, seq=view.as_of_seq)
     tail = fold_tail(Tail(at), events[n:])
     return compare_assignments(at, tail, view), at, view
 
@@ -153,8 +152,8 @@ def test_reason_and_as_of_seq_are_bookkeeping_not_drift(history: list[ControlEve
 # --- the assignments topic --------------------------------------------------------------
 
 
-def test_fold_to_seq_splits_the_log(history: list[ControlEvent]) -> None:
-    state, n = fold_to_seq(ClusterState(), history, 700)
+def test_fold_until_a_seq_splits_the_log(history: list[ControlEvent]) -> None:
+    state, n = fold_until(ClusterState(), history, seq=700)
     assert (n, state) == (700, fold(history[:700]))
     tail = fold_tail(fold_tail(Tail(state), history[700:1000]), history[1000:])
     assert tail.state == fold(history)

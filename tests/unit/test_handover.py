@@ -4,7 +4,7 @@
 (same type, ``__dict__`` in order, datetimes with the same tzinfo, nested models,
 ``model_fields_set``), and ``pack_events`` must refuse (None) every chunk holding a record
 the msgspec path refuses, so that such chunks go over raw and get the precise errors and
-dead letters of the full path.
+dead letters of the strict path.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from events.codec import (
     _FAST,
     CONTENT_TYPE,
     SPECVERSION,
+    _decode_checked,
     decode_event,
     encode,
     pack_events,
@@ -59,7 +60,10 @@ def _round_trip(raw: bytes) -> ControlEvent | None:
     ids=lambda m: type(m).__name__,
 )
 def test_every_control_event_example_round_trips_identically(message: ControlEvent) -> None:
-    assert _round_trip(encode(message)) == message
+    raw = encode(message)
+    unpacked = _round_trip(raw)
+    assert unpacked == message
+    assert _identical(unpacked, _decode_checked(raw))  # each type's unpacker: the strict object
 
 
 def test_every_control_event_type_can_be_handed_over() -> None:

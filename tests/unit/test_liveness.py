@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from datetime import UTC, datetime, timedelta
+
+from decide_sim import cluster
 
 from control_plane.decide import Inputs, decide
 from control_plane.decide.config import DecideConfig
 from control_plane.decide.liveness import Liveness
+from events import commands as cmd
 from events import control as ev
 from events.heartbeat import Heartbeat
 from projections.fold import fold
@@ -140,3 +144,86 @@ def test_silence_is_judged_as_of_what_was_read_so_a_short_stall_suspects_no_one(
 
     assert suspects(0.1) == ["w0", "w1"]
     assert suspects(2.0) == []
+
+
+# --- the read-only view: decide reads, the shell mutates and repairs ---------------------
+
+
+def test_heard_up_to_reads_a_stepped_back_record_in_order_without_changing_it() -> None:
+    lv = Liveness(watch_started_at=T0)
+    lv.observe(_hb("a", "1", T0), T0 + timedelta(seconds=10))
+    lv.observe(_hb("b", "1", T0), T0 + timedelta(seconds=5))  # the clock went back
+    before = copy.deepcopy(lv)
+    heard = [s.heartbeat.server_id for s in lv.heard_up_to(T0 + timedelta(seconds=11))]
+    assert heard == ["b", "a"]
+    assert lv == before and list(lv.last) == ["a", "b"]  # read, never repaired here
+    assert lv.view() is lv  # the shell's repair, once, before decide
+    assert list(lv.last) == ["b", "a"]
+    assert [s.heartbeat.server_id for s in lv.heard_up_to(T0 + timedelta(seconds=11))] == heard
+
+
+def test_decide_never_changes_the_liveness_it_reads() -> None:
+    """Every reader of the view runs: failure detection (suspicion, failure, the blind
+    observer), the consistency check and emergency recovery, on an unrepaired record."""
+    sim = cluster(4, 4, 4, 4, streams=8)
+    sim.crash("w1")
+    lv = sim.liveness
+    lv.observe(_hb("w2", sim.workers["w2"].incarnation, sim.now), sim.now - timedelta(hours=1))
+    assert not lv._in_order
+    state, now, ids = sim.state, sim.now, (f"x{i}" for i in itertools.count())
+    commands = [
+        cmd.RunConsistencyCheck(id="c1", source="t", time=now, command_id="c1", repair=True),
+        cmd.EmergencyRecovery(id="c2", source="t", time=now, command_id="c2"),
+    ]
+    seen: list[ev.ControlEvent] = []
+    for k in range(8):
+        now += timedelta(seconds=1)
+        for name in ("w0", "w3"):  # the shell's part: observe, but no repair
+            lv.observe(_hb(name, sim.workers[name].incarnation, now), now)
+        before, order = copy.deepcopy(lv), list(lv.last)
+        d = decide(
+            state,
+            lv,
+            Inputs(
+                commands=commands if k == 6 else (),
+                observer_lag=timedelta(seconds=4 if k == 4 else 0),  # blind for one cycle
+            ),
+            now=now,
+            new_id=lambda: next(ids),
+            config=sim.config,
+        )
+        assert lv == before and list(lv.last) == order
+        assert not d.dropped
+        state, seen = d.state, seen + list(d.events)
+    kinds = {e.type for e in seen}  # type: ignore[attr-defined]
+    assert {"InstanceSuspected", "InstanceFailed", "MaintenanceModeEntered"} <= kinds
+    assert {"ConsistencyDivergenceFound", "MaintenanceModeLeft", "CommandCompleted"} <= kinds
+
+
+def test_a_restored_record_equals_the_observed_one() -> None:
+    lv = Liveness(watch_started_at=T0, phi_window=3)
+    for k, (sid, inc) in enumerate(
+        [("a", "1"), ("b", "1"), ("a", "1"), ("a", "1"), ("b", "2"), ("a", "1"), ("c", "1")]
+    ):
+        lv.observe(_hb(sid, inc, T0), T0 + timedelta(seconds=k, milliseconds=7 * k))
+    lv.observe(_hb("b", "2", T0), T0 + timedelta(seconds=1))  # stepped back
+    rebuilt = Liveness.restored(
+        watch_started_at=T0,
+        phi_window=3,
+        sightings=lv.last.values(),
+        intervals={sid: w.samples for sid, w in lv.intervals.items()},
+    )
+    assert rebuilt == lv and list(rebuilt.last) == list(lv.last)
+    assert lv.intervals["a"].size == 3  # the window really was full
+
+
+def test_the_journal_keeps_every_sighting_only_while_on() -> None:
+    lv = Liveness(watch_started_at=T0)
+    lv.observe(_hb("a", "1", T0), T0)
+    lv.journal = []
+    lv.observe(_hb("a", "1", T0), T0 + timedelta(seconds=1))
+    lv.observe(_hb("a", "1", T0), T0 + timedelta(seconds=2))
+    assert [s.received_at for s in lv.journal] == [T0 + timedelta(seconds=s) for s in (1, 2)]
+    lv.journal = None
+    lv.observe(_hb("a", "1", T0), T0 + timedelta(seconds=3))
+    assert lv.last["a"].received_at == T0 + timedelta(seconds=3)

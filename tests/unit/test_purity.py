@@ -84,7 +84,7 @@ def test_the_pure_core_is_pure() -> None:
         ("control_plane.decide.cycle", "import time", "imports time"),
         ("projections.fold.driver", "from uuid import uuid4", "imports uuid.uuid4"),
         ("control_plane.decide.failures", "import os", "imports os"),
-        ("projections.fold.transitions", "import asyncio", "imports asyncio"),
+        ("projections.fold.transitions.streams", "import asyncio", "imports asyncio"),
         ("control_plane.decide.balancer.model", "import aiokafka", "imports aiokafka"),
         (
             "control_plane.decide.placement",

@@ -13,8 +13,8 @@ import pytest
 from events.codec import encode
 from projections.fold import apply
 from projections.fold.state import ClusterState
-from projections.io.prefetch import Columns, pack_chunks
-from projections.io.replay_batch import DECODE_CHUNK, Run
+from projections.io.prefetch import pack_chunks
+from projections.io.replay_batch import DECODE_CHUNK, Columns, Run
 from projections.testing.synthetic import generate_history
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)

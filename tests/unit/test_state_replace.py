@@ -59,3 +59,18 @@ def test_fast_replace_changes_only_the_named_fields() -> None:
 def test_fast_replace_rejects_an_unknown_field() -> None:
     with pytest.raises(TypeError):
         st.replace(st.ClusterState(), no_such_field=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize("pair", _pairs()[:4], ids=lambda p: type(p[0]).__name__)
+def test_builder_makes_the_value_the_constructor_makes(pair: tuple[object, object]) -> None:
+    value = pair[0]
+    fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}  # type: ignore[arg-type]
+    built = st.builder(type(value))(dict(fields))
+    assert type(built) is type(value) and built == type(value)(**fields) == value
+    with pytest.raises(TypeError, match="fields"):
+        st.builder(type(value))({**fields, "no_such_field": 1})
+
+
+def test_builder_refuses_a_slotted_class() -> None:
+    with pytest.raises(TypeError, match="slotted"):
+        st.builder(st.Finding)

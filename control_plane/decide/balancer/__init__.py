@@ -3,6 +3,7 @@
 See docs/balancer.md. Import from here; the submodules are internal.
 """
 
+from control_plane.decide.balancer.config import BalancerConfig
 from control_plane.decide.balancer.core import SmartLoadBalancer
 from control_plane.decide.balancer.errors import BalancerError, BalancerInputError
 from control_plane.decide.balancer.model import (
@@ -10,7 +11,6 @@ from control_plane.decide.balancer.model import (
     REASON_DRAIN,
     REASON_REBALANCE,
     Assignment,
-    BalancerSettings,
     DistributionPlan,
     InstanceView,
     Move,
@@ -25,9 +25,9 @@ __all__ = [
     "REASON_DRAIN",
     "REASON_REBALANCE",
     "Assignment",
+    "BalancerConfig",
     "BalancerError",
     "BalancerInputError",
-    "BalancerSettings",
     "DistributionPlan",
     "InstanceView",
     "Move",

@@ -2,19 +2,15 @@
 
 Plain ``NamedTuple``s rather than pydantic models: the balancer handles 100k streams per call
 and the views are built by code that already validated its data (the fold), so per-field
-validation here would only cost time. :mod:`control_plane.decide.balancer.core` checks the
-few rules the algorithm depends on (unique ids, weight >= 1, capacity >= 0, perf_factor in (0, 1]).
+validation here would only cost time. :mod:`control_plane.decide.balancer.index` checks the
+few rules the algorithm depends on (unique ids, weight >= 1, capacity >= 0, perf_factor in
+(0, 1]).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import NamedTuple
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from events.control import MAX_PLAN_MOVES
 
 REASON_REBALANCE = "rebalance"
 REASON_DRAIN = "drain"
@@ -132,33 +128,3 @@ class RebalancePlan(NamedTuple):
     placements: tuple[Assignment, ...]
     unassigned: tuple[str, ...]
     stranded: tuple[str, ...]
-
-
-class BalancerSettings(BaseSettings):
-    """Thresholds of the balancer (env prefix ``STREAMPLANE_BALANCER_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_BALANCER_", frozen=True)
-
-    imbalance_threshold: float = Field(
-        default=0.10,
-        gt=0,
-        description="An instance is overloaded when its load exceeds its target by more than "
-        "this share of the target (and by more than imbalance_min_weight).",
-    )
-    imbalance_min_weight: int = Field(
-        default=1,
-        ge=0,
-        description="Excess (weight units) at or below which an instance is never overloaded, "
-        "so rounding by one stream does not trigger a rebalance.",
-    )
-    candidate_limit: int = Field(
-        default=8,
-        ge=1,
-        description="How many best receivers are examined per stream before settling; more "
-        "finds anti-affinity-free homes more often, at some cost in time.",
-    )
-    max_moves: int = Field(
-        default=MAX_PLAN_MOVES,
-        ge=0,
-        description="Cap on the moves of one plan (the RebalancePlanned event's limit).",
-    )

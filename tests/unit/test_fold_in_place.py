@@ -1,11 +1,17 @@
-"""The in-place batch fold (:class:`projections.fold.transient.Folder`) reaches exactly the state
-``apply`` reaches event by event: on valid histories, on corrupted ones (rejections leave no
-trace, findings alike), across any number of ``state()`` calls, without touching earlier
-states. Every transition checks before it writes (the folder relies on it); one that did not
-would make the folder raise, and ``fold`` would fold event by event instead."""
+"""The two ways of running the one fold driver reach the same states: a :class:`Folder` (one
+draft, changed in place, for whole batches) reaches exactly the state ``apply`` reaches event
+by event (a fresh draft per event, a persistent state each time): on valid histories, on
+corrupted ones (rejections leave no trace, findings alike), across any number of ``state()``
+calls, without touching earlier states. The draft's working copies mirror the frozen records
+and never leak into a state. Every transition checks before it writes (the draft relies on
+it); one that did not would make the folder raise, ``fold`` would fold event by event
+instead, and ``apply`` would drop the write."""
 
 from __future__ import annotations
 
+import dataclasses
+import weakref
+from datetime import UTC, datetime, timedelta
 from functools import reduce
 from unittest.mock import patch
 
@@ -21,11 +27,11 @@ from events.control import (
     StreamRegistered,
     StreamStarted,
 )
-from projections.fold import apply, fold
+from projections.fold import Folder, HalfWrittenError, apply, fold, fold_until
 from projections.fold.canonical import state_digest
-from projections.fold.state import ClusterState, FindingKind
-from projections.fold.transient import Folder, HalfWrittenError
+from projections.fold.state import ClusterState, EnhancedInstance, FindingKind, StreamAssignment
 from projections.fold.transitions import TRANSITIONS, Draft, Rejected
+from projections.fold.transitions.draft import MutableInstance, MutableStream
 from projections.testing.synthetic import generate_history
 
 FAST = settings(max_examples=60, deadline=None, database=None)
@@ -128,8 +134,6 @@ def test_folding_on_from_a_state_is_fold_from(
 
 
 def _event(cls: type[ControlEvent], seq: int, **fields: object) -> ControlEvent:
-    from datetime import UTC, datetime, timedelta
-
     at = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seq)
     return cls(id=f"e{seq}", source="test", time=at, seq=seq, epoch=1, **fields)
 
@@ -217,3 +221,103 @@ def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fol
     assert [f.kind for f in expected.findings] == [FindingKind.INVALID_TRANSITION]
     assert expected.instances["a"].last_heartbeat == events[1].time
     assert "s2" in expected.streams
+
+
+def test_a_half_writing_transition_leaves_no_trace_in_apply() -> None:
+    events = [
+        _event(LeaderElected, 1, leader_id="o"),
+        _registered(2, "a", max_streams=2),
+        _event(StreamRegistered, 3, stream_id="s1"),
+        _event(
+            StreamAssigned, 4, stream_id="s1", server_id="a", incarnation="a1", reason="new_stream"
+        ),
+    ]
+    before = stepwise(events)
+    started = _event(StreamStarted, 5, stream_id="s1", server_id="a", incarnation="a1")
+    with patch.dict(TRANSITIONS, {StreamStarted: _writes_then_rejects}):
+        after = apply(before, started)
+    assert [(f.kind, f.seq, f.detail) for f in after.findings] == [
+        (FindingKind.INVALID_TRANSITION, 5, "rejected after a write")
+    ]
+    assert (after.seq, after.last_event_time) == (5, started.time)
+    assert after.instances == before.instances and after.streams == before.streams
+
+
+# --- the draft's working copies -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mutable", "frozen"),
+    [(MutableInstance, EnhancedInstance), (MutableStream, StreamAssignment)],
+)
+def test_the_working_copies_have_exactly_the_fields_of_the_records(
+    mutable: type, frozen: type
+) -> None:
+    fields = {f.name: f.type for f in dataclasses.fields(frozen)}
+    assert mutable.__annotations__ == fields  # names, order and types
+
+
+def _records(state: ClusterState) -> list[object]:
+    return [*state.instances.values(), *state.streams.values()]
+
+
+@FAST
+@given(corrupted())
+def test_every_state_apply_returns_holds_values_only_and_never_changes(
+    history: list[ControlEvent],
+) -> None:
+    states, state = [], ClusterState()
+    for event in history:
+        state = apply(state, event)
+        states.append((state, state_digest(state)))
+    for state, digest in states:
+        assert state_digest(state) == digest  # later events wrote nothing into it
+        kinds = {type(r) for r in _records(state)}
+        assert kinds <= {EnhancedInstance, StreamAssignment}, kinds
+
+
+def test_a_draft_refuses_fields_the_state_does_not_have() -> None:
+    state = stepwise([_event(LeaderElected, 1, leader_id="o"), _registered(2, "a", max_streams=1)])
+    d = Draft(state)
+    with pytest.raises(TypeError, match="not a settable ClusterState field"):
+        d.set(no_such_field=1)
+    with pytest.raises(TypeError, match="not a settable ClusterState field"):
+        d.set(instances=None)  # the maps change through their own methods
+    with pytest.raises(TypeError, match="EnhancedInstance has no field"):
+        d.update_instance(d.instances["a"], no_such_field=1)
+    assert Draft(state).finish() == state
+
+
+def test_a_dropped_streams_working_copy_is_let_go() -> None:
+    """Working copies are kept by key until the next state: a replay registers and drops
+    thousands of streams, and holding on to each copy grew its memory by tens of MB."""
+    events = [_event(LeaderElected, 1, leader_id="o"), _event(StreamRegistered, 2, stream_id="s1")]
+    d = Draft(stepwise(events))
+    d.update_stream(d.streams["s1"], priority=5)
+    copy = d.streams["s1"]
+    assert isinstance(copy, MutableStream) and copy.priority == 5
+    gone = weakref.ref(copy)
+    del copy
+    d.drop_stream("s1")
+    assert gone() is None
+    assert "s1" not in d.finish().streams
+
+
+# --- folding up to a point ------------------------------------------------------------------
+
+
+@FAST
+@given(histories(), st.data())
+def test_fold_until_folds_exactly_the_prefix_before_the_bound(
+    history: list[ControlEvent], data: st.DataObject
+) -> None:
+    cut = data.draw(st.integers(0, len(history)))  # generated seqs run 1..n
+    done = data.draw(st.integers(0, cut))
+    start, rest = stepwise(history[:done]), history[done:]
+    by_seq = fold_until(start, rest, seq=cut)
+    assert by_seq == (stepwise(history[:cut]), cut - done)
+    if cut < len(history):
+        when = history[cut].time - timedelta(microseconds=1)  # times rise strictly
+        assert fold_until(start, rest, time=when) == by_seq
+        assert fold_until(start, iter(rest), seq=cut, time=history[-1].time) == by_seq
+    assert fold_until(start, rest) == (stepwise(history), len(rest))

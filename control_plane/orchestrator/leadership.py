@@ -1,0 +1,115 @@
+"""Who leads, and the leader's only way to write: one Kafka transaction per decision.
+
+Leadership is the consumer group of the single-partition commands topic: the member holding
+partition 0 leads (:class:`Membership` tracks what this member holds). The leader writes
+through :class:`ControlWriter`, a transactional producer with a ``transactional_id`` fixed
+per cluster, so that a new leader's ``init_transactions`` fences the old one: a zombie's
+next commit fails, and it steps down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
+from aiokafka.structs import OffsetAndMetadata
+
+from events import encode
+from events.base import ControlEvent
+from events.heartbeat import DesiredSet
+from events.topics import Topics
+from projections.io.kafka import make_producer
+
+log = logging.getLogger("streamplane.orchestrator")
+
+
+class Membership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Which commands partitions this member holds, as of the last completed rebalance.
+
+    A revocation alone changes nothing: with the eager protocol every rebalance (a standby
+    joining, say) revokes everything first, and the sticky assignor hands the partition back
+    to its holder. Stepping down on each revocation would start a new term for nothing.
+    Meanwhile the leader keeps writing; should another member really take over, its
+    ``init_transactions`` fences us and our next commit fails, which makes us step down.
+    """
+
+    def __init__(self) -> None:
+        self.owned: frozenset[TopicPartition] = frozenset()
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.owned = frozenset(assigned)
+
+
+class ControlWriter:
+    """The leader's transactional producer: :meth:`open` fences any older leader,
+    :meth:`commit` writes one decision atomically, :meth:`close` lets go."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics: Topics,
+        *,
+        transactional_id: str,
+        group_id: str,
+        request_timeout: float,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.request_timeout = request_timeout
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._producer is not None
+
+    async def open(self) -> None:
+        """Start the producer: ``init_transactions`` fences every older producer of the same
+        ``transactional_id`` (the caller bounds the time; on failure nothing stays open)."""
+        producer = make_producer(
+            self.bootstrap, transactional_id=self.transactional_id, linger_ms=0
+        )
+        self._producer = producer
+        await producer.start()
+
+    async def close(self) -> None:
+        """Stop the producer, if open (bounded; a failure is logged, never raised)."""
+        producer, self._producer = self._producer, None
+        if producer is None:
+            return
+        try:
+            async with asyncio.timeout(self.request_timeout):
+                await producer.stop()
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            log.warning("stopping the producer failed: %s", exc)
+
+    async def commit(
+        self,
+        events: Sequence[ControlEvent],
+        desired: Sequence[DesiredSet],
+        offsets: Mapping[TopicPartition, OffsetAndMetadata],
+    ) -> int | None:
+        """Events, desired sets and consumed command offsets in ONE transaction, within
+        ``request_timeout``. Returns the log offset after the last event (``None``: no event);
+        raises ``TimeoutError`` or a Kafka error when the transaction was lost."""
+        producer = self._producer
+        assert producer is not None, "commit without an open writer"
+        async with asyncio.timeout(self.request_timeout):
+            last = None
+            async with producer.transaction():
+                for e in events:
+                    last = await producer.send(self.topics.events, encode(e), partition=0)
+                for d in desired:
+                    await producer.send(self.topics.desired, encode(d), key=d.server_id.encode())
+                if offsets:
+                    await producer.send_offsets_to_transaction(dict(offsets), self.group_id)
+            if last is None:
+                return None
+            return int((await last).offset) + 1
