@@ -32,7 +32,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, Self, TypeAlias, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
@@ -127,6 +127,16 @@ class _Reader:
         """The underlying consumer (for offset queries such as a snapshot's bounds)."""
         return self._consumer
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
     async def _start(self, tps: Sequence[TopicPartition]) -> None:
         await self._stack.enter_async_context(
             started(self._consumer, kafka_timeout=self.kafka_timeout, what=self._what)
@@ -187,13 +197,6 @@ class LogFollower(_Reader):
         #: the offset of the next record to read (valid once started)
         self.position = from_offset or 0
         self._from_offset = from_offset
-
-    async def __aenter__(self) -> LogFollower:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Start the consumer and seek to the start point given to the constructor."""
@@ -297,13 +300,6 @@ class HeartbeatWatcher(_Reader):
         self.latest: dict[str, Heartbeat] = {}
         self.tps = [TopicPartition(topics.heartbeats, p) for p in range(HEARTBEATS.partitions)]
         self._from_start = from_start
-
-    async def __aenter__(self) -> HeartbeatWatcher:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     async def start(self) -> None:
         """Start the consumer at the beginning or the end of every partition."""

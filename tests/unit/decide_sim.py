@@ -352,3 +352,16 @@ def cluster(*caps: int, streams: int = 0, hot: bool = True, cfg: DecideConfig = 
         sim.register(f"s{i}")
     sim.run(2)
     return sim
+
+
+def until_failed(sim: Any, cycles: int = 5) -> tuple[dict[str, int], Any]:
+    """Run up to ``cycles`` cycles until one fails an instance: the first cycle (1-based) each
+    event type appeared in, and the decision that failed it."""
+    seen: dict[str, int] = {}
+    for i in range(1, cycles + 1):
+        d = sim.cycle()
+        for t in types_of(d.events):
+            seen.setdefault(t, i)
+        if "InstanceFailed" in types_of(d.events):
+            return seen, d
+    raise AssertionError(f"no InstanceFailed within {cycles} cycles: {seen}")

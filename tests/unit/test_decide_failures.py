@@ -6,7 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from decide_sim import SIM_CONFIG, Sim, cluster, invariant_violations, replay_matches, types_of
+from decide_sim import (
+    SIM_CONFIG,
+    Sim,
+    cluster,
+    invariant_violations,
+    replay_matches,
+    types_of,
+    until_failed,
+)
 
 from control_plane.decide import Inputs, decide
 from control_plane.decide.context import Ctx
@@ -22,14 +30,7 @@ def test_silence_suspects_then_fails_and_reassigns_in_the_same_decision() -> Non
     sim = cluster(4, 4, 4, streams=6)
     held = sorted(sim.state.desired_streams("w0"))
     sim.workers["w0"].silent = True
-    seen: dict[str, int] = {}
-    for i in range(1, 6):
-        d = sim.cycle()
-        for t in types_of(d.events):
-            seen.setdefault(t, i)
-        if "InstanceFailed" in types_of(d.events):
-            failed = d
-            break
+    seen, failed = until_failed(sim)
     assert seen["InstanceSuspected"] == 2  # suspect_after
     assert seen["InstanceFailed"] == 4  # fail_after
     moved = sorted(e.stream_id for e in failed.events if isinstance(e, ev.StreamAssigned))

@@ -7,7 +7,15 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
-from decide_sim import SIM_CONFIG, Sim, cluster, invariant_violations, replay_matches, types_of
+from decide_sim import (
+    SIM_CONFIG,
+    Sim,
+    cluster,
+    invariant_violations,
+    replay_matches,
+    types_of,
+    until_failed,
+)
 
 from control_plane.decide import Decision
 from control_plane.decide.config import DecideConfig
@@ -125,14 +133,7 @@ def test_phi_failure_still_reassigns_the_streams_in_the_same_decision() -> None:
     held = sorted(sim.state.desired_streams("w0"))
     assert held
     sim.crash("w0")
-    seen: dict[str, int] = {}
-    for i in range(1, 6):
-        d = sim.cycle()
-        for t in types_of(d.events):
-            seen.setdefault(t, i)
-        if "InstanceFailed" in types_of(d.events):
-            failed = d
-            break
+    seen, failed = until_failed(sim)
     # phi: mean 1 s + pause 1 s + 5.2 * 0.1 s = 2.5 s, i.e. the third cycle, not the second
     assert seen["InstanceSuspected"] == 3
     assert seen["InstanceFailed"] == 4  # fail_after, as with the fixed detector
