@@ -1,0 +1,1 @@
+"""The monitor process: the seed's HealthMonitor and AlertManager as a running service."""
