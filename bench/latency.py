@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/latency.py [--rate 1000] [--seconds 10] [--workers 4]
         [--capacity 3000] [--bootstrap HOST:PORT] [--profile]
+        [--metrics off|on|both] [--rounds 1] [--scrape-interval 1.0]
 
 One orchestrator and ``--workers`` ``streamplane worker`` processes (``demo`` handler, no CPU
 per tick) with room for every stream. One producer sends ``RegisterStream`` commands on a
@@ -15,24 +16,37 @@ Latency is measured to the event's *arrival* here (same host clock as the send t
 ``--profile`` runs the orchestrator under pyinstrument (``pip install pyinstrument``) and
 writes its report beside the logs. Human-readable lines first; the last line is one JSON
 object (``p50_ms``, ``p99_ms`` of command -> StreamStarted, ``rate`` actually sent per second).
+
+``--metrics on`` gives the orchestrator and the workers a ``/metrics`` endpoint
+(``STREAMPLANE_METRICS_ADDRESS``) and scrapes all of them every ``--scrape-interval`` seconds
+while commands flow (1 s: fifteen times Prometheus' usual rate, to make the cost visible);
+``off`` serves nothing. ``both`` runs the whole measurement ``off`` then ``on``, ``--rounds``
+times, each on fresh topics, and reports each run and the overhead of ``on`` over ``off``
+(medians of the rounds): p50, p99 and the orchestrator's CPU, as a share of a core over the
+window and as CPU milliseconds per command (the work, whatever the window's length)
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import _common as c
 
+from control_plane.tools.harness import Children, orchestrator_args
 from events import commands as cmd
 from events import control as ev
 from events.codec import encode
 from events.topics import Topics
 from projections.io.kafka import ensure_topics, make_producer, started
+from telemetry.metrics import free_address
 
 STAGES = ("registered", "assigned", "started")
 
@@ -46,6 +60,9 @@ def _args() -> argparse.Namespace:
     p.add_argument("--drain-timeout", type=float, default=120.0, help="seconds after sending")
     p.add_argument("--profile", action="store_true", help="orchestrator under pyinstrument")
     p.add_argument("--bootstrap", default=None)
+    p.add_argument("--metrics", choices=("off", "on", "both"), default="off")
+    p.add_argument("--rounds", type=int, default=1, help="with --metrics both: off/on pairs")
+    p.add_argument("--scrape-interval", type=float, default=1.0, help="seconds, metrics on")
     return p.parse_args()
 
 
@@ -90,7 +107,68 @@ def _track(seen: dict[str, dict[str, float]]) -> Any:
     return on_events
 
 
+class Scraper:
+    """Scrapes ``/metrics`` of every child given an address, as Prometheus would."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.addresses: list[str] = []
+        self.scrapes = 0
+        self.failures = 0
+
+    def env(self, on: bool) -> dict[str, str]:
+        if not on:
+            return {}
+        self.addresses.append(free_address())
+        return {"STREAMPLANE_METRICS_ADDRESS": self.addresses[-1]}
+
+    def _get(self, address: str) -> None:
+        try:
+            with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as r:
+                r.read()
+            self.scrapes += 1
+        except OSError:
+            self.failures += 1
+
+    async def run(self) -> None:
+        while True:
+            for address in self.addresses:
+                await asyncio.to_thread(self._get, address)
+            await asyncio.sleep(self.interval)
+
+
+def _start_orchestrator(children: Children, env: dict[str, str], profile: bool) -> None:
+    if profile or not env:
+        c.start_orchestrator(children, profile=profile)
+    else:
+        children.spawn("orch-1", "orchestrator", orchestrator_args("orch-1"), env)
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    """One measurement, or with ``--metrics both`` off/on pairs and the overhead."""
+    if args.metrics != "both":
+        return await measure(args, metrics=args.metrics == "on")
+    runs = []
+    for _ in range(args.rounds):
+        for on in (False, True):
+            runs.append(await measure(args, metrics=on))
+            print(f"# metrics {runs[-1]['metrics']}: {_line(runs[-1], args)}", flush=True)
+    return _overhead(runs)
+
+
+def _overhead(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def median(metrics: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in runs if r["metrics"] == metrics))
+
+    out: dict[str, Any] = {"runs": runs, "date": c.utc_now_text()}
+    for key in ("p50_ms", "p99_ms", "orchestrator_cpu", "orchestrator_cpu_ms_per_command"):
+        off, on = median("off", key), median("on", key)
+        out[f"{key}_off"], out[f"{key}_on"] = off, on
+        out[f"{key}_overhead_pct"] = round((on - off) / off * 100, 1) if off else None
+    return out
+
+
+async def measure(args: argparse.Namespace, *, metrics: bool) -> dict[str, Any]:
     kafka = c.bootstrap(args.bootstrap)
     prefix = c.fresh_prefix("latency")
     topics = Topics(prefix)
@@ -99,15 +177,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     seen: dict[str, dict[str, float]] = {s: {} for s in STAGES}
     track = _track(seen)
     env = {"DEMO_CPU_MS": "0", "DEMO_TICK_INTERVAL": "10"}
+    scraper = Scraper(args.scrape_interval)
     with c.fleet("latency", prefix, kafka, env) as children:
         async with c.log_follower(kafka, topics) as f:
-            c.start_orchestrator(children, profile=args.profile)
+            _start_orchestrator(children, scraper.env(metrics), args.profile)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             for i in range(args.workers):
-                c.start_worker(children, f"worker-{i + 1:02d}", args.capacity)
+                w = f"worker-{i + 1:02d}"
+                c.start_worker(children, w, args.capacity, **scraper.env(metrics))
             n = args.workers
             await c.wait_state(f, lambda s: c.active_count(s) >= n, limit_s=120, what="workers")
             orch = children.all[0].pid
+            scraping = asyncio.create_task(scraper.run())
             cpu0, t0 = c.cpu_seconds(orch), time.monotonic()
             sender = asyncio.create_task(
                 _send(kafka, topics.commands, args.rate, args.seconds, sent)
@@ -126,8 +207,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 )
             except TimeoutError as exc:
                 print(f"# {exc}", flush=True)
-            busy = (c.cpu_seconds(orch) - cpu0) / (time.monotonic() - t0)
-    return _result(args, sent, seen, rate, busy)
+            cpu = c.cpu_seconds(orch) - cpu0
+            busy = cpu / (time.monotonic() - t0)
+            scraping.cancel()
+    result = _result(args, sent, seen, rate, busy)
+    result.update(metrics="on" if metrics else "off", scrapes=scraper.scrapes)
+    # the work, whatever the window's length: CPU per command, sending through draining
+    result["orchestrator_cpu_ms_per_command"] = round(cpu * 1000 / max(len(sent), 1), 3)
+    result["scrape_failures"] = scraper.failures
+    return result
 
 
 def _result(
@@ -160,15 +248,28 @@ def _result(
     return out
 
 
-if __name__ == "__main__":
-    arguments = _args()
-    result = asyncio.run(main(arguments))
-    print(
+def _line(result: dict[str, Any], args: argparse.Namespace) -> str:
+    return (
         f"sent {result['sent']} RegisterStream at {result['rate']:.0f}/s "
-        f"(target {arguments.rate:.0f}/s); {result['started']} started; "
+        f"(target {args.rate:.0f}/s); {result['started']} started; "
         f"command -> StreamRegistered p50 {result['registered_p50_ms']:.0f} ms, "
         f"-> StreamAssigned p50 {result['assigned_p50_ms']:.0f} ms, "
         f"-> StreamStarted p50 {result['p50_ms']:.0f} ms p99 {result['p99_ms']:.0f} ms; "
         f"orchestrator CPU {result['orchestrator_cpu']:.0%} of a core"
     )
+
+
+if __name__ == "__main__":
+    arguments = _args()
+    result = asyncio.run(main(arguments))
+    if arguments.metrics == "both":
+        print(
+            "metrics on vs off (medians): "
+            + ", ".join(
+                f"{k} {result[k + '_off']} -> {result[k + '_on']} ({result[k + '_overhead_pct']}%)"
+                for k in ("p50_ms", "p99_ms", "orchestrator_cpu", "orchestrator_cpu_ms_per_command")
+            )
+        )
+    else:
+        print(_line(result, arguments))
     c.emit(result)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
+from aiokafka import errors as kafka_errors
 
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from events import encode
@@ -25,7 +26,7 @@ from events.topics import Topics
 from projections.errors import InvalidSnapshotError, OffsetOutOfRangeError
 from projections.fold.snapshots import restore_state
 from projections.fold.state import ClusterState
-from projections.io.kafka import make_consumer, make_producer, started
+from projections.io.kafka import kafka_error, make_consumer, make_producer, started
 from projections.io.replay import ReplayResult, replay
 from projections.io.snapshot_store import SnapshotStore
 
@@ -36,6 +37,41 @@ def new_command_id() -> str:
     return uuid.uuid4().hex
 
 
+def build_command(
+    build: Callable[..., Command],
+    *,
+    source: str = "streamplane/cli",
+    command_id: str | None = None,
+    **fields: object,
+) -> Command:
+    """``build(**fields)`` with a new event id, the time now and ``command_id`` (default: a
+    new one); a bad field raises pydantic's ``ValidationError`` before anything is sent."""
+    return build(
+        id=uuid.uuid4().hex,
+        source=source,
+        time=datetime.now(UTC),
+        command_id=command_id or new_command_id(),
+        **fields,
+    )
+
+
+async def post_command(
+    bootstrap: str, topics: Topics, command: Command, *, kafka_timeout: float = 30.0
+) -> None:
+    """Put ``command`` on the commands topic (acks=all) without waiting for its outcome:
+    the orchestrator answers in the log with events whose ``causationid`` is its id."""
+    producer = make_producer(bootstrap, linger_ms=0)
+    async with started(producer, kafka_timeout=kafka_timeout, what="command sender"):
+        try:
+            async with asyncio.timeout(kafka_timeout):
+                await producer.send_and_wait(
+                    topics.commands, encode(command), key=command.command_id.encode()
+                )
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            what = f"send {type(command).__name__} to {topics.commands}"
+            raise kafka_error(exc, what) from exc
+
+
 async def send_command(
     bootstrap: str,
     topics: Topics,
@@ -43,22 +79,18 @@ async def send_command(
     *,
     wait_s: float = 30.0,
     source: str = "streamplane/cli",
+    command_id: str | None = None,
     **fields: object,
 ) -> tuple[ControlEvent, list[ControlEvent]]:
     """Send ``build(**fields)`` and wait for its outcome.
 
     Returns (the ``CommandCompleted``, the events it caused). Raises
     :class:`CommandRejectedError` when refused and :class:`CommandTimeoutError` when no
-    orchestrator answered within ``wait_s`` seconds.
+    orchestrator answered within ``wait_s`` seconds. ``command_id`` (default: a new one)
+    lets the caller name the command before it is answered.
     """
-    command_id = new_command_id()
-    command = build(
-        id=uuid.uuid4().hex,
-        source=source,
-        time=datetime.now(UTC),
-        command_id=command_id,
-        **fields,
-    )
+    command = build_command(build, source=source, command_id=command_id, **fields)
+    command_id = command.command_id
     tp = TopicPartition(topics.events, 0)
     consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
     async with started(consumer, what="event reader"):

@@ -5,10 +5,12 @@ Pure: imports no Kafka, Faust or database code.
 
 from events import commands as _commands
 from events import control as _control
+from events.alerts import AlertFired, AlertResolved, AlertSeverity
 from events.base import Command, ControlEvent, Message
 from events.codec import (
     MESSAGE_TYPES,
     decode,
+    decode_alert,
     decode_command,
     decode_desired,
     decode_event,
@@ -39,6 +41,9 @@ from events.topics import Topics
 __all__ = [
     *(t.__name__ for t in _control.CONTROL_EVENT_TYPES),
     *(t.__name__ for t in _commands.COMMAND_TYPES),
+    "AlertFired",
+    "AlertResolved",
+    "AlertSeverity",
     "AnyCommand",
     "AnyControlEvent",
     "CONTROL_EVENT_TYPES",
@@ -63,6 +68,7 @@ __all__ = [
     "UnsupportedVersionError",
     "WrongFamilyError",
     "decode",
+    "decode_alert",
     "decode_command",
     "decode_desired",
     "decode_event",

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from events._fast.decoder import FastDecoder
 from events._fast.handover import Handover
+from events.alerts import ALERT_TYPES, AlertFired, AlertResolved
 from events.base import ENVELOPE_FIELDS, Command, ControlEvent, Message
 from events.commands import COMMAND_TYPES
 from events.control import CONTROL_EVENT_TYPES
@@ -53,7 +54,13 @@ from events.upcasters import upcast
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/json"
 
-_ALL: tuple[type[Message], ...] = (*CONTROL_EVENT_TYPES, *COMMAND_TYPES, Heartbeat, DesiredSet)
+_ALL: tuple[type[Message], ...] = (
+    *CONTROL_EVENT_TYPES,
+    *COMMAND_TYPES,
+    Heartbeat,
+    DesiredSet,
+    *ALERT_TYPES,
+)
 MESSAGE_TYPES: dict[str, type[Message]] = {cls.__name__: cls for cls in _ALL}
 
 _REQUIRED = ("specversion", "id", "source", "type", "time", "data")
@@ -289,3 +296,15 @@ def decode_heartbeat(raw: bytes | str | dict[str, Any]) -> Heartbeat:
 def decode_desired(raw: bytes | str | dict[str, Any]) -> DesiredSet:
     """Decode a desired set (``streamplane.desired``)."""
     return _decode_as(raw, DesiredSet)
+
+
+def decode_alert(raw: bytes | str | dict[str, Any]) -> AlertFired | AlertResolved:
+    """Decode an alert (``streamplane.alerts``)."""
+    message = decode(raw)
+    if not isinstance(message, AlertFired | AlertResolved):
+        raise WrongFamilyError(
+            f"expected an alert, got {type(message).__name__}",
+            type_=type(message).__name__,
+            field="type",
+        )
+    return message

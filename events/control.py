@@ -1,7 +1,8 @@
 """Control events: the facts on ``streamplane.events``, the one source of truth.
 
 Named in the past tense. Every decision event carries a machine-readable ``reason``
-(see :class:`Reasons`) and, where a command caused it, ``causationid`` = the command id.
+(see :class:`~events.reasons.Reasons`) and, where a command caused it, ``causationid`` = the
+command id. What each type does to the state a reader folds is docs/contract.md.
 """
 
 from __future__ import annotations
@@ -13,32 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 from events.base import ControlEvent, UtcDateTime
 from events.heartbeat import MAX_CAPACITY, MAX_TAGS, PerformanceMetrics
 from events.ids import EventId, Incarnation, Reason, ServerId, ShortText, StreamId, Tag
+from events.reasons import Reasons as Reasons  # re-exported: ev.Reasons.X
 
 MAX_WEIGHT = 10_000
 MAX_PLAN_MOVES = 200_000
-
-
-class Reasons:
-    """The reasons the orchestrator writes (any ``snake_case`` word is valid on the wire)."""
-
-    HEARTBEAT = "heartbeat"
-    INSTANCE_FAILED = "instance_failed"
-    INSTANCE_LEFT = "instance_left"
-    SUPERSEDED = "superseded"
-    REBALANCE = "rebalance"
-    DRAIN = "drain"
-    NEW_STREAM = "new_stream"
-    NO_CAPACITY = "no_capacity"
-    CAPACITY_RETURNED = "capacity_returned"
-    CONSISTENCY_REPAIR = "consistency_repair"
-    ORPHANED = "orphaned"
-    DUPLICATED = "duplicated"
-    EMERGENCY_RECOVERY = "emergency_recovery"
-    OPERATOR = "operator"
-    TIMEOUT = "timeout"
-    MASS_FAILURE = "mass_failure"
-    START_FAILED = "start_failed"
-    POISON = "poison"
 
 
 class _Value(BaseModel):
@@ -205,6 +184,14 @@ class StreamFailed(_StreamEvent):
     reason: Reason = "start_failed"
 
 
+class StreamWaiting(_StreamEvent):
+    """No instance may take the stream now: it waits ``unassigned`` until a ``StreamAssigned``
+    (written once, in the cycle it began to wait)."""
+
+    type: Literal["StreamWaiting"] = "StreamWaiting"
+    reason: Reason = "no_capacity"
+
+
 # --- migrations -------------------------------------------------------------------------
 
 
@@ -261,10 +248,15 @@ class RebalancePlanned(ControlEvent):
 
 
 class RebalanceCompleted(ControlEvent):
+    """The plan is over: its migrations ``completed`` or ``aborted``, and the moves never
+    started because they went stale (``skipped``; v1 did not count them)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 2
     type: Literal["RebalanceCompleted"] = "RebalanceCompleted"
     plan_id: EventId
     completed: int = Field(ge=0)
     aborted: int = Field(ge=0)
+    skipped: int = Field(default=0, ge=0)
 
 
 # --- consistency, commands, maintenance --------------------------------------------------
@@ -339,6 +331,7 @@ CONTROL_EVENT_TYPES: tuple[type[ControlEvent], ...] = (
     StreamUnassigned,
     StreamStarted,
     StreamFailed,
+    StreamWaiting,
     MigrationStarted,
     MigrationCompleted,
     MigrationAborted,
@@ -371,6 +364,7 @@ AnyControlEvent = Annotated[
     | StreamUnassigned
     | StreamStarted
     | StreamFailed
+    | StreamWaiting
     | MigrationStarted
     | MigrationCompleted
     | MigrationAborted

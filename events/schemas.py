@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 from events.base import ENVELOPE_FIELDS, Message
 from events.codec import CONTENT_TYPE, MESSAGE_TYPES, SPECVERSION
 from events.ids import ID_PATTERN, Reason
-from events.topics import COMMANDS, DESIRED, EVENTS, HEARTBEATS, TopicSpec
+from events.topics import ALERTS, COMMANDS, DESIRED, EVENTS, HEARTBEATS, TopicSpec
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 DEFAULT_OUT = "docs/schemas"
@@ -39,12 +39,14 @@ FAMILY_TOPICS: dict[str, TopicSpec] = {
     "command": COMMANDS,
     "heartbeat": HEARTBEATS,
     "desired": DESIRED,
+    "alert": ALERTS,
 }
 _FAMILY_TITLES = {
     "event": "Control events",
     "command": "Commands",
     "heartbeat": "Heartbeats",
     "desired": "Desired sets",
+    "alert": "Alerts",
 }
 _NAMED_PATTERNS = {
     ID_PATTERN: "id",

@@ -28,6 +28,9 @@ DESIRED = TopicSpec("desired", 6, True, -1, "server_id")
 ASSIGNMENTS = TopicSpec("assignments", 6, True, -1, "stream_id")
 SNAPSHOTS = TopicSpec("snapshots", 1, True, -1, "cluster")
 DLQ = TopicSpec("dlq", 1, False, 30 * 24 * 3600 * 1000, "origin topic")
+#: compacted: the latest record per key is the alert's status, which the monitor rebuilds its
+#: firing set from on start and ``streamplane alerts`` lists, however long an alert has fired
+ALERTS = TopicSpec("alerts", 1, True, -1, "alert key (rule:subject)")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     EVENTS,
@@ -37,6 +40,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ASSIGNMENTS,
     SNAPSHOTS,
     DLQ,
+    ALERTS,
 )
 
 
@@ -75,3 +79,7 @@ class Topics(NamedTuple):
     @property
     def dlq(self) -> str:
         return self.name(DLQ)
+
+    @property
+    def alerts(self) -> str:
+        return self.name(ALERTS)

@@ -25,8 +25,17 @@ def upcast_heartbeat_v1_v2(data: Data) -> Data:
     return out
 
 
+def upcast_rebalancecompleted_v1_v2(data: Data) -> Data:
+    """RebalanceCompleted v1 did not count the planned moves that were never started (they
+    went stale); v2 does (``skipped``). A v1 plan's count is unknown: it reads as 0."""
+    out = dict(data)
+    out.setdefault("skipped", 0)
+    return out
+
+
 UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("Heartbeat", 1): upcast_heartbeat_v1_v2,
+    ("RebalanceCompleted", 1): upcast_rebalancecompleted_v1_v2,
 }
 
 

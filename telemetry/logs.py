@@ -5,6 +5,10 @@ them with ``extra=``, the control-log coordinates of what the line is about: ``e
 ``seq``, ``epoch``, ``causation_id``, ``correlation_id``, ``command_id``, ``server_id``,
 ``stream_id``. So a log line leads to the event (``streamplane audit``) and back.
 python-json-logger does the formatting (well kept, stdlib ``logging`` underneath).
+
+Every command calls :func:`setup_logging` once, first: it reads :class:`LogSettings`
+(``STREAMPLANE_LOG_FORMAT``, ``STREAMPLANE_LOG_LEVEL``; the command's flags win) and
+configures the root logger. docs/cli.md ("Logs") is the user's side of it.
 """
 
 from __future__ import annotations
@@ -13,9 +17,12 @@ import logging
 import sys
 from typing import Any, Literal, TextIO
 
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
 
 LogFormat = Literal["text", "json"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: the ``extra=`` keys a JSON line keeps (others are dropped: no accidental secrets)
 EVENT_FIELDS = (
@@ -51,14 +58,86 @@ def json_formatter() -> logging.Formatter:
     )
 
 
-def configure(level: str = "INFO", fmt: str = "text", *, stream: TextIO | None = None) -> None:
-    """Set up the root logger once per process (the CLI calls it in ``main``)."""
+class LogSettings(BaseSettings):
+    """How a process logs (env ``STREAMPLANE_LOG_FORMAT``, ``STREAMPLANE_LOG_LEVEL``; the
+    ``--log-format`` / ``--log-level`` flags win). Every command reads it once, before
+    anything else: a bad value is a usage error naming the field, not a crash later."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
+
+    log_format: LogFormat = "text"
+    #: None: the command's own default (INFO for a process, WARNING for a one-shot command)
+    log_level: LogLevel | None = None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written: a command run inside a
+    test runner (which swaps ``sys.stderr``) must not keep writing to a closed stream."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:  # StreamHandler.setStream; nothing to keep
+        pass
+
+
+def _quiet_filter(names: tuple[str, ...]) -> logging.Filter:
+    """Drops records below CRITICAL from the loggers ``names`` (and their children)."""
+    prefixes = tuple(f"{n}." for n in names)
+
+    def keep(record: logging.LogRecord) -> bool:
+        mine = record.name in names or record.name.startswith(prefixes)
+        return not mine or record.levelno >= logging.CRITICAL
+
+    filt = logging.Filter()
+    filt.filter = keep  # type: ignore[method-assign]
+    return filt
+
+
+def configure(
+    level: str = "INFO",
+    fmt: str = "text",
+    *,
+    stream: TextIO | None = None,
+    quiet: tuple[str, ...] = (),
+) -> None:
+    """Set up the root logger once per process (the CLI calls it in ``main``). ``quiet``:
+    loggers whose lines below CRITICAL are dropped (a one-shot command says what failed in
+    its own ``error:`` line; aiokafka's connection errors would only repeat it)."""
     if fmt not in ("text", "json"):
         raise ValueError(f"log_format: expected 'text' or 'json', got {fmt!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    if quiet and level.upper() != "DEBUG":
+        handler.addFilter(_quiet_filter(quiet))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+def setup_logging(
+    *,
+    level: str | None = None,
+    fmt: str | None = None,
+    default_level: str = "INFO",
+    quiet: tuple[str, ...] = (),
+) -> LogSettings:
+    """Read :class:`LogSettings` (the environment, then ``level``/``fmt`` from the command's
+    flags when given) and configure the root logger with them. Raises pydantic's
+    ``ValidationError`` naming ``log_format`` or ``log_level`` for a bad value."""
+    overrides: dict[str, Any] = {"log_level": level, "log_format": fmt}
+    settings = LogSettings(**{k: v for k, v in overrides.items() if v is not None})
+    configure(settings.log_level or default_level, settings.log_format, quiet=quiet)
+    return settings

@@ -21,8 +21,10 @@ from events.codec import decode_desired, encode
 from events.errors import EventError
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
 from resilience.backoff import Backoff
+from telemetry.metrics import serve
 from worker_agent.errors import TransportError
 from worker_agent.handlers import StreamHandler, StreamHealth, load_handler
+from worker_agent.metrics import WorkerMetrics, WorkerSnapshot, snapshot
 from worker_agent.reconcile import (
     DesiredVerdict,
     Params,
@@ -78,14 +80,8 @@ class WorkerAgent:
         self.settings = settings
         self.handler = handler or load_handler(settings.handler, settings)
         self.transport = transport or KafkaTransport(settings, clock=clock)
-        self.identity = Identity(
-            settings.server_id,
-            settings.ip,
-            settings.port,
-            settings.max_streams,
-            settings.zone,
-            settings.tags,
-        )
+        s = settings
+        self.identity = Identity(s.server_id, s.ip, s.port, s.max_streams, s.zone, s.tags)
         self._clock = clock
         self._rand = rand or random.Random().random
         self._runner = StreamRunner(self.handler, settings, clock=clock, rand=self._rand)
@@ -108,7 +104,9 @@ class WorkerAgent:
         self._sampler = ProcessSampler()
         #: the latest heartbeat built (sent or not): local mode keeps only this one
         self.last_heartbeat: Heartbeat | None = None
-        self.heartbeats_sent = 0
+        self.heartbeats_sent = self.heartbeat_failures = self.fenced = 0
+        #: served by run() when ``metrics_address`` is set
+        self.metrics = WorkerMetrics(self.metrics_snapshot)
 
     # --- observable state
     @property
@@ -143,6 +141,11 @@ class WorkerAgent:
         """The last self-check: desired but not healthy, or healthy but not desired."""
         return self._mismatch
 
+    def metrics_snapshot(self) -> WorkerSnapshot:
+        """What the metrics read, on the metrics server's thread: reads only."""
+        counts = (self.heartbeats_sent, self.heartbeat_failures, self.fenced)
+        return snapshot(self._runner, len(self._desired), self._mode, self.transport, counts)
+
     # --- lifecycle
     async def run(self) -> None:
         """Run until :meth:`stop`; then leave gracefully (announce, stop streams, flush)."""
@@ -153,6 +156,11 @@ class WorkerAgent:
             self.identity.max_streams,
             self.settings.handler,
         )
+        try:  # the metrics address first: a bad one fails before anything started
+            server = serve(self.metrics.registry, self.settings.metrics_address)
+        except BaseException:
+            self._done.set()
+            raise
         try:
             async with asyncio.TaskGroup() as group:
                 loops = [
@@ -165,11 +173,13 @@ class WorkerAgent:
                         self._self_check_loop,
                     )
                 ]
+                loops.append(group.create_task(self.metrics.loop_lag.run(), name="worker:lag"))
                 await self._stop.wait()
                 for task in loops:
                     task.cancel()
         finally:
             await self._shutdown()
+            server.stop()
             self._done.set()
 
     async def _keep_running(self, loop: Callable[[], Awaitable[None]]) -> None:
@@ -259,6 +269,7 @@ class WorkerAgent:
             await self._runner.stop_all()
             self._desired, self._desired_seq, self._health = {}, 0, {}
             self._incarnation = new_incarnation()
+            self.fenced += 1
             log.info("new incarnation %s", self._incarnation)
         self._beat.set()
 
@@ -330,6 +341,7 @@ class WorkerAgent:
         except TransportError as exc:
             if not exc.circuit_open:
                 log.warning("heartbeat not sent: %s", exc)
+            self.heartbeat_failures += 1
             self._set_produce(False)
             return
         self._sent = printed

@@ -1,21 +1,26 @@
-"""``streamplane worker``: run a worker agent in the foreground until SIGTERM/SIGINT."""
+"""``streamplane worker``: run a worker agent in the foreground until SIGTERM/SIGINT.
+
+Bad settings (flags or ``STREAMPLANE_*``) end it with exit code 2 and one line,
+``error: <field>: <message>``, as every streamplane command (docs/cli.md). The worker says so
+itself: it also runs as ``python -m worker_agent``, outside the control plane's CLI, whose
+error handling a worker host does not have (docs/architecture.md).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
-import sys
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from telemetry.logs import LogFormat, LogLevel, setup_logging
 from worker_agent.agent import WorkerAgent
 from worker_agent.errors import ConfigError
 from worker_agent.settings import WorkerSettings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+USAGE = 2  # exit code of a usage error (docs/cli.md)
 
 
 def worker(
@@ -45,11 +50,17 @@ def worker(
     demo_start_delay: Annotated[
         float | None, typer.Option(help="Demo: seconds a stream reports starting before running.")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ...")] = "INFO",
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(case_sensitive=False, help="Log level (env STREAMPLANE_LOG_LEVEL)."),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option(help="text or json lines (env STREAMPLANE_LOG_FORMAT; default text)."),
+    ] = None,
 ) -> None:
     """Run a worker agent: heartbeat, follow the desired set, run streams (STREAMPLANE_* env
     variables set the defaults; flags win). Stops gracefully on SIGTERM/SIGINT."""
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
     overrides: dict[str, Any] = {
         "server_id": server_id,
         "max_streams": max_streams,
@@ -69,15 +80,32 @@ def worker(
         "demo_start_delay": demo_start_delay,
     }
     try:
+        setup_logging(level=log_level, fmt=log_format)
         settings = WorkerSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        typer.echo(f"error: invalid settings: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        typer.echo(settings_error(exc), err=True)
+        raise typer.Exit(USAGE) from None
     try:
         asyncio.run(run_worker(settings))
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        typer.echo(f"error: {' '.join(str(exc).split())}", err=True)
+        raise typer.Exit(USAGE) from None
+
+
+def settings_error(exc: ValidationError) -> str:
+    """``error: field: message (got value)`` for every error, on one line (the shape of
+    ``control_plane.tools.exits``); values of fields that may hold a secret are left out."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or exc.title
+        value = error.get("input")
+        shown = isinstance(value, str | int | float) and field not in _SECRETS
+        parts.append(f"{field}: {error['msg']}" + (f" (got {value!r:.80})" if shown else ""))
+    return "error: " + "; ".join(parts)
+
+
+#: settings whose value may carry a secret (a command line with a token)
+_SECRETS = frozenset({"command_template"})
 
 
 async def run_worker(settings: WorkerSettings) -> None:

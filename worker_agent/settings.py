@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from events.ids import ID_PATTERN
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from telemetry.metrics import MetricsAddress
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9._:-]")
 
@@ -37,6 +38,8 @@ class WorkerSettings(BaseSettings):
     tags: Annotated[tuple[str, ...], NoDecode] = ()
     #: "demo", "command", or an import path "package.module:Class"
     handler: str = "demo"
+    #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
+    metrics_address: MetricsAddress = ""
 
     # --- loop timing (seconds)
     heartbeat_interval: float = Field(default=1.0, gt=0)

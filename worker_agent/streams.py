@@ -37,6 +37,8 @@ class StreamRunner:
         self.backoff = Backoff(settings.start_retry_base, settings.start_retry_cap)
         self.running: dict[str, Params] = {}
         self.retries: dict[str, RetryState] = {}
+        #: what was carried out since the process started (read by the metrics)
+        self.started = self.stopped = self.start_failures = 0
         self._clock = clock
         self._rand = rand
 
@@ -65,6 +67,7 @@ class StreamRunner:
                 rand=self._rand,
             )
             self.retries[sid] = retry
+            self.start_failures += 1
             log.warning(
                 "start of %s failed (attempt %d, next try in %.1fs): %s",
                 sid,
@@ -75,12 +78,14 @@ class StreamRunner:
             return
         self.running[sid] = dict(start.params)
         self.retries.pop(sid, None)
+        self.started += 1
         log.info("started stream %s", sid)
 
     async def stop(self, stream_id: str) -> None:
         """Stop one stream; it is forgotten even if the handler fails to stop it."""
         await self._stop_quietly(stream_id)
         self.running.pop(stream_id, None)
+        self.stopped += 1
         log.info("stopped stream %s", stream_id)
 
     async def _stop_quietly(self, stream_id: str) -> None:

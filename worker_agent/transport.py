@@ -65,6 +65,11 @@ class KafkaTransport:
         self._consumer: AIOKafkaConsumer | None = None
         self._tp: TopicPartition | None = None
 
+    @property
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The breaker of each direction, by name (the metrics show their states)."""
+        return {"produce": self.produce_breaker, "consume": self.consume_breaker}
+
     async def _guarded(
         self, breaker: CircuitBreaker, what: str, op: Callable[[], Awaitable[object]]
     ) -> None:

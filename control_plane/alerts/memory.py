@@ -24,6 +24,19 @@ from events.base import ControlEvent
 
 _T = TypeVar("_T")
 
+#: the control events :func:`remember` reads: a caller may leave every other type out of its
+#: observations (the monitor does, so that replaying a long log holds only these in memory)
+REMEMBERED: tuple[type[ControlEvent], ...] = (
+    ev.CommandRejected,
+    ev.InstanceSuspected,
+    ev.InstanceRecovered,
+    ev.InstanceFailed,
+    ev.StreamRegistered,
+    ev.StreamUnassigned,
+    ev.StreamFailed,
+    ev.StreamAssigned,
+)
+
 
 class Drop(NamedTuple):
     """An instance went down: suspected, or failed without a suspicion first. ``open`` while a

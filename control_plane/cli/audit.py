@@ -6,7 +6,7 @@
   ``reason`` and ``causationid`` ("why did stream 42 move?").
 - ``audit verify [--json]``: replay the whole log; report findings, seq gaps, dead letters
   and the digest, and check the latest snapshot against the log at its offset. Exit code 1
-  when anything is wrong, 3 when Kafka did not answer.
+  when anything is wrong, 3 when Kafka did not answer (:mod:`control_plane.tools.exits`).
 
 Mount with ``app.add_typer(audit_app, name="audit")``. Nothing here writes to Kafka.
 """
@@ -23,8 +23,9 @@ from typing import Annotated, Any
 import typer
 
 from control_plane.orchestrator.settings import OrchestratorSettings
+from control_plane.tools.exits import cli_app
+from control_plane.tools.options import AsJson, Bootstrap, Prefix, StreamId
 from events.topics import Topics
-from projections.errors import KafkaIOError
 from projections.fold.audit import StreamHistory, follow_stream, summarize
 from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState, FindingKind
@@ -33,23 +34,14 @@ from projections.io.replay import ReplayResult, replay
 
 log = logging.getLogger("streamplane.audit")
 
-audit_app = typer.Typer(
-    no_args_is_help=True,
+audit_app = cli_app(
     help="Time travel over the control log: past states, stream histories, verification.",
 )
 
-Bootstrap = Annotated[
-    str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
-]
-Prefix = Annotated[str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 UseSnapshot = Annotated[
     bool,
     typer.Option("--snapshot/--no-snapshot", help="Start from the latest snapshot if it helps."),
 ]
-
-#: exit code when Kafka did not answer (as the rest of the CLI)
-EXIT_UNAVAILABLE = 3
 
 
 def _topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
@@ -59,12 +51,8 @@ def _topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
 
 
 def _run(coro: Any) -> Any:
-    """Run ``coro``; a Kafka failure becomes a message and exit code 3."""
-    try:
-        return asyncio.run(coro)
-    except KafkaIOError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(EXIT_UNAVAILABLE) from exc
+    """Run ``coro``; a Kafka failure is raised to :mod:`control_plane.tools.exits` (exit 3)."""
+    return asyncio.run(coro)
 
 
 def parse_time(text: str) -> datetime:
@@ -72,7 +60,7 @@ def parse_time(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}") from exc
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint="--at") from exc
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -151,7 +139,7 @@ def audit_state(
 ) -> None:
     """Fold the control log up to a time, a seq or an offset and print the state then."""
     if sum(x is not None for x in (at, seq, offset)) > 1:
-        raise typer.BadParameter("give at most one of --at, --seq, --offset")
+        raise typer.BadParameter("give at most one of them", param_hint="--at / --seq / --offset")
     when = parse_time(at) if at is not None else None
     servers, topics = _topics(bootstrap, topic_prefix)
     state: ClusterState = _run(
@@ -180,7 +168,7 @@ async def stream_chain(bootstrap: str, topics: Topics, stream_id: str) -> Stream
 
 @audit_app.command("stream")
 def audit_stream(
-    stream_id: str,
+    stream_id: StreamId,
     as_json: AsJson = False,
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,

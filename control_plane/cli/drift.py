@@ -18,7 +18,7 @@ projector's records so it lands in the same partition and compaction keeps it). 
 log is never written. After a repair the check runs again.
 
 Exit codes: 0 no drift (lag alone is fine), 1 drift found and not repaired, 3 Kafka or
-PostgreSQL unreachable.
+PostgreSQL unreachable (:mod:`control_plane.tools.exits`).
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
 from control_plane.client import read_state, snapshot_start
+from control_plane.tools.exits import reports_errors
+from control_plane.tools.options import Bootstrap, Prefix
 from events.topics import Topics
-from projections.errors import KafkaIOError, UnknownTopicError
+from projections.errors import UnknownTopicError
 from projections.fold import fold_until
 from projections.fold.drift import (
     AssignmentsView,
@@ -54,14 +56,12 @@ from projections.fold.drift import (
 from projections.fold.state import ClusterState
 from projections.io.history import read_events
 from projections.io.kafka import end_offsets, kafka_error, make_consumer, make_producer, started
-from projections.io.postgres import DatabaseError, ResilientDatabaseManager
+from projections.io.postgres import ResilientDatabaseManager
 from projections.io.read_store import ReadModelSettings
 from projections.io.replay import ReplaySettings, replay
 from projections.read_model import ReadModelProjector
 
 EXIT_DRIFT = 1
-EXIT_ERROR = 2
-EXIT_UNAVAILABLE = 3
 
 # --- reading the read model -------------------------------------------------------------
 
@@ -261,6 +261,7 @@ def _print(summary: dict[str, Any]) -> None:
     typer.echo("OK" if summary["clean"] else "DRIFT")
 
 
+@reports_errors  # also mounted on an app of its own (tests/integration/test_drift_kafka.py)
 def audit_drift(
     database_url: Annotated[
         str | None, typer.Option(help="Read model database (env STREAMPLANE_DATABASE_URL).")
@@ -282,12 +283,8 @@ def audit_drift(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    bootstrap: Annotated[
-        str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
-    ] = None,
-    topic_prefix: Annotated[
-        str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")
-    ] = None,
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
 ) -> None:
     """Compare projections with the log at their own as-of seq (lag is not drift). Exit 0
     clean, 1 drift found (and not repaired), 3 Kafka or PostgreSQL unreachable."""
@@ -299,12 +296,7 @@ def audit_drift(
     }
     settings = ReadModelSettings(**{k: v for k, v in overrides.items() if v is not None})
     run = run_drift(settings, read_model=read_model, assignments=assignments, repair=repair)
-    try:
-        summary = asyncio.run(run)
-    except (KafkaIOError, DatabaseError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        code = EXIT_UNAVAILABLE if exc.retriable or isinstance(exc, KafkaIOError) else EXIT_ERROR
-        raise typer.Exit(code) from exc
+    summary = asyncio.run(run)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:

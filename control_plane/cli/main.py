@@ -2,45 +2,50 @@
 
 Commands send a command to the orchestrator, wait for its outcome event and print it
 (exit code 1 when rejected, 3 when no orchestrator answered). Lists fold the control log
-and say the ``seq`` they are as of.
+and say the ``seq`` they are as of. How every command ends (exit codes, the one ``error:``
+line) is :mod:`control_plane.tools.exits`; docs/cli.md lists it all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import sys
 from typing import Annotated, Any
 
 import typer
 
+from control_plane.cli.alerts import alerts, monitor
 from control_plane.cli.audit import audit_app
 from control_plane.cli.drift import audit_drift
 from control_plane.cli.read_side import api, projector, read_model
 from control_plane.client import read_state, send_command
-from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.tools.decisions import app as decisions_app
 from control_plane.tools.demo import demo
+from control_plane.tools.exits import cli_app
 from control_plane.tools.infra.cli import infra_app
-from control_plane.tools.infra.config import InfraError
+from control_plane.tools.options import (
+    AsJson,
+    Bootstrap,
+    LogFormatOption,
+    LogLevelOption,
+    Prefix,
+    ServerId,
+    StreamId,
+    Wait,
+    check_id,
+    parse_params,
+)
 from events import commands as cmd
 from events.topics import ALL_TOPICS, Topics
-from projections.errors import KafkaUnavailableError, ProjectionError
 from projections.fold.health import system_health
 from projections.fold.state import ClusterState
+from telemetry.logs import setup_logging
 from worker_agent.cli import worker
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-app = typer.Typer(
-    no_args_is_help=True,
-    help="streamplane: event-sourced control plane for long-running streams.",
-    add_completion=False,
-)
-streams_app = typer.Typer(no_args_is_help=True, help="Add, remove, list and show streams.")
-instances_app = typer.Typer(no_args_is_help=True, help="List, drain and resize instances.")
+app = cli_app(help="streamplane: event-sourced control plane for long-running streams.")
+streams_app = cli_app(help="Add, remove, list and show streams.")
+instances_app = cli_app(help="List, drain and resize instances.")
 app.add_typer(infra_app, name="infra")
 app.add_typer(streams_app, name="streams")
 app.add_typer(instances_app, name="instances")
@@ -60,13 +65,8 @@ app.command("projector")(projector)
 app.command("api")(api)
 app.command("read-model")(read_model)
 app.command("demo")(demo)
-
-Bootstrap = Annotated[
-    str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
-]
-Prefix = Annotated[str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")]
-Wait = Annotated[float, typer.Option(help="Seconds to wait for the outcome.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+app.command("monitor")(monitor)
+app.command("alerts")(alerts)
 
 
 def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:
@@ -77,17 +77,12 @@ def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings
 def _send(
     bootstrap: str | None, prefix: str | None, build: Any, wait: float, **fields: Any
 ) -> None:
+    """Send the command and print its outcome; a rejection (exit 1) or no answer (exit 3)
+    is raised to :mod:`control_plane.tools.exits`."""
     s = _settings(bootstrap, prefix)
-    try:
-        done, caused = asyncio.run(
-            send_command(s.kafka_bootstrap, Topics(s.topic_prefix), build, wait_s=wait, **fields)
-        )
-    except CommandRejectedError as exc:
-        typer.echo(f"rejected: {exc.reason}: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
-    except CommandTimeoutError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(3) from exc
+    done, caused = asyncio.run(
+        send_command(s.kafka_bootstrap, Topics(s.topic_prefix), build, wait_s=wait, **fields)
+    )
     for e in caused:
         typer.echo(f"  seq {e.seq}: {e.type} {e.subject or ''} {getattr(e, 'reason', '')}".rstrip())  # type: ignore[attr-defined]
     typer.echo(f"ok (seq {done.seq}): {getattr(done, 'detail', '')}")
@@ -102,13 +97,16 @@ def _state(bootstrap: str | None, prefix: str | None) -> ClusterState:
 def orchestrator(
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
-    node_id: Annotated[str | None, typer.Option(help="Name in LeaderElected events.")] = None,
-    log_level: str = "INFO",
+    node_id: Annotated[
+        str | None, typer.Option(callback=check_id, help="Name in LeaderElected events.")
+    ] = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run an orchestrator (active if elected, else a hot standby) until SIGTERM/SIGINT."""
     from control_plane.orchestrator import run_orchestrator
 
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    setup_logging(level=log_level, fmt=log_format)
     overrides: dict[str, Any] = {
         "kafka_bootstrap": bootstrap,
         "topic_prefix": topic_prefix,
@@ -120,7 +118,7 @@ def orchestrator(
 
 @streams_app.command("add")
 def streams_add(
-    stream_id: str,
+    stream_id: StreamId,
     weight: Annotated[int, typer.Option(help="Load units (default 1).")] = 1,
     priority: Annotated[int, typer.Option(help="Higher is placed first when short.")] = 0,
     zone: Annotated[str | None, typer.Option(help="Must run in this zone.")] = None,
@@ -133,7 +131,7 @@ def streams_add(
     wait: Wait = 30.0,
 ) -> None:
     """Register a stream; it is placed at once if there is capacity."""
-    params = dict(p.split("=", 1) for p in (param or []) if "=" in p)
+    params = parse_params(param)
     _send(
         bootstrap,
         topic_prefix,
@@ -150,7 +148,7 @@ def streams_add(
 
 @streams_app.command("remove")
 def streams_remove(
-    stream_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+    stream_id: StreamId, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
 ) -> None:
     """Deregister a stream; its owner stops it."""
     _send(bootstrap, topic_prefix, cmd.DeregisterStream, wait, stream_id=stream_id)
@@ -190,12 +188,14 @@ def streams_list(
 
 
 @streams_app.command("show")
-def streams_show(stream_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None) -> None:
+def streams_show(
+    stream_id: StreamId, bootstrap: Bootstrap = None, topic_prefix: Prefix = None
+) -> None:
     """One stream in detail (JSON)."""
     state = _state(bootstrap, topic_prefix)
     s = state.streams.get(stream_id)
     if s is None:
-        typer.echo(f"error: no stream {stream_id!r} (as of seq {state.seq})", err=True)
+        typer.echo(f"error: stream_id: no stream {stream_id!r} (as of seq {state.seq})", err=True)
         raise typer.Exit(1)
     row = _stream_row(state, s) | {
         "failure_count": s.failure_count,
@@ -242,7 +242,7 @@ def instances_list(
 
 @instances_app.command("drain")
 def instances_drain(
-    server_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+    server_id: ServerId, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
 ) -> None:
     """Stop giving the instance streams and move its streams away gradually."""
     _send(bootstrap, topic_prefix, cmd.DrainInstance, wait, server_id=server_id)
@@ -250,7 +250,7 @@ def instances_drain(
 
 @instances_app.command("undrain")
 def instances_undrain(
-    server_id: str, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
+    server_id: ServerId, bootstrap: Bootstrap = None, topic_prefix: Prefix = None, wait: Wait = 30.0
 ) -> None:
     """Cancel a drain."""
     _send(bootstrap, topic_prefix, cmd.UndrainInstance, wait, server_id=server_id)
@@ -258,8 +258,8 @@ def instances_undrain(
 
 @instances_app.command("capacity")
 def instances_capacity(
-    server_id: str,
-    max_streams: int,
+    server_id: ServerId,
+    max_streams: Annotated[int, typer.Argument(help="Streams it may run (0 and up).")],
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
     wait: Wait = 30.0,
@@ -348,16 +348,9 @@ def schemas(
 
 
 def main() -> None:
-    """Entry point: services that are down get one clear line and exit code 3, not a trace."""
-    try:
-        app()
-    except (ProjectionError, InfraError) as exc:
-        down = getattr(exc, "retriable", False) or isinstance(exc, KafkaUnavailableError)
-        typer.echo(f"error: {exc}", err=True)
-        if down:
-            typer.echo(
-                "hint: is Kafka/PostgreSQL running? `streamplane infra status` shows the local "
-                "services; STREAMPLANE_KAFKA_BOOTSTRAP / STREAMPLANE_DATABASE_URL select others",
-                err=True,
-            )
-        sys.exit(3 if down else 2)
+    """Entry point ``streamplane``: every command ends in an exit code and at most one
+    ``error:`` line, never a traceback (:class:`control_plane.tools.exits.StreamplaneGroup`)."""
+    app()
+
+
+__all__ = ["app", "main"]

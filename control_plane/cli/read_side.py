@@ -7,28 +7,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from control_plane.tools.options import Bootstrap, LogFormatOption, LogLevelOption, Prefix
+from telemetry.logs import setup_logging
 
 if TYPE_CHECKING:
     from control_plane.api import ApiSettings
 
 log = logging.getLogger("streamplane.api")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
-Bootstrap = Annotated[
-    str | None, typer.Option(help="Kafka bootstrap (env STREAMPLANE_KAFKA_BOOTSTRAP).")
-]
-Prefix = Annotated[str | None, typer.Option(help="Topic prefix (env STREAMPLANE_TOPIC_PREFIX).")]
 DatabaseUrl = Annotated[
     str | None, typer.Option(help="PostgreSQL URL (env STREAMPLANE_DATABASE_URL).")
 ]
 Schema = Annotated[
     str | None, typer.Option(help="PostgreSQL schema (env STREAMPLANE_DATABASE_SCHEMA).")
 ]
-LogLevel = Annotated[str, typer.Option(help="Log level.")]
 
 
 def _overrides(**values: Any) -> dict[str, Any]:
@@ -45,15 +41,18 @@ async def _until_signalled(main: Any) -> None:
 
 
 def projector(
-    bootstrap: Bootstrap = None, topic_prefix: Prefix = None, log_level: LogLevel = "INFO"
+    bootstrap: Bootstrap = None,
+    topic_prefix: Prefix = None,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run the Faust projector: tables instances, assignments, liveness and the
     <prefix>.assignments topic, until SIGTERM/SIGINT."""
     from projections.projector.app import ProjectorSettings, run_projector
 
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    logs = setup_logging(level=log_level, fmt=log_format)
     settings = ProjectorSettings(**_overrides(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix))
-    run_projector(settings, loglevel=log_level.lower())
+    run_projector(settings, loglevel=(logs.log_level or "INFO").lower())
 
 
 def read_model(
@@ -65,13 +64,14 @@ def read_model(
         bool, typer.Option(help="Drop the tables and project the log again.")
     ] = False,
     once: Annotated[bool, typer.Option(help="Catch up to the end of the log, then exit.")] = False,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Keep the PostgreSQL read model equal to the fold of the control log."""
     from projections.io.read_store import ReadModelSettings
     from projections.read_model import ReadModelProjector
 
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    setup_logging(level=log_level, fmt=log_format)
     settings = ReadModelSettings(
         **_overrides(
             kafka_bootstrap=bootstrap,
@@ -84,7 +84,11 @@ def read_model(
     async def main(stop: asyncio.Event) -> None:
         async with ReadModelProjector(settings=settings) as p:
             applied = await (p.rebuild() if rebuild else p.catch_up())
-            typer.echo(f"read model at offset {p.offset} (seq {p.state.seq}); applied {applied}")
+            # a log line, not a print: with JSON logs the output stays all JSON
+            logging.getLogger("streamplane.read_model").info(
+                "read model at offset %d (seq %d); applied %d", p.offset, p.state.seq, applied,
+                extra={"seq": p.state.seq},
+            )  # fmt: skip
             if not once:
                 await p.run(stop)
 
@@ -105,12 +109,15 @@ def api(
     with_read_model: Annotated[
         bool, typer.Option(help="Also keep the read model up to date in this process.")
     ] = True,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
-    """Serve the HTTP API (health, instances, streams, history, time travel, commands)."""
+    """Serve the HTTP API (health, instances, streams, history, time travel, commands,
+    /metrics, /openapi.json, /docs)."""
     from control_plane.api import ApiSettings
+    from control_plane.api.server import ListenError
 
-    logging.basicConfig(stream=sys.stderr, level=log_level.upper(), format=LOG_FORMAT)
+    setup_logging(level=log_level, fmt=log_format)
     settings = ApiSettings(
         **_overrides(
             kafka_bootstrap=bootstrap,
@@ -125,33 +132,53 @@ def api(
     async def main(stop: asyncio.Event) -> None:
         await serve(settings, with_read_model=with_read_model, stop=stop)
 
-    asyncio.run(_until_signalled(main))
+    try:
+        asyncio.run(_until_signalled(main))
+    except ListenError as exc:  # the address is in use or not ours: a usage error
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 async def serve(
     settings: ApiSettings, *, with_read_model: bool = True, stop: asyncio.Event | None = None
 ) -> None:
-    """Serve the API on ``api_host:api_port`` until ``stop`` is set; with ``with_read_model``
-    the same process also keeps the read model up to date (a ReadModelProjector): the two
-    processes composed in one, here at the top, so neither imports the other."""
-    from aiohttp import web
-
+    """Serve the API (uvicorn) on ``api_host:api_port`` until ``stop`` is set; with
+    ``with_read_model`` the same process also keeps the read model up to date (a
+    ReadModelProjector): the two processes composed in one, here at the top, so neither
+    imports the other."""
     from control_plane.api import create_app
+    from control_plane.api.server import ApiServer
     from projections.read_model import ReadModelProjector
 
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(create_app(settings))
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, settings.api_host, settings.api_port).start()
-        log.info("API on http://%s:%d", settings.api_host, settings.api_port)
-        if not with_read_model:
-            await stop.wait()
-            return
-        async with ReadModelProjector(settings=settings.read_model_settings()) as projector:
-            await projector.run(stop)
-    finally:
-        await runner.cleanup()
+    app = create_app(settings, watch_db=not with_read_model)
+    async with ApiServer(app, settings) as server:
+        uvicorn_stopped = asyncio.create_task(server.wait(), name="api:server")
+        work: asyncio.Task[Any]
+        if with_read_model:  # its metrics on the API's /metrics
+            projector = ReadModelProjector(
+                settings=settings.read_model_settings(), registry=app.state.api.registry
+            )
+            work = asyncio.create_task(_project(projector, stop), name="api:read-model")
+        else:
+            work = asyncio.create_task(stop.wait(), name="api:stop")
+        try:
+            await asyncio.wait([uvicorn_stopped, work], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.set()  # the read model finishes its batch and stops
+            uvicorn_stopped.cancel()  # only the waiter: the server stops on leaving the block
+            _, late = await asyncio.wait([work], timeout=settings.api_shutdown_grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(uvicorn_stopped, work, return_exceptions=True)
+        failure = None if work.cancelled() else work.exception()
+        if failure is not None:
+            raise failure
+
+
+async def _project(projector: Any, stop: asyncio.Event) -> None:
+    async with projector:
+        await projector.run(stop)
 
 
 __all__ = ["api", "projector", "read_model", "serve"]

@@ -6,7 +6,8 @@ auditor) can run the same decision twice and get the same events.
 
 Order of the steps: heartbeats (registrations, starts, failures reported by workers),
 commands, failure detection, quarantine expiry, migration timeouts, placing waiting
-streams, drains, the running rebalance plan, and an automatic rebalance when due.
+streams, drains, the running rebalance plan, an automatic rebalance when due, and last a
+``StreamWaiting`` for each stream that began to wait in this cycle.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from control_plane.decide.observations import on_heartbeat
 from control_plane.decide.placement import (
     advance_drains,
     advance_rebalance,
+    announce_waiting,
     instance_views,
     place_waiting,
     stream_view,
@@ -83,6 +85,7 @@ def decide(
     advance_rebalance(ctx)
     if inputs.check_balance:
         _maybe_auto_rebalance(ctx)
+    announce_waiting(ctx, state)
     desired = desired_changes(
         state, ctx.state, ctx.republish, source=source, now=now, new_id=new_id
     )

@@ -159,6 +159,22 @@ def place_waiting(ctx: Ctx) -> None:
     place(ctx, waiting, reason)
 
 
+def announce_waiting(ctx: Ctx, before: ClusterState) -> None:
+    """``StreamWaiting(no_capacity)`` for each stream that ends this cycle waiting and began
+    it otherwise (it was registered, lost its owner or failed to start, and no instance took
+    it): once per wait, so a stream left waiting for an hour writes one event, not one per
+    cycle. Last step of the cycle: only then is it known that nothing placed it."""
+    after = ctx.state.unplaced
+    if after is before.unplaced or not after:
+        return
+    touched = dict.fromkeys(
+        sid for e in ctx.events if isinstance(sid := getattr(e, "stream_id", None), str)
+    )
+    for sid in touched:
+        if sid in ctx.state.unplaced and sid not in before.unplaced:
+            ctx.emit(ev.StreamWaiting, stream_id=sid, reason=ev.Reasons.NO_CAPACITY)
+
+
 def in_flight_by_instance(state: ClusterState) -> dict[str, int]:
     counts: dict[str, int] = {}
     for sid in state.in_flight:
@@ -272,4 +288,5 @@ def advance_rebalance(ctx: Ctx) -> None:
             plan_id=plan.plan_id,
             completed=plan.completed,
             aborted=plan.aborted,
+            skipped=sum(1 for m in plan.moves if m.stream_id not in plan.started),
         )

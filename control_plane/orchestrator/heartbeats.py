@@ -61,6 +61,8 @@ class HeartbeatPoller:
         self._caught_up_at = clock()
         self._blind = False
         self._consumer: AIOKafkaConsumer | None = None
+        #: heartbeats read and decoded since the process started (a metric)
+        self.received = 0
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -112,6 +114,7 @@ class HeartbeatPoller:
                         continue
                     liveness.observe(hb, now)
                     latest[hb.server_id] = hb
+                    self.received += 1
             caught_up = await self._caught_up()
             timeout_ms = int((deadline - time.monotonic()) * 1000)
             if caught_up or timeout_ms <= 0:

@@ -9,12 +9,14 @@ import signal
 from control_plane.orchestrator.service import EnhancedStreamOrchestrator
 from control_plane.orchestrator.settings import OrchestratorSettings
 from projections.errors import KafkaIOError
+from telemetry.metrics import serving
 
 log = logging.getLogger("streamplane.orchestrator")
 
 
 async def run_orchestrator(settings: OrchestratorSettings) -> None:
-    """Run one orchestrator until SIGTERM/SIGINT (SIGUSR1 toggles heartbeat consumption)."""
+    """Run one orchestrator until SIGTERM/SIGINT (SIGUSR1 toggles heartbeat consumption),
+    with its ``/metrics`` endpoint when ``metrics_address`` is set."""
     orchestrator = EnhancedStreamOrchestrator(settings)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, orchestrator.stop)
@@ -26,7 +28,13 @@ async def run_orchestrator(settings: OrchestratorSettings) -> None:
         log.warning("heartbeat consumption %s", "paused" if heartbeats.paused else "resumed")
 
     loop.add_signal_handler(signal.SIGUSR1, toggle)
-    await run_until_stopped(orchestrator, settings.startup_retry_max)
+    # the endpoint lives as long as the process: it answers while Kafka is away, too
+    with serving(orchestrator.metrics.registry, settings.metrics_address):
+        lag = asyncio.create_task(orchestrator.metrics.loop_lag.run(), name="loop-lag")
+        try:
+            await run_until_stopped(orchestrator, settings.startup_retry_max)
+        finally:
+            lag.cancel()
 
 
 async def run_until_stopped(orchestrator: EnhancedStreamOrchestrator, retry_max: float) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -30,10 +31,12 @@ from aiokafka import errors as kafka_errors
 from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.structs import OffsetAndMetadata
 
-from control_plane.decide import Inputs, all_desired, begin_term, decide
+from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.liveness import Liveness
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
 from control_plane.orchestrator.leadership import ControlWriter, Membership
+from control_plane.orchestrator.log_lines import log_written
+from control_plane.orchestrator.metrics import OrchestratorMetrics, Seen
 from control_plane.orchestrator.recorder import DecisionRecorder
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.orchestrator.snapshotter import SnapshotPolicy, Snapshotter
@@ -108,6 +111,9 @@ class EnhancedStreamOrchestrator:
         self._follower: LogFollower | None = None
         #: undecodable records go to the dead-letter topic once ``run`` has opened it
         self._dead_letter: OnUndecodable = raise_undecodable
+        horizon = timedelta(seconds=settings.metrics_failover_horizon)
+        #: the process's registry (served by the runner when ``metrics_address`` is set)
+        self.metrics = OrchestratorMetrics(self._seen, failover_horizon=horizon)
 
     def new_id(self) -> str:
         return uuid.uuid4().hex
@@ -144,7 +150,9 @@ class EnhancedStreamOrchestrator:
             DeadLetterWriter(s.kafka_bootstrap, self.topics.dlq) as dlq,
             SnapshotStore(s.kafka_bootstrap, self.topics) as store,
         ):
-            self._dead_letter = to_dead_letters(dlq, clock=self.clock, logger=log)
+            self._dead_letter = self.metrics.counting(
+                to_dead_letters(dlq, clock=self.clock, logger=log), self.topics
+            )
             self._follower = LogFollower(
                 s.kafka_bootstrap,
                 self.topics,
@@ -202,6 +210,7 @@ class EnhancedStreamOrchestrator:
         if not leader:
             await self._step_down("commands partition revoked")
             return
+        began = time.perf_counter()
         commands, offsets = await self._poll_commands()
         now = self.clock()
         check = self._balance_check_due(now)
@@ -211,7 +220,28 @@ class EnhancedStreamOrchestrator:
             observer_lag=now - self.heartbeats.last_poll,
             check_balance=check,
         )
+        d = self._decide(inputs, now)
+        if d.events or d.desired or offsets:
+            if not await self._commit(d.events, d.desired, offsets):
+                return
+        before, self.state = self.state, d.state
+        self.metrics.committed(
+            d.events,
+            before=before,
+            after=self.state,
+            liveness=self.liveness,
+            commands=commands,
+            committed_at=self.clock(),
+        )
+        log_written(d.events)
+        if self._snapshotter is not None:  # after the commit, never inside it
+            self._snapshotter.after_commit(self.state, self._log_next, now)
+        self.metrics.cycle.observe(time.perf_counter() - began)
+
+    def _decide(self, inputs: Inputs, now: datetime) -> Decision:
+        """``decide`` on the current state (recorded when recording is on)."""
         rec = self._recorder
+        began = time.perf_counter()
         d = decide(
             self.state,
             self.liveness.view(),  # read-only; repaired here if the clock stepped back
@@ -221,19 +251,21 @@ class EnhancedStreamOrchestrator:
             config=self.config,
             source=self.source,
         )
+        self.metrics.decide.observe(time.perf_counter() - began)
         if rec is not None:
             rec.cycle(inputs, d, now=now)
         for alert in d.alerts:
             log.warning("alert: %s", alert)
         for dropped in d.dropped:
             log.error("decision refused by the fold (bug): %s", dropped)
-        if d.events or d.desired or offsets:
-            if not await self._commit(d.events, d.desired, offsets):
-                return
-        self.state = d.state
-        _log_written(d.events)
-        if self._snapshotter is not None:  # after the commit, never inside it
-            self._snapshotter.after_commit(self.state, self._log_next, now)
+        self.metrics.decision_outcome(alerts=len(d.alerts), refused=len(d.dropped))
+        return d
+
+    def _seen(self) -> Seen:
+        """What the state gauges read, on the metrics server's thread: reads only."""
+        lag = (self.clock() - self.heartbeats.last_poll).total_seconds()
+        snapshots = self._snapshotter.written if self._snapshotter is not None else 0
+        return Seen(self.active, lag, self.heartbeats.received, snapshots)
 
     async def _standby_cycle(self, leader: bool) -> None:
         """Follow the log; take over once the group has handed us the commands partition."""
@@ -267,8 +299,10 @@ class EnhancedStreamOrchestrator:
 
     async def _follow_log(self) -> None:
         """As a standby: fold what the leader committed since the last cycle."""
-        await self.follower.poll(timeout_ms=0)
+        before = self.state
+        events = await self.follower.poll(timeout_ms=0)
         self.state = self.follower.state
+        self.metrics.state_gauges.moved(before, self.state, events)
 
     # --- leadership -------------------------------------------------------------------------
 
@@ -303,14 +337,22 @@ class EnhancedStreamOrchestrator:
             return
         self.state = state
         self.active = True
+        self.metrics.terms.inc()
         if self._recorder is not None:
             self._recorder.start(state=state, term=term, config=self.config, source=self.source)
-        log.info("%s is the leader (epoch %d, seq %d)", self.node_id, state.epoch, state.seq)
+        log.info(
+            "%s is the leader (epoch %d, seq %d)",
+            self.node_id,
+            state.epoch,
+            state.seq,
+            extra={"seq": state.seq, "epoch": state.epoch, "event_id": term.id},
+        )
 
     async def _step_down(self, why: str) -> None:
         """Forget everything not read back from the log and follow it again as a standby."""
         log.warning("%s steps down: %s", self.node_id, why)
         self.active = False
+        self.metrics.stepped_down()
         if self._recorder is not None:
             self._recorder.stop(why)
         await self._writer.close()
@@ -333,35 +375,13 @@ class EnhancedStreamOrchestrator:
     ) -> bool:
         """Events, desired sets and command offsets in ONE transaction; False if we lost it
         (then we have stepped down)."""
+        began = time.perf_counter()
         try:
             end = await self._writer.commit(events, desired, offsets)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             await self._step_down(f"transaction failed: {type(exc).__name__}: {exc}")
             return False
+        self.metrics.transaction.observe(time.perf_counter() - began)
         if end is not None:  # where the state now ends in the log (for snapshots)
             self._log_next = end
         return True
-
-
-def _log_written(events: Sequence[ControlEvent]) -> None:
-    # one line per cycle: per-event lines cost a fifth of a busy cycle (bench/heartbeats)
-    if not events:
-        return
-    log.info("seq %d..%d: %s", events[0].seq, events[-1].seq, _summary(events))
-    if log.isEnabledFor(logging.DEBUG):
-        for e in events:
-            log.debug("seq %d %s %s", e.seq, e.type, e.subject or "")  # type: ignore[attr-defined]
-
-
-def _summary(events: Sequence[ControlEvent]) -> str:
-    """``StreamAssigned x3 s1,s2,s3; InstanceFailed w2``: what a cycle wrote, briefly."""
-    groups: dict[str, list[str]] = {}
-    for e in events:
-        groups.setdefault(e.type, []).append(e.subject or "")  # type: ignore[attr-defined]
-    parts = []
-    for type_, subjects in groups.items():
-        shown = ",".join(s for s in subjects[:5] if s)
-        more = "..." if len(subjects) > 5 else ""
-        count = f" x{len(subjects)}" if len(subjects) > 1 else ""
-        parts.append(f"{type_}{count} {shown}{more}".rstrip())
-    return "; ".join(parts)

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from control_plane.decide.balancer import BalancerConfig
 from control_plane.decide.config import DecideConfig, FailureDetector
+from telemetry.metrics import MetricsAddress
 
 
 class OrchestratorSettings(BaseSettings):
@@ -74,6 +75,11 @@ class OrchestratorSettings(BaseSettings):
     #: append each leader cycle's inputs and outputs to this JSONL file (off when unset);
     #: docs/orchestrator.md, "Decision goldens"
     record_decisions: Path | None = None
+    #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
+    metrics_address: MetricsAddress = ""
+    #: seconds a failover is watched for its streams to run elsewhere before it counts as
+    #: unfinished (``streamplane_failovers_unfinished_total``)
+    metrics_failover_horizon: float = Field(default=600.0, gt=0)
 
     @model_validator(mode="after")
     def _phi_window_holds_min_samples(self) -> Self:

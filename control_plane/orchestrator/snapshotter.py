@@ -162,7 +162,13 @@ class Snapshotter:
             log.warning("snapshot at seq %d not written: %s", state.seq, exc)
             return
         self.written += 1
-        log.info("snapshot at seq %d (log offset %d) written at %d", state.seq, log_offset, offset)
+        log.info(
+            "snapshot at seq %d (log offset %d) written at %d",
+            state.seq,
+            log_offset,
+            offset,
+            extra={"seq": state.seq, "epoch": state.epoch},
+        )
 
     async def wait(self) -> None:
         """Wait for the write in flight, if any (tests, orderly shutdown)."""

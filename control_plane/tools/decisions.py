@@ -20,8 +20,9 @@ from typing import Annotated
 import typer
 
 from control_plane.tools import decision_replay as dr
+from control_plane.tools.exits import cli_app
 
-app = typer.Typer(no_args_is_help=True, help=__doc__.split("\n")[0] if __doc__ else None)
+app = cli_app(help=__doc__.split("\n")[0] if __doc__ else None)
 
 Files = Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)]
 
@@ -48,7 +49,7 @@ def golden(
     """Keep one term's cycles FIRST..LAST of a recording as a golden file."""
     segments = dr.read(recording)
     if term > len(segments):
-        raise typer.BadParameter(f"the recording has {len(segments)} term(s)", param_hint="term")
+        raise typer.BadParameter(f"the recording has {len(segments)} term(s)", param_hint="--term")
     segment = dr.trim(segments[term - 1], first, last if last is not None else 1 << 62)
     if note:
         segment.notes = [{"kind": "note", "note": text} for text in note]

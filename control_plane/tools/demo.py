@@ -4,6 +4,7 @@ Brings up Kafka (or uses the configured one), two orchestrators (active + hot st
 N workers with the ``demo`` handler as child processes, registers M streams, then shows the
 state, refreshed, until Ctrl-C or ``--duration``. ``--kill-worker-after`` and
 ``--kill-leader-after`` (and the keys k/l/a/q on a terminal) show failover happening.
+It also serves the live dashboard and prints its URL (:mod:`control_plane.tools.demo_dashboard`).
 
 The children run under the process harness (:mod:`control_plane.tools.harness`). The view
 follows the control log incrementally (each new event folded into the previous state, never
@@ -31,19 +32,24 @@ import typer
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from control_plane.tools import demo_dashboard
 from control_plane.tools.demo_view import Header, RecentEvents, render
 from control_plane.tools.harness import (
+    CLI,
     Child,
     Children,
     child_env,
     orchestrator_args,
     worker_args,
 )
+from control_plane.tools.options import LogFormatOption, LogLevelOption
 from control_plane.tools.workload import capacity_for, registrations, send_commands, stream_specs
 from events.topics import Topics
 from projections.fold.state import InstanceStatus
 from projections.io.follow import HeartbeatWatcher, LogFollower, skip_undecodable
 from projections.io.kafka import ensure_topics
+from telemetry.logs import setup_logging
+from telemetry.metrics import free_address
 
 
 class DemoSettings(BaseSettings):
@@ -60,6 +66,9 @@ class DemoSettings(BaseSettings):
     demo_kafka_timeout_s: float = Field(default=30.0, gt=0)
     #: CPU burnt per stream tick by the demo handler (kept small: all shares one machine)
     demo_cpu_ms: float = Field(default=0.2, ge=0)
+    #: the dashboard's port on 127.0.0.1 (any free one when it is taken; 0: any)
+    demo_dashboard_port: int = Field(default=8080, ge=0, le=65535)
+    demo_dashboard_wait_s: float = Field(default=20.0, gt=0, description="until it listens")
 
 
 # --- the demo -------------------------------------------------------------------------------
@@ -76,6 +85,7 @@ class DemoOptions:
     topic_prefix: str | None = None
     bootstrap: str | None = None
     capacity: int | None = None
+    dashboard: bool = True
 
 
 def default_prefix() -> str:
@@ -104,6 +114,7 @@ class Demo:
         self._standby_after_epoch: int | None = None
         self._worker_count = 0
         self._rand = random.Random()
+        self.dashboard_url: str | None = None
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -118,16 +129,33 @@ class Demo:
     def start_orchestrator(self) -> Child:
         self._orch_count += 1
         name = f"orch-{chr(ord('a') + self._orch_count - 1)}"
-        child = self.children.spawn(name, "orchestrator", orchestrator_args(name))
+        metrics = {"STREAMPLANE_METRICS_ADDRESS": free_address()}  # docs/metrics.md
+        child = self.children.spawn(name, "orchestrator", orchestrator_args(name), metrics)
         self.note(f"started orchestrator {name} (pid {child.pid}), log {child.log_path}")
+        self.note(f"{name} metrics: http://{metrics['STREAMPLANE_METRICS_ADDRESS']}/metrics")
         return child
 
     def start_worker(self) -> Child:
         self._worker_count += 1
         name = f"worker-{self._worker_count}"
-        child = self.children.spawn(name, "worker", worker_args(name, self.capacity))
-        self.note(f"started worker {name} (pid {child.pid}, capacity {self.capacity})")
+        metrics = {"STREAMPLANE_METRICS_ADDRESS": free_address()}  # docs/metrics.md
+        child = self.children.spawn(name, "worker", worker_args(name, self.capacity), metrics)
+        where = f"metrics http://{metrics['STREAMPLANE_METRICS_ADDRESS']}/metrics"
+        self.note(f"started worker {name} (pid {child.pid}, capacity {self.capacity}), {where}")
         return child
+
+    def start_dashboard(self) -> Child:
+        child = demo_dashboard.start(self.children, self.settings.demo_dashboard_port)
+        self.note(f"started the dashboard (pid {child.pid}), log {child.log_path}")
+        return child
+
+    async def _show_dashboard(self, child: Child) -> None:
+        """Print the dashboard's URL once it listens (the demo goes on without it if not)."""
+        self.dashboard_url = await demo_dashboard.url_of(child, self.settings.demo_dashboard_wait_s)
+        if self.dashboard_url is None:
+            self.note(f"the dashboard did not start; see {child.log_path}")
+        else:
+            self.say(f"dashboard: {self.dashboard_url}  (open it in a browser)")
 
     def kill_worker(self) -> None:
         workers = self.children.alive("worker")
@@ -166,6 +194,7 @@ class Demo:
         self.children = Children(self.log_dir, child_env(bootstrap, self.prefix, **extra))
         self.say(f"streamplane demo: Kafka {bootstrap}, topic prefix {self.prefix}")
         self.say(f"logs of every process in {self.log_dir}")
+        dashboard = self.start_dashboard() if self.opts.dashboard else None
         # undecodable records: the orchestrator dead-letters them; the view has nothing to show
         skip, net = skip_undecodable, t.demo_kafka_timeout_s
         try:
@@ -178,6 +207,8 @@ class Demo:
                 ) as self.heartbeats,
             ):
                 await self._setup(bootstrap)
+                if dashboard is not None:
+                    await self._show_dashboard(dashboard)
                 self._print_final(await self._live())
         finally:
             stubborn = await asyncio.to_thread(self.children.stop_all, t.demo_stop_grace_s)
@@ -199,6 +230,9 @@ class Demo:
         await self._wait_for("an orchestrator is the leader", lambda s: s.leader_id is not None)
         if self.opts.standby:
             self.start_orchestrator()
+        monitor = self.children.spawn("monitor", "monitor", [*CLI, "monitor"])  # docs/alerts.md
+        alerts = f"streamplane alerts --topic-prefix {self.prefix}"
+        self.note(f"started the monitor (pid {monitor.pid}): `{alerts}` lists its alerts")
         for _ in range(self.opts.workers):
             self.start_worker()
         n = self.opts.workers
@@ -248,7 +282,10 @@ class Demo:
             action()
 
     def _screen(self, elapsed: float) -> list[str]:
-        header = Header(self.prefix, elapsed, str(self.log_dir), tuple(self.notes), self.keys)
+        notes = tuple(self.notes)
+        if self.dashboard_url is not None:  # always on screen (the view shows the last notes)
+            notes = (*notes[-3:], f"dashboard {self.dashboard_url}")
+        header = Header(self.prefix, elapsed, str(self.log_dir), notes, self.keys)
         now = datetime.now(UTC)
         return render(self.follower.state, self.heartbeats.latest, self.recent, header, now=now)
 
@@ -333,18 +370,26 @@ def demo(
     capacity: Annotated[
         int | None, typer.Option(help="Streams per worker (default: room to lose one).")
     ] = None,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the live dashboard (env STREAMPLANE_DEMO_DASHBOARD_PORT).")
+    ] = True,
+    log_level: LogLevelOption = None,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run a whole control plane here and watch it: orchestrators, workers, streams, failover.
 
-    Keys on a terminal: k kill a worker, l kill the leader, a add a worker, q quit."""
+    Keys on a terminal: k kill a worker, l kill the leader, a add a worker, q quit. The live
+    dashboard's URL is printed once it listens."""
     opts = DemoOptions(
         workers, streams, standby, kill_worker_after, kill_leader_after, duration,
-        topic_prefix, bootstrap, capacity,
+        topic_prefix, bootstrap, capacity, dashboard,
     )  # fmt: skip
+    logs = setup_logging(level=log_level, fmt=log_format, default_level="WARNING")
     # aiokafka warns about transient metadata while fresh topics get leaders: not news here
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     settings = DemoSettings()
     address = _bootstrap(opts, settings)
+    os.environ["STREAMPLANE_LOG_FORMAT"] = logs.log_format  # the children log the same way
     d = Demo(opts, settings)
     with _cbreak(d.keys):
         code = asyncio.run(_main(d, address))

@@ -160,6 +160,8 @@ def _describe(state: ClusterState, event: ControlEvent, stream_id: str | None) -
         return f"{sid} assigned to {event.server_id} ({event.incarnation})"
     if isinstance(event, ev.StreamUnassigned):
         return f"{sid} unassigned (was on {event.server_id or owner or 'nobody'})"
+    if isinstance(event, ev.StreamWaiting):
+        return f"{sid} waits for a home"
     if isinstance(event, ev.MigrationStarted):
         return (
             f"{sid}: migration {event.from_server} -> {event.to_server} started "

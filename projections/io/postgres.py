@@ -112,6 +112,14 @@ class DatabaseSettings(BaseModel):
     pool_max: int = Field(default=4, ge=1)
 
 
+class PoolStats(NamedTuple):
+    """The pool's connections: open, in use by a transaction, and the most it may open."""
+
+    open: int
+    in_use: int
+    max: int
+
+
 class LongTransaction(NamedTuple):
     """A transaction open longer than the threshold (one ``pg_stat_activity`` row)."""
 
@@ -190,6 +198,14 @@ class ResilientDatabaseManager:
                     await pool.close()
             except TimeoutError:
                 pool.terminate()
+
+    def pool_stats(self) -> PoolStats:
+        """How many connections are open and in use (all 0 before the first call)."""
+        pool = self._pool
+        if pool is None:
+            return PoolStats(0, 0, self.settings.pool_max)
+        size = pool.get_size()
+        return PoolStats(size, size - pool.get_idle_size(), self.settings.pool_max)
 
     async def _ensure_pool(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -325,6 +341,7 @@ __all__ = [
     "DatabaseTimeoutError",
     "DatabaseUnavailableError",
     "LongTransaction",
+    "PoolStats",
     "ResilientDatabaseManager",
     "RetryKind",
     "TrackingConflictError",

@@ -18,6 +18,7 @@ from projections.io.postgres import (
     DatabaseSettings,
     TrackingConflictError,
 )
+from telemetry.metrics import MetricsAddress
 
 TABLES = ("events", "migrations", "streams", "instances", "cluster", "projection_tracking")
 
@@ -42,6 +43,8 @@ class ReadModelSettings(BaseSettings):
     read_model_monitor_every: float = Field(default=60.0, gt=0)
     read_model_dead_letters: bool = True
     database: DatabaseSettings = DatabaseSettings()
+    #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
+    metrics_address: MetricsAddress = ""
 
 
 # --- SQL --------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -70,7 +72,9 @@ from projections.fold.state import ClusterState
 from projections.io.dlq import encode_dead_letter, make_dead_letter
 from projections.io.kafka import ensure_topics
 from projections.io.replay import ReplayResult, ReplaySettings, replay
+from projections.projector.metrics import ProjectorMetrics, fold_lag, projector_samples
 from projections.projector.transport import SafeApp
+from telemetry.metrics import MetricsAddress, process_registry, serving, topic_label
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +98,10 @@ class ProjectorSettings(BaseSettings):
     projector_data_dir: str | None = None
     #: Faust's offset commit interval, seconds
     projector_commit_interval: float = Field(default=1.0, gt=0)
+    #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
+    metrics_address: MetricsAddress = ""
+    #: seconds between two measurements of the consumer and projection lags
+    projector_metrics_interval: float = Field(default=5.0, gt=0)
 
     @property
     def app_id(self) -> str:
@@ -111,13 +119,23 @@ def _json(value: dict[str, Any] | None) -> bytes | None:
 class FaustProjector:
     """The Faust app and the fold state it carries on from ``initial`` (a replay result)."""
 
-    def __init__(self, settings: ProjectorSettings, initial: ReplayResult) -> None:
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        initial: ReplayResult,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.state: ClusterState = initial.state
         #: next control-log offset to fold; records below it are already in ``state``
         self.offset = initial.offset
         self.dead_letters = 0
+        self.folded = 0
+        self.metrics = ProjectorMetrics(
+            lambda: projector_samples(seq=self.state.seq, folded=self.folded), registry
+        )
         self.app = self._make_app()
         self._define()
 
@@ -154,6 +172,8 @@ class FaustProjector:
         app.agent(self.events_topic, name="control-log")(self._control_agent)
         app.agent(self.heartbeats_topic, name="liveness")(self._heartbeat_agent)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        app.timer(self.settings.projector_metrics_interval, name="lag")(self.measure_lag)
+        app.task(self.metrics.loop_lag.run)
 
     def _raw_topic(self, name: str) -> Any:
         # bytes in, bytes out: the codec (events.decode*) does the decoding, not Faust
@@ -180,6 +200,7 @@ class FaustProjector:
             return
         before = self.state
         self.state = after = apply(before, event)
+        self.folded += 1
         changed = changes(before, after, event)
         self._write(self.instances, instance_updates(after, changed.instances))
         updates = assignment_updates(after, event, changed.streams)
@@ -255,6 +276,29 @@ class FaustProjector:
         log.warning("dead letter %s[%d]@%d: %s", topic, partition, offset, exc)
         await self.dlq_topic.send(key=topic.encode(), value=encode_dead_letter(letter))
         self.dead_letters += 1
+        self.metrics.dead_letters.labels(topic_label(topic, self.topics.prefix)).inc()
+
+    # --- metrics --------------------------------------------------------------------
+
+    async def measure_lag(self) -> None:
+        """Set the lag gauges (``projections.projector.metrics``) from the consumer."""
+        consumer = self.app.consumer
+        behind: dict[str, int] = {}
+        for tp in consumer.assignment():
+            try:
+                highwater, position = consumer.highwater(tp), await consumer.position(tp)
+            except KafkaError as exc:  # e.g. revoked meanwhile: measured again next time
+                log.debug("lag of %s not measured: %s", tp, exc)
+                continue
+            if highwater is not None and position is not None:
+                role = topic_label(tp.topic, self.topics.prefix)
+                behind[role] = behind.get(role, 0) + max(0, highwater - position)
+            if tp.topic == self.topics.events:
+                lag = fold_lag(highwater, self.offset)
+                if lag is not None:
+                    self.metrics.lag.set(lag)
+        for role, offsets in behind.items():
+            self.metrics.consumer_lag.labels(role).set(offsets)
 
 
 async def prepare(settings: ProjectorSettings) -> ReplayResult:
@@ -278,13 +322,25 @@ async def prepare(settings: ProjectorSettings) -> ReplayResult:
 
 
 def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> None:
-    """Replay, then run the Faust worker until SIGTERM/SIGINT (blocking)."""
+    """Replay, then run the Faust worker until SIGTERM/SIGINT (blocking), with its
+    ``/metrics`` endpoint when ``metrics_address`` is set."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    initial = loop.run_until_complete(prepare(settings))
-    projector = FaustProjector(settings, initial)
-    worker = faust.Worker(projector.app, loop=loop, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
+    registry = process_registry()  # served from the start: a long replay is worth watching
+    with serving(registry, settings.metrics_address):
+        initial = loop.run_until_complete(prepare(settings))
+        projector = FaustProjector(settings, initial, registry=registry)
+        # Faust's worker clears the root handlers when it starts: hand it ours (an
+        # incremental config leaves their formatter, JSON or text, as the settings chose).
+        worker = faust.Worker(
+            projector.app,
+            loop=loop,
+            loglevel=loglevel,
+            quiet=True,
+            logging_config={"version": 1, "incremental": True},
+            loghandlers=list(logging.root.handlers),
+        )
+        worker.execute_from_commandline()
 
 
 def main() -> None:

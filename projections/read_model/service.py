@@ -27,6 +27,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
+from prometheus_client import CollectorRegistry
 
 from events.base import ControlEvent
 from events.codec import decode_event
@@ -48,6 +49,8 @@ from projections.io.read_store import (
     write_batch,
 )
 from projections.io.replay import ReplaySettings, replay
+from projections.read_model.metrics import ReadModelMetrics, ReadModelSnapshot
+from telemetry.metrics import serving, topic_label
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,9 @@ class ReadModelProjector:
     ``async with ReadModelProjector(url, schema=..., settings=...) as p:`` then
     ``await p.catch_up()`` (up to the end seen now), ``await p.run(stop)`` (forever) or
     ``await p.rebuild()`` (drop the tables and project the whole log again).
+
+    Its metrics (:attr:`metrics`) go to ``registry`` when given (the process it runs in
+    serves them), else to its own, served on ``metrics_address`` while it is open.
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class ReadModelProjector:
         *,
         schema: str | None = None,
         settings: ReadModelSettings | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         base = settings or ReadModelSettings()
         overrides = {"database_url": database_url, "database_schema": schema}
@@ -86,7 +93,12 @@ class ReadModelProjector:
         #: next log offset to apply (== the tracking row once a batch is committed)
         self.offset = 0
         self.batches_written = 0
+        self.events_applied = 0
         self.rejected = 0
+        #: the consumer's position and the log's last stable offset after the last fetch
+        self._position = 0
+        self._log_end: int | None = None
+        self.metrics = ReadModelMetrics(self._metrics_snapshot, self.db, registry)
         self._tp = TopicPartition(self.topics.events, 0)
         self._consumer: AIOKafkaConsumer | None = None
         self._dlq: DeadLetterWriter | None = None
@@ -96,6 +108,7 @@ class ReadModelProjector:
         s = self.settings
         stack = AsyncExitStack()
         try:
+            self._serve_metrics(stack)
             stack.push_async_callback(self.db.close)
             await self.setup()  # the database first: it gives the clearer error when down
             consumer = make_consumer(
@@ -124,6 +137,25 @@ class ReadModelProjector:
         if stack is not None:
             await stack.aclose()
 
+    def _serve_metrics(self, stack: AsyncExitStack) -> None:
+        """Serve our own registry while open (first: a long resume is worth watching)."""
+        m = self.metrics
+        if not m.owns_registry or m.loop_lag is None:
+            return
+        stack.enter_context(serving(m.registry, self.settings.metrics_address))
+        stack.callback(asyncio.create_task(m.loop_lag.run(), name="read-model:lag").cancel)
+
+    def _metrics_snapshot(self) -> ReadModelSnapshot:
+        """What the metrics read, on the metrics server's thread: reads only."""
+        return ReadModelSnapshot(
+            self.state.seq,
+            self.offset,
+            self._position,
+            self._log_end,
+            self.events_applied,
+            self.batches_written,
+        )
+
     async def setup(self) -> None:
         """Create the tables and the tracking row if missing."""
         name = self.settings.read_model_name
@@ -151,7 +183,13 @@ class ReadModelProjector:
         self.state, self.offset = state, offset
         assert self._consumer is not None
         self._consumer.seek(self._tp, offset)
-        log.info("read model %r resumes at offset %d (seq %d)", name, offset, state.seq)
+        log.info(
+            "read model %r resumes at offset %d (seq %d)",
+            name,
+            offset,
+            state.seq,
+            extra={"seq": state.seq, "epoch": state.epoch},
+        )
 
     async def step(self) -> int:
         """Fetch one batch, fold it and commit it; returns how many events it applied."""
@@ -165,6 +203,7 @@ class ReadModelProjector:
                 position = await self._consumer.position(self._tp)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"fetch {self._tp.topic}") from exc
+        self._position, self._log_end = position, self._consumer.last_stable_offset(self._tp)
         records = await self._decode(fetched.get(self._tp, []))
         if position <= self.offset:
             return 0
@@ -182,6 +221,7 @@ class ReadModelProjector:
         written = await self.db.execute_with_retry(write, what=f"apply offsets {start}..{end}")
         self.state, self.offset = batch.state, end
         self.batches_written += int(written)
+        self.events_applied += len(records) if written else 0
         return len(records) if written else 0
 
     async def _decode(
@@ -198,6 +238,8 @@ class ReadModelProjector:
                 log.warning("read model: undecodable record at %d: %s", record.offset, exc)
                 if self._dlq is not None:
                     await self._dlq.write(self._letter(record, exc))
+                    origin = topic_label(self._tp.topic, self.topics.prefix)
+                    self.metrics.dead_letters.labels(origin).inc()
         return out
 
     def _letter(self, record: ConsumerRecord[bytes, bytes], exc: EventError) -> Any:

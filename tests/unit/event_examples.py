@@ -72,6 +72,7 @@ _DATA: dict[str, dict[str, Any]] = {
         "parked": True,
         "reason": "poison",
     },
+    "StreamWaiting": {**_STREAM, "reason": "no_capacity"},
     "MigrationStarted": {
         **_STREAM,
         "migration_id": "mig-1",
@@ -96,7 +97,7 @@ _DATA: dict[str, dict[str, Any]] = {
         "score_after": 0.93,
         "reason": "rebalance",
     },
-    "RebalanceCompleted": {"plan_id": "plan-1", "completed": 1, "aborted": 1},
+    "RebalanceCompleted": {"plan_id": "plan-1", "completed": 1, "aborted": 1, "skipped": 2},
     "ConsistencyDivergenceFound": {
         "check_id": "chk-1",
         "kind": "orphaned",
@@ -162,6 +163,23 @@ _DATA: dict[str, dict[str, Any]] = {
         "params": {"camera-17": {"url": "rtsp://cam17/stream"}},
         "fenced": False,
     },
+    "AlertFired": {
+        "key": "zone_failures:eu-1a",
+        "rule": "zone_failures",
+        "severity": "critical",
+        "summary": "2 instances of zone eu-1a went down in 5 min",
+        "evidence": {"zone": "eu-1a", "instances": "w-1,w-2"},
+        "action": "check zone eu-1a's network and hosts",
+        "held_back": 1,
+    },
+    "AlertResolved": {
+        "key": "dead_letters:cluster",
+        "rule": "dead_letters",
+        "severity": "warning",
+        "summary": "dead letters appeared (total 3)",
+        "evidence": {"total": "3"},
+        "action": "read the newest dead letters",
+    },
 }
 
 
@@ -175,8 +193,11 @@ def example_fields(type_name: str) -> dict[str, Any]:
     elif cls.FAMILY == "heartbeat":
         fields["source"] = "streamplane/worker/w-1"
         fields["causationid"] = fields["correlationid"] = None
-    if "seq" in cls.model_fields:
-        fields.update(_LOG_POSITION)
+    elif cls.FAMILY == "alert":
+        fields["source"] = "streamplane/monitor"
+        fields["causationid"] = fields["correlationid"] = None
+    # an alert carries the seq it is as of, but no epoch
+    fields.update({k: v for k, v in _LOG_POSITION.items() if k in cls.model_fields})
     fields.update(_DATA[type_name])
     return fields
 

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 from control_plane.api import ApiSettings
 from control_plane.cli import app
+from control_plane.monitor import MonitorSettings
 from control_plane.orchestrator.settings import OrchestratorSettings
 from projections.io.read_store import ReadModelSettings
 from projections.projector.app import ProjectorSettings
@@ -46,6 +47,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "worker": WorkerSettings,
     "projector": ProjectorSettings,
     "read-model": ReadModelSettings,
+    "monitor": MonitorSettings,
     "api": ApiSettings,
     "topics": OrchestratorSettings,  # the CLI reads its --bootstrap/--topic-prefix defaults there
 }

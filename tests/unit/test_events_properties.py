@@ -9,6 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from events.alerts import AlertFired
 from events.base import Message
 from events.codec import decode, encode, to_wire
 from events.commands import RegisterStream
@@ -138,6 +139,18 @@ MESSAGES = st.one_of(
         streams=st.lists(ids, max_size=5),
         params=st.dictionaries(ids.map(str), params, max_size=3),
         fenced=st.booleans(),
+    ),
+    message(
+        AlertFired,
+        logged=False,  # an alert carries the seq it is as of, but no epoch
+        seq=st.integers(0, INT64),
+        key=st.text(min_size=3, max_size=60),
+        rule=reasons,
+        severity=st.sampled_from(["info", "warning", "critical"]),
+        summary=texts,
+        evidence=st.dictionaries(st.text(min_size=1, max_size=12), texts, max_size=4),
+        action=texts,
+        held_back=st.integers(0, INT64),
     ),
 )
 

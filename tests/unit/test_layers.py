@@ -37,6 +37,8 @@ def _copy(tmp_path: Path) -> Path:
 
 def _plant(root: Path, module: str, line: str) -> None:
     path = root / (module.replace(".", "/") + ".py")
+    if not path.exists():  # a package: plant into its __init__.py
+        path = root / module.replace(".", "/") / "__init__.py"
     path.write_text(path.read_text() + f"\n\ndef _planted() -> None:\n    {line}\n")
 
 

@@ -1,4 +1,7 @@
-"""`streamplane infra ...`: start, inspect and stop the local Kafka and PostgreSQL."""
+"""`streamplane infra ...`: start, inspect and stop the local Kafka and PostgreSQL.
+
+An :class:`InfraError` (Java missing, a port taken, a service that did not come up) ends
+the command with its one ``error:`` line and exit code 1 (:mod:`control_plane.tools.exits`)."""
 
 from __future__ import annotations
 
@@ -7,19 +10,13 @@ from typing import Annotated
 
 import typer
 
+from control_plane.tools.exits import cli_app
 from control_plane.tools.infra import api
-from control_plane.tools.infra.config import InfraError
 
-infra_app = typer.Typer(
+infra_app = cli_app(
     name="infra",
     help="Local Kafka (KRaft, from Maven Central jars) and PostgreSQL without Docker.",
-    no_args_is_help=True,
 )
-
-
-def _fail(exc: InfraError) -> typer.Exit:
-    typer.echo(f"error: {exc}", err=True)
-    return typer.Exit(code=1)
 
 
 @infra_app.command()
@@ -29,10 +26,7 @@ def up(
 ) -> None:
     """Start Kafka and PostgreSQL (a no-op for what already runs), then print `status`."""
     started = time.monotonic()
-    try:
-        api.ensure_up(brokers=brokers, postgres=not no_postgres)
-    except InfraError as exc:
-        raise _fail(exc) from exc
+    api.ensure_up(brokers=brokers, postgres=not no_postgres)
     typer.echo(f"# up in {time.monotonic() - started:.1f}s", err=True)
     status(export=False)
 
@@ -53,10 +47,7 @@ def down(
     purge: Annotated[bool, typer.Option("--purge", help="Delete data too.")] = False,
 ) -> None:
     """Stop every Kafka node and PostgreSQL (SIGTERM, then SIGKILL after a grace period)."""
-    try:
-        api.down(purge=purge)
-    except InfraError as exc:
-        raise _fail(exc) from exc
+    api.down(purge=purge)
 
 
 @infra_app.command("kill-broker")
@@ -68,7 +59,4 @@ def kill_broker(node_id: int, brokers: Annotated[int, typer.Option()] = 3) -> No
 @infra_app.command("start-broker")
 def start_broker(node_id: int, brokers: Annotated[int, typer.Option()] = 3) -> None:
     """Start one killed or stopped Kafka node again."""
-    try:
-        api.start_broker(node_id, brokers=brokers)
-    except InfraError as exc:
-        raise _fail(exc) from exc
+    api.start_broker(node_id, brokers=brokers)

@@ -41,6 +41,7 @@ TRANSITIONS: dict[type[ControlEvent], Transition] = {
     ev.StreamUnassigned: streams.stream_unassigned,
     ev.StreamStarted: streams.stream_started,
     ev.StreamFailed: streams.stream_failed,
+    ev.StreamWaiting: streams.stream_waiting,
     ev.MigrationStarted: migrations.migration_started,
     ev.MigrationCompleted: migrations.migration_completed,
     ev.MigrationAborted: migrations.migration_aborted,

@@ -1,4 +1,4 @@
-"""Transitions of the streams: registration, assignment, start, failure, removal."""
+"""Transitions of the streams: registration, assignment, waiting, start, failure, removal."""
 
 from __future__ import annotations
 
@@ -78,6 +78,17 @@ def stream_unassigned(d: Draft, e: ev.StreamUnassigned) -> None:
         migration_state=None,
         status=AssignmentStatus.UNASSIGNED,
     )
+
+
+def stream_waiting(d: Draft, e: ev.StreamWaiting) -> None:
+    """The log says why an ``unassigned`` stream has no owner (docs/contract.md): nothing
+    changes, as the state already holds it as waiting (``unplaced``); a stream with an owner,
+    or parked, cannot be waiting, and the event is refused."""
+    stream = stream_of(d, e.stream_id)
+    if stream.status is not AssignmentStatus.UNASSIGNED:
+        raise Rejected(
+            FindingKind.INVALID_TRANSITION, f"{e.stream_id!r} is {stream.status}, not waiting"
+        )
 
 
 def stream_started(d: Draft, e: ev.StreamStarted) -> None:

@@ -106,10 +106,16 @@ class Generator:
 
     # --- emitting ---------------------------------------------------------------------
 
-    def emit(self, cls: type[ControlEvent], **fields: Any) -> ControlEvent:
+    def emit(
+        self, cls: type[ControlEvent], *, right_after: bool = False, **fields: Any
+    ) -> ControlEvent:
+        """Fold and keep the next event, up to 20 ms after the one before; ``right_after``:
+        1 us after it (the same orchestrator cycle), without drawing on the random source, so
+        that the random choices after it stay what they were without this event."""
         seq = self.state.seq + 1
         epoch = fields.pop("epoch", self.state.epoch)
-        self.now += timedelta(microseconds=1 + int(self.rng.random() * 20_000))
+        step = 1 if right_after else 1 + int(self.rng.random() * 20_000)
+        self.now += timedelta(microseconds=step)
         event = cls(id=f"e{seq}", source=SOURCE, time=self.now, seq=seq, epoch=epoch, **fields)
         found = self.state.finding_count
         self.state = apply(self.state, event)

@@ -78,6 +78,13 @@ def _evacuate(g: Generator, server_id: str, reason: str) -> None:
                 server_id=server_id,
                 reason=ev.Reasons.NO_CAPACITY,
             )
+            # and, in the same orchestrator cycle, that it waits for capacity
+            g.emit(
+                ev.StreamWaiting,
+                stream_id=stream_id,
+                reason=ev.Reasons.NO_CAPACITY,
+                right_after=True,
+            )
 
 
 def suspect(g: Generator) -> bool:

@@ -82,6 +82,14 @@ def test_demo_failover_facts() -> None:
     # between the streams starting and the kill, the cycles decide nothing
     busy = [n for n, e in ev.items() if 20 < n < 169 and n != 142 and e]
     assert busy == []
+    # the demo's shutdown: worker-1 leaves first, and of its streams those that find no room
+    # are let go and wait, said once at the end of the cycle
+    shutdown = _brief(ev[247])
+    assert shutdown[0] == ("InstanceDeregistered", "worker-1")
+    unassigned = [s for t, s in shutdown if t == "StreamUnassigned"]
+    assert unassigned == ["stream-1", "stream-4"]
+    assert shutdown[-2:] == [("StreamWaiting", s) for s in unassigned]
+    assert not any(t == "StreamWaiting" for n, e in ev.items() if n != 247 for t, _ in _brief(e))
 
 
 def test_drain_rebalance_facts() -> None:
@@ -106,6 +114,9 @@ def test_drain_rebalance_facts() -> None:
     assert ("InstanceDrained", "w1") in _brief(ev[289])
     done = [n for n, e in ev.items() if ("RebalanceCompleted", None) in _brief(e)]
     assert done == [233, 358]
+    # every planned move was started: none went stale (v2 counts those as ``skipped``)
+    completed = [e for n in done for e in ev[n] if e["type"] == "RebalanceCompleted"]
+    assert [(e["schemaversion"], e["data"]["skipped"]) for e in completed] == [(2, 0), (2, 0)]
 
 
 def test_synthetic_phi_poison_facts() -> None:
@@ -123,4 +134,10 @@ def test_synthetic_phi_poison_facts() -> None:
     assert ("MaintenanceModeEntered", None) in _brief(ev[21])
     recovery = _brief(ev[23])
     assert [s for t, s in recovery if t == "InstanceFailed"] == ["w0", "w2", "w3"]
-    assert recovery[-2:] == [("MaintenanceModeLeft", None), ("CommandCompleted", None)]
+    # the command's events end with leaving maintenance and its outcome; the cycle ends by
+    # saying which streams found no home (three instances failed at once)
+    command = [x for x in recovery if x[0] != "StreamWaiting"]
+    assert command[-2:] == [("MaintenanceModeLeft", None), ("CommandCompleted", None)]
+    unassigned = [s for t, s in command if t == "StreamUnassigned"]
+    assert recovery[len(command) :] == [("StreamWaiting", s) for s in unassigned]
+    assert unassigned == ["s3", "s5"]

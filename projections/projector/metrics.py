@@ -1,0 +1,70 @@
+"""The Faust projector's Prometheus metrics (every one is listed in docs/metrics.md).
+
+How far behind it is, two ways, both in Kafka **offsets** (what the projector can know
+without reading the log's last record; the seq lag is a PromQL difference with the
+orchestrator's ``streamplane_control_log_seq``, see docs/metrics.md):
+
+- ``streamplane_consumer_lag_offsets{topic}``: per topic it reads (``events``, ``heartbeats``),
+  the partitions' high watermarks minus the consumer's positions (what it has not fetched);
+- ``streamplane_projector_lag_offsets``: the control log's high watermark minus the next
+  offset the projector would fold, less the one commit marker that ends the log (the
+  orchestrator writes only in transactions): 0 when everything is folded.
+
+Both are measured by a Faust timer every ``projector_metrics_interval`` seconds, in the
+projector's event loop (the consumer's positions are asked of its thread); the applied seq
+and the counters are read at scrape time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from telemetry.metrics import Derived, LoopLag, Spec, Value, process_registry
+
+SPECS = (
+    Spec("streamplane_projector_applied_seq", "gauge", "Seq of the last control event folded."),
+    Spec("streamplane_projector_events_folded", "counter", "Control-log records folded."),
+)
+
+
+class ProjectorMetrics:
+    """The projector's registry: process metrics, loop lag, lags and dead letters."""
+
+    def __init__(
+        self, read: Callable[[], Mapping[str, Value]], registry: CollectorRegistry | None = None
+    ) -> None:
+        self.registry = r = registry or process_registry()
+        self.loop_lag = LoopLag(r)
+        Derived(SPECS, read, r)
+        self.consumer_lag = Gauge(
+            "streamplane_consumer_lag_offsets",
+            "High watermarks minus the consumer's positions, summed over a topic's partitions.",
+            ("topic",),
+            registry=r,
+        )
+        self.lag = Gauge(
+            "streamplane_projector_lag_offsets",
+            "Control-log offsets not yet folded (0 when caught up).",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "streamplane_dead_letters",
+            "Records sent to the dead-letter topic.",
+            ("origin",),
+            registry=r,
+        )
+
+
+def projector_samples(*, seq: int, folded: int) -> dict[str, Value]:
+    """The scrape-time samples (pure)."""
+    return {"streamplane_projector_applied_seq": seq, "streamplane_projector_events_folded": folded}
+
+
+def fold_lag(highwater: int | None, next_offset: int) -> int | None:
+    """Offsets of the control log not folded yet: all but the commit marker that closes the
+    last transaction (None: the high watermark is not known yet)."""
+    if highwater is None:
+        return None
+    return max(0, highwater - next_offset - 1)
