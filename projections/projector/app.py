@@ -156,6 +156,10 @@ class FaustProjector:
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=s.projector_commit_interval,
             producer_acks=-1,
+            # Faust's worker clears the root handlers when it starts: hand it ours (an
+            # incremental config leaves their formatter, JSON or text, as the settings chose)
+            logging_config={"version": 1, "incremental": True},
+            loghandlers=list(logging.root.handlers),
         )
 
     def _define(self) -> None:
@@ -330,16 +334,7 @@ def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> Non
     with serving(registry, settings.metrics_address):
         initial = loop.run_until_complete(prepare(settings))
         projector = FaustProjector(settings, initial, registry=registry)
-        # Faust's worker clears the root handlers when it starts: hand it ours (an
-        # incremental config leaves their formatter, JSON or text, as the settings chose).
-        worker = faust.Worker(
-            projector.app,
-            loop=loop,
-            loglevel=loglevel,
-            quiet=True,
-            logging_config={"version": 1, "incremental": True},
-            loghandlers=list(logging.root.handlers),
-        )
+        worker = faust.Worker(projector.app, loop=loop, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()
 
 

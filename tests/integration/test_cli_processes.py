@@ -1,7 +1,7 @@
 """The CLI against a real Kafka and real processes: its exit codes for a command nobody
 answers (3), one the orchestrator rejects (1) and one it carries out (0); and the processes
 started with JSON logs (``STREAMPLANE_LOG_FORMAT=json``, or ``--log-format json``) write
-nothing but JSON lines.
+nothing but JSON lines (the Faust projector too).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support.cli_walk import one_error_line, run
 
-from control_plane.tools.harness import Children, child_env, orchestrator_args, worker_args
+from control_plane.tools.harness import CLI, Children, child_env, orchestrator_args, worker_args
 from events.topics import Topics
 from projections.io.kafka import ensure_topics
 
@@ -56,6 +56,7 @@ def test_exit_codes_and_json_logs_of_real_processes(
             worker_args("w-json", 4, "--log-format", "json"),
             env={"STREAMPLANE_LOG_FORMAT": "text"},  # the flag wins over the environment
         )
+        projector = children.spawn("projector-json", "projector", [*CLI, "projector"])
         code, _, err = run(["instances", "drain", "no-such-worker", "--wait", "60", *where])
         assert code == 1, err
         assert one_error_line(err).startswith("error: rejected: unknown_instance: ")
@@ -67,7 +68,11 @@ def test_exit_codes_and_json_logs_of_real_processes(
         stubborn = children.stop_all(20.0)
     assert not stubborn, [c.describe() for c in stubborn]
     assert orchestrator.returncode == 0 and worker.returncode == 0
+    assert projector.returncode == 0, projector.log_text()[-2000:]
 
     records = _json_lines(orchestrator.log_text(), "the orchestrator")
     assert any(r["level"] == "INFO" for r in records)
     assert _json_lines(worker.log_text(), "the worker")
+    # Faust's worker replaces the root handlers when it starts: its own lines are JSON too
+    loggers = {str(r["logger"]) for r in _json_lines(projector.log_text(), "the projector")}
+    assert any(name.startswith("faust") for name in loggers), loggers
