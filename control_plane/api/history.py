@@ -23,7 +23,15 @@ Ctx = Annotated[ApiContext, Depends(context)]
 router = APIRouter(route_class=BoundedRoute, tags=["time travel"], responses=ERRORS)
 
 
-def _utc(at: datetime) -> datetime:
+def _utc(text: str) -> datetime:
+    """An ISO 8601 time with a timezone, in UTC. Parsed here rather than by pydantic, which
+    would also take a number as seconds since 1970: the document promises a date-time."""
+    try:
+        at = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z
+    except ValueError:
+        raise BadRequestError(
+            f"at: {text!r:.60} is not an ISO 8601 time (e.g. 2026-11-28T03:12:00Z)", field="at"
+        ) from None
     if at.tzinfo is None:
         raise BadRequestError(
             f"at: {at.isoformat()} has no timezone (e.g. 2026-11-28T03:12:00Z)", field="at"
@@ -39,8 +47,11 @@ async def state(
     ctx: Ctx,
     response: Response,
     at: Annotated[
-        datetime | None,
-        Query(description="ISO 8601 time with a timezone: the state after the last event then"),
+        str | None,
+        Query(
+            description="ISO 8601 time with a timezone: the state after the last event then",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
     seq: Annotated[
         int | None, Query(ge=0, le=MAX_SEQ, description="the state once this seq was reached")

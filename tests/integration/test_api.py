@@ -264,7 +264,7 @@ async def _time_travel(c: Cluster, api: ApiClient, state: ClusterState) -> None:
     assert now["health"] == health_data(state)
     latest = await api.get("/state")  # neither: now, the whole log
     assert latest["as_of_seq"] >= state.seq
-    for params in ({"at": "yesterday"}, {"at": "2026-01-01T00:00:00"},
+    for params in ({"at": "yesterday"}, {"at": "2026-01-01T00:00:00"}, {"at": "-8258945"},
                    {"at": middle.time.isoformat(), "seq": 1}, {"seq": -1}):  # fmt: skip
         bad = await api.get("/state", 400, **params)
         assert bad["field"] in ("at", "seq"), bad
