@@ -251,3 +251,17 @@ def test_one_broken_desired_set_is_named_alone_and_scores_below_one(
     report = PATIENT.check(state, v._replace(desired={**v.desired, victim: broken}))
     assert [n for n in named(report) if n[0] != "orphaned"] == [("desired_drift", None, victim)]
     assert 0.0 <= report.consistency_score < 1.0
+
+
+def test_the_report_score_feeds_system_health() -> None:
+    from projections.fold.health import system_health
+
+    sim = cluster(4, 4, streams=4)
+    sim.run(2)
+    clean = CHECKER.check(sim.state, views(sim))
+    assert system_health(sim.state, consistency=clean.consistency_score).consistency_score == 1.0
+    own = sim.published["w0"].model_copy(update={"streams": ()})
+    broken = CHECKER.check(sim.state, views(sim)._replace(desired={**sim.published, "w0": own}))
+    health = system_health(sim.state, consistency=broken.consistency_score)
+    assert health.consistency_score == broken.consistency_score < 0.9
+    assert health.overall_health().value != "healthy"
