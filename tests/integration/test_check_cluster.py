@@ -10,6 +10,8 @@ must be clean (exit 0):
 - an event written with a stale epoch and one repeating a seq (log findings; acknowledged).
 
 One cluster serves every step: the steps run in order and each starts from a clean check.
+The leader's periodic check (incremental and full, on short periods here) runs throughout
+and ends clean, as its metrics say.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 import asyncpg
 import pytest
 from support.cluster import Cluster, open_cluster
+from support.scrape import scrape
 from typer.testing import CliRunner
 
 from control_plane.checker_io import read_desired
@@ -35,6 +38,7 @@ from events.heartbeat import StreamReport, StreamRunState
 from projections.io.kafka import make_producer, started
 from projections.io.read_store import ReadModelSettings
 from projections.read_model import ReadModelProjector
+from telemetry.metrics import free_address
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,6 +49,10 @@ CHECK_ENV = {
     "STREAMPLANE_CHECK_HEARTBEAT_FRESH": "4",
     "STREAMPLANE_CHECK_COMMAND_WAIT": "30",
 }
+
+
+#: where the orchestrator serves its metrics (the periodic check's)
+METRICS = free_address()
 
 
 @pytest.fixture
@@ -59,6 +67,9 @@ async def cluster(
         tmp_path,
         STREAMPLANE_MASS_FAILURE_MIN="1",
         STREAMPLANE_MASS_FAILURE_SHARE="0.3",
+        STREAMPLANE_CONSISTENCY_CHECK_INTERVAL="2",
+        STREAMPLANE_CONSISTENCY_FULL_INTERVAL="5",
+        STREAMPLANE_CHECK='{"silent_after": 8, "heartbeat_fresh": 4}',
     ) as c:
         yield c
 
@@ -118,7 +129,7 @@ async def test_check_names_each_injected_divergence_and_repairs_it(
     cluster: Cluster, database_url: str, pg_schema: str
 ) -> None:
     c = cluster
-    c.start_orchestrator("o1")
+    c.start_orchestrator("o1", STREAMPLANE_METRICS_ADDRESS=METRICS)
     for w in ("w1", "w2", "w3"):
         c.start_worker(w, max_streams=4)
     await c.wait_until(
@@ -216,3 +227,17 @@ async def test_check_names_each_injected_divergence_and_repairs_it(
     assert sorted(r["kind"] for r in out["repairs"]) == ["seq_repeat", "stale_epoch"]
     code, counts, _ = await check.names()
     assert (code, counts) == (0, {})
+
+    # the leader's periodic check ran both ways meanwhile, and its last one is clean
+    port = int(METRICS.rsplit(":", 1)[1])
+
+    async def periodic() -> str:
+        m = await scrape(port)
+        full = m.value("streamplane_consistency_checks_total", mode="full") or 0
+        if full < 2:
+            return f"{full} full checks"
+        if m.num("streamplane_consistency_score") != 1.0:
+            return f"score {m.num('streamplane_consistency_score')}"
+        return ""
+
+    await c.wait_until(periodic, 30, "a clean periodic check")
