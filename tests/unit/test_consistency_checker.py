@@ -265,3 +265,12 @@ def test_the_report_score_feeds_system_health() -> None:
     health = system_health(sim.state, consistency=broken.consistency_score)
     assert health.consistency_score == broken.consistency_score < 0.9
     assert health.overall_health().value != "healthy"
+
+
+def test_a_row_key_no_id_may_have_is_reported_by_key_only() -> None:
+    sim = cluster(4, streams=1)
+    drift = Drift(Projection.READ_MODEL, "streams", "bad id!", None, {"a": 1}, (), 5)
+    rm = DriftReport(Projection.READ_MODEL, 5, 5, 0, 1, (drift,))
+    report = CHECKER.check(sim.state, CheckViews(now=sim.now, projections=(rm,)))
+    (item,) = to_command(report.divergences, actions={"read_model": "rebuilt"})
+    assert (item.stream_id, item.key, item.action) == (None, "streams:bad id!", "rebuilt")

@@ -17,6 +17,7 @@ Two halves, both pure:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -27,6 +28,7 @@ from control_plane.decide.liveness import LivenessView
 from control_plane.decide.placement import place
 from events import control as ev
 from events.commands import MAX_REPORTED_DIVERGENCES, ReportedDivergence
+from events.ids import ID_PATTERN
 from projections.fold.state import GONE_STATUSES
 
 #: the ``action`` of a log finding's acknowledgement, followed by the refused event's id
@@ -62,14 +64,22 @@ def to_command(
         ReportedDivergence(
             kind=d.kind.value,
             view=d.view,
-            stream_id=d.stream_id,
-            server_id=d.server_id,
-            key=d.key,
+            stream_id=_id_or_none(d.stream_id),
+            server_id=_id_or_none(d.server_id),
+            key=None if d.key is None else d.key[:256],
             detail=d.detail[:512],
             action=actions.get(d.view, ""),
         )
         for d in divergences
     )
+
+
+def _id_or_none(value: str | None) -> str | None:
+    """An id as the contract allows it, else None: a row a hand edit gave a key no id may
+    have is still reported, by its ``key``."""
+    if value is None or len(value) > 128 or not re.fullmatch(ID_PATTERN, value):
+        return None
+    return value
 
 
 def acknowledged_id(action: str) -> str | None:
