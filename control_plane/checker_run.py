@@ -33,6 +33,7 @@ from control_plane.drift_io import (
 from events.topics import Topics
 from projections.fold.drift import (
     DriftReport,
+    ReadModelRows,
     Tail,
     compare_assignments,
     compare_read_model,
@@ -89,10 +90,12 @@ async def run_check(
     bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
     timeout = settings.kafka_timeout
     cfg = ReplaySettings(kafka_timeout=timeout)
+    # the read model first: its rows then lie at or before the end the replay reaches
+    rows = await read_model_rows(settings) if read_model else None
     head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
     projections: list[DriftReport] = []
     if read_model:
-        projections.append(await read_model_report(settings, head))
+        projections.append(await read_model_report(settings, head, rows))
     if assignments:
         projections.append(await assignments_report(bootstrap, topics, head, kafka_timeout=timeout))
     desired = await read_desired(bootstrap, topics, kafka_timeout=timeout)
@@ -106,9 +109,11 @@ async def run_check(
     return CheckRun(report, head, views)
 
 
-async def read_model_report(settings: ReadModelSettings, head: ReplayResult) -> DriftReport:
-    """The read model against the replay when it stands at its end, else at its own point."""
-    rows = await read_model_rows(settings)
+async def read_model_report(
+    settings: ReadModelSettings, head: ReplayResult, rows: ReadModelRows | None
+) -> DriftReport:
+    """The read model (``rows``, read before the replay) against the replay when it stands
+    at its end, else against the log folded to its own point."""
     if rows is None:
         return missing_read_model(head_seq=head.state.seq, lag=head.offset)
     if rows.next_offset == head.offset:
