@@ -10,6 +10,7 @@ with its state at no extra cost, one that lags is compared at its own as-of poin
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
@@ -32,6 +33,7 @@ from control_plane.drift_io import (
 )
 from events.topics import Topics
 from projections.fold.drift import (
+    AssignmentsView,
     DriftReport,
     ReadModelRows,
     Tail,
@@ -92,12 +94,27 @@ async def run_check(
     cfg = ReplaySettings(kafka_timeout=timeout)
     # the read model first: its rows then lie at or before the end the replay reaches
     rows = await read_model_rows(settings) if read_model else None
-    head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
+    # the assignments topic is read while the log replays (mostly waiting on Kafka): its
+    # as-of seq then lies at or before the replay's end, and it is compared there
+    records = (
+        asyncio.create_task(read_assignments(bootstrap, topics.assignments, kafka_timeout=timeout))
+        if assignments
+        else None
+    )
+    try:
+        head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
+    except BaseException:
+        if records is not None:
+            records.cancel()
+        raise
     projections: list[DriftReport] = []
     if read_model:
         projections.append(await read_model_report(settings, head, rows))
-    if assignments:
-        projections.append(await assignments_report(bootstrap, topics, head, kafka_timeout=timeout))
+    if records is not None:
+        view = await records
+        projections.append(
+            await assignments_report(bootstrap, topics, head, view, kafka_timeout=timeout)
+        )
     desired = await read_desired(bootstrap, topics, kafka_timeout=timeout)
     window = timedelta(seconds=max(check.heartbeat_window, check.silent_after))
     heartbeats = await read_heartbeats(
@@ -122,11 +139,15 @@ async def read_model_report(
 
 
 async def assignments_report(
-    bootstrap: str, topics: Topics, head: ReplayResult, *, kafka_timeout: float
+    bootstrap: str,
+    topics: Topics,
+    head: ReplayResult,
+    view: AssignmentsView,
+    *,
+    kafka_timeout: float,
 ) -> DriftReport:
-    """The assignments topic against the replay when its as-of seq is the log's last, else
-    against the log folded to its as-of seq."""
-    view = await read_assignments(bootstrap, topics.assignments, kafka_timeout=kafka_timeout)
+    """The assignments topic (``view``) against the replay when its as-of seq is the log's
+    last, else against the log folded to its as-of seq (read again there)."""
     if view.as_of_seq == head.state.seq:
         return compare_assignments(head.state, Tail(head.state), view)
     report, _ = await check_assignments(bootstrap, topics, kafka_timeout=kafka_timeout)
