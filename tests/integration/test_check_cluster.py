@@ -140,6 +140,10 @@ async def test_check_names_each_injected_divergence_and_repairs_it(
     await check.project()
     code, counts, _ = await check.names()
     assert (code, counts) == (0, {})
+    live = await asyncio.to_thread(
+        CliRunner().invoke, app, ["check", "--live", *check.args[:4]], env=CHECK_ENV
+    )
+    assert live.exit_code == 0 and "0 divergences found" in live.stdout, live.output
 
     # 1. a read-model row altered by hand
     victim = STREAMS[0]
