@@ -4,7 +4,7 @@
 handed to it as plain values; :mod:`~control_plane.decide.checker.report` is what it
 reports; :mod:`~control_plane.decide.checker.repair` turns a report into repairs, each a
 command that becomes events. The I/O that gathers the views is
-:mod:`control_plane.cli.check_io`.
+:mod:`control_plane.checker_io` and :mod:`control_plane.checker_run`.
 """
 
 from control_plane.decide.checker.checker import CheckConfig, ConsistencyChecker

@@ -1,7 +1,8 @@
 """The seed's ConsistencyChecker: ``fold(control log)`` against every view, pure.
 
-The shell (:mod:`control_plane.cli.check_io`) replays the log with the shared fold and reads
-the views; everything here takes them as plain values (:class:`CheckViews`) and returns a
+The shell (:mod:`control_plane.checker_run`, :mod:`control_plane.checker_io`) replays the
+log with the shared fold and reads the views; everything here takes them as plain values
+(:class:`CheckViews`) and returns a
 :class:`~control_plane.decide.checker.report.ConsistencyReport`. No clock: ``now`` is a
 field of the views. The seed's four methods split the kinds:
 
