@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import Command
 from events.control import MAX_WEIGHT
 from events.heartbeat import MAX_CAPACITY
-from events.ids import ServerId, StreamId, Tag
+from events.ids import Reason, ServerId, ShortText, StreamId, Tag
+
+#: divergences one ``RunConsistencyCheck`` may carry (a command stays far below Kafka's 1 MB)
+MAX_REPORTED_DIVERGENCES = 2000
 
 
 class RegisterStream(Command):
@@ -58,9 +61,34 @@ class RequestRebalance(Command):
     dry_run: bool = True
 
 
+class ReportedDivergence(BaseModel):
+    """One divergence ``streamplane check`` found (docs/consistency.md): the orchestrator
+    checks it again against its own state and observations before it repairs it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Reason
+    #: where it was seen: read_model, assignments, desired, heartbeats, log, state
+    view: Reason
+    stream_id: StreamId | None = None
+    server_id: ServerId | None = None
+    #: the row, record or event concerned (a log finding: the refused event's id)
+    key: str | None = Field(default=None, max_length=256)
+    detail: str = Field(default="", max_length=512)
+    #: what the checker already did about it itself (a projection rebuilt from the log)
+    action: ShortText = ""
+
+
 class RunConsistencyCheck(Command):
+    """Without ``divergences``: the orchestrator checks its own state and the heartbeats
+    (``verify_system_consistency``). With them: it repairs those ``streamplane check``
+    found, each as events with ``reason=consistency_repair`` (ConsistencyErrorHandler)."""
+
     type: Literal["RunConsistencyCheck"] = "RunConsistencyCheck"
     repair: bool = False
+    divergences: tuple[ReportedDivergence, ...] = Field(
+        default=(), max_length=MAX_REPORTED_DIVERGENCES
+    )
 
 
 class EmergencyRecovery(Command):

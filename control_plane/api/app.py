@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from control_plane.api import alerts, commands, history, reads
+from control_plane.api import alerts, commands, consistency, history, reads
 from control_plane.api.context import ApiContext
 from control_plane.api.dashboard import router as dashboard_router
 from control_plane.api.errors import install_error_handlers
@@ -96,7 +96,7 @@ def create_app(
     app = FastAPI(title="streamplane API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.api = ctx
     install_error_handlers(app)
-    for module in (reads, alerts, history, commands):
+    for module in (reads, alerts, history, commands, consistency):
         app.include_router(module.router)
     app.router.routes.append(metrics_route(ctx.registry))
     _include_dashboard(app, settings)

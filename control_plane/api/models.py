@@ -316,3 +316,26 @@ class CommandOutcome(Seq):
     command_id: str
     outcome: dict[str, Any] = Field(description="the CommandCompleted event (CloudEvents JSON)")
     events: list[dict[str, Any]] = Field(description="the events the command caused")
+
+
+class DivergenceView(_View):
+    """One divergence a consistency check found (docs/consistency.md)."""
+
+    kind: str = Field(description="orphaned, duplicated, worker_mismatch, projection_drift, ...")
+    view: str = Field(description="where it was seen: read_model, assignments, desired, ...")
+    stream_id: str | None = None
+    server_id: str | None = None
+    key: str | None = Field(default=None, description="the row, record or refused event")
+    detail: str = ""
+
+
+class ConsistencyResponse(_View):
+    """The ConsistencyReport of ``GET /consistency``."""
+
+    as_of_seq: int = Field(description="the log's seq the check replayed to")
+    clean: bool
+    consistency_score: float = Field(ge=0, le=1)
+    counts: dict[str, int] = Field(description="divergences per kind")
+    checked: dict[str, int] = Field(description="items compared per view")
+    lag: dict[str, int] = Field(description="how far each projection is behind (not drift)")
+    examples: dict[str, list[DivergenceView]] = Field(description="the first few per kind")

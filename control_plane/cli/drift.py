@@ -27,168 +27,35 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-import asyncpg
 import orjson
 import typer
-from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
-from control_plane.client import read_state, snapshot_start
+from control_plane.drift_io import (
+    check_assignments,
+    check_read_model,
+    read_assignments,
+    read_model_rows,
+)
 from control_plane.tools.exits import reports_errors
 from control_plane.tools.options import Bootstrap, Prefix
 from events.topics import Topics
-from projections.errors import UnknownTopicError
-from projections.fold import fold_until
 from projections.fold.drift import (
-    AssignmentsView,
-    Drift,
     DriftReport,
-    Projection,
-    ReadModelRows,
-    Tail,
     assignment_repairs,
-    compare_assignments,
-    compare_read_model,
-    fold_tail,
-    latest_assignments,
-    missing_read_model,
 )
 from projections.fold.state import ClusterState
-from projections.io.history import read_events
-from projections.io.kafka import end_offsets, kafka_error, make_consumer, make_producer, started
-from projections.io.postgres import ResilientDatabaseManager
+from projections.io.kafka import kafka_error, make_producer, started
 from projections.io.read_store import ReadModelSettings
-from projections.io.replay import ReplaySettings, replay
 from projections.read_model import ReadModelProjector
 
 EXIT_DRIFT = 1
-
-# --- reading the read model -------------------------------------------------------------
-
-
-async def read_model_rows(settings: ReadModelSettings) -> ReadModelRows | None:
-    """The read model's rows in one snapshot; None when its tables or tracking row are
-    missing. Raises a :class:`DatabaseError` when PostgreSQL fails."""
-    name = settings.read_model_name
-
-    async def query(conn: asyncpg.Connection) -> ReadModelRows | None:
-        if await conn.fetchval("SELECT to_regclass('projection_tracking')") is None:
-            return None
-        tracking = await conn.fetchrow(
-            "SELECT next_offset, last_seq FROM projection_tracking WHERE projection = $1", name
-        )
-        if tracking is None:
-            return None
-        cluster = await conn.fetchrow("SELECT * FROM cluster WHERE projection = $1", name)
-        migrations = await conn.fetch(
-            "SELECT stream_id, migration_id FROM migrations WHERE outcome = 'in_flight'"
-        )
-        return ReadModelRows(
-            next_offset=int(tracking["next_offset"]),
-            last_seq=int(tracking["last_seq"]),
-            streams=[dict(r) for r in await conn.fetch("SELECT * FROM streams")],
-            instances=[dict(r) for r in await conn.fetch("SELECT * FROM instances")],
-            cluster=None if cluster is None else dict(cluster),
-            in_flight={r["stream_id"]: r["migration_id"] for r in migrations},
-        )
-
-    db = ResilientDatabaseManager(
-        settings.database_url,
-        schema=settings.database_schema,
-        settings=settings.database,
-        application_name="streamplane-drift",
-    )
-    async with db:
-        return await db.execute_with_retry(
-            query, what="read the read model", isolation="repeatable_read", readonly=True
-        )
-
-
-async def check_read_model(settings: ReadModelSettings) -> DriftReport:
-    """Compare the read model with the log folded to its tracking row."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
-    rows = await read_model_rows(settings)
-    end = (await end_offsets(bootstrap, topics.events, kafka_timeout=settings.kafka_timeout))[0]
-    if rows is None:
-        head = await read_state(bootstrap, topics)
-        return missing_read_model(head_seq=head.state.seq, lag=end)
-    if rows.next_offset > end:  # tracking beyond the log: another log, or a truncated one
-        head = await read_state(bootstrap, topics)
-        drift = Drift(
-            Projection.READ_MODEL,
-            "projection_tracking",
-            "next_offset",
-            {"at_most": end},
-            {"next_offset": rows.next_offset},
-            ("next_offset",),
-            head.state.seq,
-        )
-        return DriftReport(Projection.READ_MODEL, rows.last_seq, head.state.seq, 0, 1, (drift,))
-    at = await read_state(bootstrap, topics, until_offset=rows.next_offset)
-    cfg = ReplaySettings(kafka_timeout=settings.kafka_timeout)
-    head = await replay(
-        bootstrap, topics.events, from_state=at.state, from_offset=at.offset, settings=cfg
-    )
-    return compare_read_model(at.state, rows, head_seq=head.state.seq, lag=head.offset - at.offset)
 
 
 async def repair_read_model(settings: ReadModelSettings) -> int:
     """Rebuild the read model from the log; returns the events projected."""
     async with ReadModelProjector(settings=settings) as projector:
         return await projector.rebuild()
-
-
-# --- reading the assignments topic ------------------------------------------------------
-
-
-async def read_assignments(bootstrap: str, topic: str, *, kafka_timeout: float) -> AssignmentsView:
-    """Every record of ``topic`` up to the end seen now, folded to the newest per key (an
-    absent topic reads as empty: nothing was projected yet)."""
-    try:
-        ends = await end_offsets(bootstrap, topic, kafka_timeout=kafka_timeout)
-    except UnknownTopicError:
-        return AssignmentsView({}, 0)
-    tps = {TopicPartition(topic, p): end for p, end in ends.items()}
-    records: list[tuple[bytes | None, bytes | None]] = []
-    consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
-    async with started(consumer, kafka_timeout=kafka_timeout, what=f"reader of {topic}"):
-        consumer.assign(list(tps))
-        pending = {tp for tp, end in tps.items() if end > 0}
-        try:
-            if pending:
-                async with asyncio.timeout(kafka_timeout):
-                    await consumer.seek_to_beginning(*pending)
-            while pending:
-                async with asyncio.timeout(kafka_timeout):
-                    batch = await consumer.getmany(*pending, timeout_ms=500, max_records=20_000)
-                    for tp, got in batch.items():
-                        records.extend((r.key, r.value) for r in got if r.offset < tps[tp])
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= tps[tp]:
-                            pending.discard(tp)
-        except (TimeoutError, kafka_errors.KafkaError) as exc:
-            raise kafka_error(exc, f"read {topic}") from exc
-    return latest_assignments(records)
-
-
-async def check_assignments(
-    bootstrap: str, topics: Topics, *, kafka_timeout: float
-) -> tuple[DriftReport, ClusterState]:
-    """Compare the assignments topic with the log folded to its as-of seq; returns the
-    report and that state (what a repair republishes)."""
-    view = await read_assignments(bootstrap, topics.assignments, kafka_timeout=kafka_timeout)
-    at, offset = await snapshot_start(bootstrap, topics, until_seq=view.as_of_seq)
-    tail: Tail | None = None
-    async for events in read_events(
-        bootstrap, topics.events, from_offset=offset, kafka_timeout=kafka_timeout
-    ):
-        if tail is None:
-            at, folded = fold_until(at, events, seq=view.as_of_seq)
-            if folded == len(events):
-                continue
-            tail, events = Tail(at), events[folded:]
-        tail = fold_tail(tail, events)
-    return compare_assignments(at, tail or Tail(at), view), at
 
 
 async def repair_assignments(

@@ -16,6 +16,7 @@ import typer
 
 from control_plane.cli.alerts import alerts, monitor
 from control_plane.cli.audit import audit_app
+from control_plane.cli.check import check
 from control_plane.cli.drift import audit_drift
 from control_plane.cli.read_side import api, projector, read_model
 from control_plane.client import read_state, send_command
@@ -67,6 +68,7 @@ app.command("read-model")(read_model)
 app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("alerts")(alerts)
+app.command("check")(check)
 
 
 def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:
@@ -281,19 +283,6 @@ def rebalance(
 ) -> None:
     """Ask for a rebalance (intelligent_rebalance): a plan, executed gradually unless --dry-run."""
     _send(bootstrap, topic_prefix, cmd.RequestRebalance, wait, dry_run=dry_run)
-
-
-@app.command()
-def check(
-    repair: Annotated[
-        bool, typer.Option("--repair", help="Repair what is found (as events).")
-    ] = False,
-    bootstrap: Bootstrap = None,
-    topic_prefix: Prefix = None,
-    wait: Wait = 30.0,
-) -> None:
-    """Run a consistency check (verify_system_consistency)."""
-    _send(bootstrap, topic_prefix, cmd.RunConsistencyCheck, wait, repair=repair)
 
 
 @app.command()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from control_plane.decide.checker.repair import repair_reported
 from control_plane.decide.consistency import run_check
 from control_plane.decide.context import Ctx
 from control_plane.decide.failures import handle_instance_failure
@@ -157,6 +158,9 @@ def plan_rebalance(ctx: Ctx, *, dry_run: bool, reason: str, causation: str | Non
 
 
 def consistency_check(ctx: Ctx, c: cmd.RunConsistencyCheck, liveness: LivenessView) -> str:
+    if c.divergences:  # found by ``streamplane check``: the ConsistencyErrorHandler
+        done = repair_reported(ctx, liveness, c.divergences, causation=c.command_id)
+        return f"{done} of {len(c.divergences)} reported divergences repaired"
     n = run_check(ctx, liveness, repair=c.repair, causation=c.command_id)
     return f"{n} divergences" + (" repaired" if c.repair else " found")
 

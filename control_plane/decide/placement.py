@@ -71,21 +71,24 @@ def _loads(state: ClusterState) -> dict[str, int]:
     return {i.server_id: i.load for i in state.instances.values() if i.status not in GONE_STATUSES}
 
 
-def place(ctx: Ctx, stream_ids: Sequence[str], reason: str) -> None:
+def place(ctx: Ctx, stream_ids: Sequence[str], reason: str, *, exclude: Sequence[str] = ()) -> None:
     """Give each stream a home (highest priority first); those that fit nowhere wait.
 
     A stream that failed to start somewhere is not sent back there while another home with
     room exists; when none does, it may retry where it failed (rather than wait forever; the
     poison rule in :mod:`control_plane.decide.observations` bounds those retries).
+    ``exclude``: instances none of them may go to (a silent owner a repair moves them off).
     """
     streams = [ctx.state.streams[s] for s in stream_ids if s in ctx.state.streams]
     fresh = [s for s in streams if not s.failed_on]
     retried = [s for s in streams if s.failed_on]
     if fresh:
-        _place_batch(ctx, fresh, reason, exclude=())
+        _place_batch(ctx, fresh, reason, exclude=exclude)
     for s in retried:
-        exclude = s.failed_on if has_home(ctx, s, exclude=s.failed_on) else ()
-        _place_batch(ctx, [s], reason, exclude=exclude)
+        avoid = (*exclude, *s.failed_on)
+        _place_batch(
+            ctx, [s], reason, exclude=avoid if has_home(ctx, s, exclude=avoid) else exclude
+        )
 
 
 def has_home(ctx: Ctx, s: StreamAssignment, *, exclude: Sequence[str]) -> bool:

@@ -33,6 +33,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.liveness import Liveness
+from control_plane.orchestrator.consistency_watch import ConsistencyWatch
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
 from control_plane.orchestrator.leadership import ControlWriter, Membership
 from control_plane.orchestrator.log_lines import log_written
@@ -114,6 +115,7 @@ class EnhancedStreamOrchestrator:
         horizon = timedelta(seconds=settings.metrics_failover_horizon)
         #: the process's registry (served by the runner when ``metrics_address`` is set)
         self.metrics = OrchestratorMetrics(self._seen, failover_horizon=horizon)
+        self.consistency = ConsistencyWatch.of(settings, self.topics, self.metrics.registry, clock)
 
     def new_id(self) -> str:
         return uuid.uuid4().hex
@@ -186,6 +188,7 @@ class EnhancedStreamOrchestrator:
         await self._load_snapshot()
 
     async def _shutdown(self) -> None:
+        await self.consistency.aclose()
         if self._snapshotter is not None:
             await self._snapshotter.aclose()
         await self._writer.close()
@@ -236,6 +239,7 @@ class EnhancedStreamOrchestrator:
         log_written(d.events)
         if self._snapshotter is not None:  # after the commit, never inside it
             self._snapshotter.after_commit(self.state, self._log_next, now)
+        self.consistency.after_commit(self.state, self._log_next, self.liveness, now)
         self.metrics.cycle.observe(time.perf_counter() - began)
 
     def _decide(self, inputs: Inputs, now: datetime) -> Decision:
@@ -355,6 +359,7 @@ class EnhancedStreamOrchestrator:
         self.metrics.stepped_down()
         if self._recorder is not None:
             self._recorder.stop(why)
+        await self.consistency.aclose()
         await self._writer.close()
         await self._load_snapshot()
 

@@ -14,6 +14,7 @@ from typing import Self
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from control_plane.checker_run import CheckSettings
 from control_plane.decide.balancer import BalancerConfig
 from control_plane.decide.config import DecideConfig, FailureDetector
 from telemetry.metrics import MetricsAddress
@@ -80,6 +81,13 @@ class OrchestratorSettings(BaseSettings):
     #: seconds a failover is watched for its streams to run elsewhere before it counts as
     #: unfinished (``streamplane_failovers_unfinished_total``)
     metrics_failover_horizon: float = Field(default=600.0, gt=0)
+    #: the leader's periodic consistency check (docs/consistency.md): incremental every this
+    #: many seconds, full (the log replayed and compared with the state) every the other;
+    #: 0 turns one off
+    consistency_check_interval: float = Field(default=60.0, ge=0)
+    consistency_full_interval: float = Field(default=3600.0, ge=0)
+    #: the checker's bounds (env ``STREAMPLANE_CHECK_<FIELD>``)
+    check: CheckSettings = Field(default_factory=CheckSettings)
 
     @model_validator(mode="after")
     def _phi_window_holds_min_samples(self) -> Self:

@@ -38,8 +38,10 @@ class SystemHealth:
         return self.overall_health() is not HealthStatus.HEALTHY
 
 
-def system_health(state: ClusterState) -> SystemHealth:
-    """Summarise ``state`` into the seed's SystemHealth."""
+def system_health(state: ClusterState, *, consistency: float | None = None) -> SystemHealth:
+    """Summarise ``state`` into the seed's SystemHealth. ``consistency``: the score of a
+    consistency check of the views against it (docs/consistency.md); the lower of it and the
+    fold's own finding-based score counts."""
     live = [i for i in state.instances.values() if i.status is InstanceStatus.ACTIVE]
     factors = [i.calculate_load_factor() for i in live if i.max_streams > 0]
     balance = max(0.0, 1.0 - pstdev(factors)) if len(factors) > 1 else 1.0
@@ -48,7 +50,8 @@ def system_health(state: ClusterState) -> SystemHealth:
     running = sum(1 for s in streams if s.status.value in ("running", "migrating"))
     parked = sum(1 for s in streams if s.status.value == "failed")
     # consistency: recent invariant findings weigh most; any at all costs something
-    consistency = 1.0 if state.finding_count == 0 else max(0.0, 0.9 - 0.1 * len(state.findings))
+    own = 1.0 if state.finding_count == 0 else max(0.0, 0.9 - 0.1 * len(state.findings))
+    consistency = own if consistency is None else min(own, max(0.0, consistency))
     errors = [i.performance_metrics.error_rate for i in live]
     performance = 1.0 - (sum(errors) / len(errors)) if errors else 1.0
     return SystemHealth(

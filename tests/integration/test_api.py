@@ -175,6 +175,10 @@ async def test_operations_history_failover_and_time_travel(
     for sid in STREAMS:
         await api.post("/streams", json={"stream_id": sid})
     await c.wait_until(lambda: c.running_once(STREAMS), 40, "every stream runs once")
+    # the full check (a replay against the read model, desired sets and heartbeats)
+    report = await api.get("/consistency", assignments="false")
+    assert report["clean"] and report["consistency_score"] == 1.0, report
+    assert report["checked"]["heartbeats"] == 2 and report["checked"]["read_model"] > 0
 
     capacity = await api.call("PUT", "/instances/w1/capacity", json={"max_streams": 12})
     assert [e["type"] for e in capacity["events"]] == ["InstanceCapacityChanged"]

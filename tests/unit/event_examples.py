@@ -134,7 +134,12 @@ _DATA: dict[str, dict[str, Any]] = {
     "UndrainInstance": {"server_id": "w-1"},
     "SetCapacity": {"server_id": "w-1", "max_streams": 20},
     "RequestRebalance": {"dry_run": False},
-    "RunConsistencyCheck": {"repair": True},
+    "RunConsistencyCheck": {
+        "repair": True,
+        "divergences": (
+            {"kind": "orphaned", "view": "state", "stream_id": "camera-17", "detail": "silent"},
+        ),
+    },
     "EmergencyRecovery": {},
     "Heartbeat": {
         **_INSTANCE,

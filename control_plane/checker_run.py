@@ -1,0 +1,157 @@
+"""One full consistency check: replay the log once, read every view, run the pure checker.
+
+Used by ``streamplane check`` (:mod:`control_plane.cli.check`) and the API's ``POST
+/check/full``. The log is replayed **once** from offset 0 with the shared fold (the check
+trusts no snapshot); a projection standing exactly at the end of that replay is compared
+with its state at no extra cost, one that lags is compared at its own as-of point
+(:mod:`control_plane.drift_io`, a second, shorter fold). Progress of a long replay goes to
+``on_progress``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from control_plane.checker_io import read_acknowledged, read_desired, read_heartbeats
+from control_plane.decide.checker import (
+    CheckConfig,
+    CheckViews,
+    ConsistencyChecker,
+    ConsistencyReport,
+)
+from control_plane.drift_io import (
+    check_assignments,
+    check_read_model,
+    read_assignments,
+    read_model_rows,
+)
+from events.topics import Topics
+from projections.fold.drift import (
+    AssignmentsView,
+    DriftReport,
+    ReadModelRows,
+    Tail,
+    compare_assignments,
+    compare_read_model,
+    missing_read_model,
+)
+from projections.io.read_store import ReadModelSettings
+from projections.io.replay import ProgressCallback, ReplayResult, ReplaySettings, replay
+
+
+class CheckSettings(BaseSettings):
+    """The checker's bounds and reads; env ``STREAMPLANE_CHECK_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_CHECK_", frozen=True)
+
+    #: seconds an owner may be silent (no heartbeat of its incarnation) before its streams
+    #: count as orphaned; above the failure detector's fail_after, so failovers are not named
+    silent_after: float = Field(default=30.0, gt=0)
+    #: seconds a stream may wait for a home while an instance has room for it
+    unassigned_after: float = Field(default=60.0, gt=0)
+    #: seconds a heartbeat says what runs now (older ones are ignored for mismatches)
+    heartbeat_fresh: float = Field(default=15.0, gt=0)
+    #: how far back the heartbeats topic is read, seconds (at least ``silent_after``)
+    heartbeat_window: float = Field(default=300.0, gt=0)
+    #: seconds to wait for the orchestrator to answer a repair command
+    command_wait: float = Field(default=60.0, gt=0)
+
+    def config(self) -> CheckConfig:
+        """The pure checker's bounds."""
+        return CheckConfig(
+            silent_after=timedelta(seconds=self.silent_after),
+            unassigned_after=timedelta(seconds=self.unassigned_after),
+            heartbeat_fresh=timedelta(seconds=self.heartbeat_fresh),
+        )
+
+
+class CheckRun(NamedTuple):
+    """A check's report, the replay it was made on, and the views read."""
+
+    report: ConsistencyReport
+    head: ReplayResult
+    views: CheckViews
+
+
+async def run_check(
+    settings: ReadModelSettings,
+    check: CheckSettings,
+    *,
+    read_model: bool = True,
+    assignments: bool = True,
+    on_progress: ProgressCallback | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> CheckRun:
+    """Replay, read the views, check (see the module docstring)."""
+    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    timeout = settings.kafka_timeout
+    cfg = ReplaySettings(kafka_timeout=timeout)
+    # the read model first: its rows then lie at or before the end the replay reaches
+    rows = await read_model_rows(settings) if read_model else None
+    # the assignments topic is read while the log replays (mostly waiting on Kafka): its
+    # as-of seq then lies at or before the replay's end, and it is compared there
+    records = (
+        asyncio.create_task(read_assignments(bootstrap, topics.assignments, kafka_timeout=timeout))
+        if assignments
+        else None
+    )
+    try:
+        head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
+    except BaseException:
+        if records is not None:
+            records.cancel()
+        raise
+    projections: list[DriftReport] = []
+    if read_model:
+        projections.append(await read_model_report(settings, head, rows))
+    if records is not None:
+        view = await records
+        projections.append(
+            await assignments_report(bootstrap, topics, head, view, kafka_timeout=timeout)
+        )
+    desired = await read_desired(bootstrap, topics, kafka_timeout=timeout)
+    window = timedelta(seconds=max(check.heartbeat_window, check.silent_after))
+    heartbeats = await read_heartbeats(
+        bootstrap, topics, since=clock() - window, kafka_timeout=timeout
+    )
+    acknowledged = await read_acknowledged(bootstrap, topics, head.state, kafka_timeout=timeout)
+    views = CheckViews(clock(), heartbeats, desired, tuple(projections), acknowledged)
+    report = ConsistencyChecker(check.config()).check(head.state, views)
+    return CheckRun(report, head, views)
+
+
+async def read_model_report(
+    settings: ReadModelSettings, head: ReplayResult, rows: ReadModelRows | None
+) -> DriftReport:
+    """The read model (``rows``, read before the replay) against the replay when it stands
+    at its end, else against the log folded to its own point."""
+    if rows is None:
+        return missing_read_model(head_seq=head.state.seq, lag=head.offset)
+    if rows.next_offset == head.offset:
+        return compare_read_model(head.state, rows, head_seq=head.state.seq, lag=0)
+    return await check_read_model(settings)
+
+
+async def assignments_report(
+    bootstrap: str,
+    topics: Topics,
+    head: ReplayResult,
+    view: AssignmentsView,
+    *,
+    kafka_timeout: float,
+) -> DriftReport:
+    """The assignments topic (``view``) against the replay when its as-of seq is the log's
+    last, else against the log folded to its as-of seq (read again there)."""
+    if view.as_of_seq == head.state.seq:
+        return compare_assignments(head.state, Tail(head.state), view)
+    report, _ = await check_assignments(bootstrap, topics, kafka_timeout=kafka_timeout)
+    return report
+
+
+__all__ = ["CheckRun", "CheckSettings", "assignments_report", "read_model_report", "run_check"]
