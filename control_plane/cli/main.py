@@ -19,6 +19,7 @@ from control_plane.cli.audit import audit_app
 from control_plane.cli.audit_history import audit_churn, audit_instance
 from control_plane.cli.drift import audit_drift
 from control_plane.cli.read_side import api, projector, read_model
+from control_plane.cli.simulate import simulate
 from control_plane.client import read_state, send_command
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.tools.decisions import app as decisions_app
@@ -70,6 +71,7 @@ app.command("read-model")(read_model)
 app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("alerts")(alerts)
+app.command("simulate")(simulate)
 
 
 def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:

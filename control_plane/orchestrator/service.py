@@ -34,13 +34,13 @@ from aiokafka.structs import OffsetAndMetadata
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.liveness import Liveness
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
-from control_plane.orchestrator.leadership import ControlWriter, Membership
+from control_plane.orchestrator.leadership import ControlWriter, Membership, poll_commands
 from control_plane.orchestrator.log_lines import log_written
+from control_plane.orchestrator.marks import CycleMarker
 from control_plane.orchestrator.metrics import OrchestratorMetrics, Seen
 from control_plane.orchestrator.recorder import DecisionRecorder
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.orchestrator.snapshotter import SnapshotPolicy, Snapshotter
-from events import Command, EventError, decode_command
 from events.base import ControlEvent
 from events.heartbeat import DesiredSet
 from events.topics import Topics
@@ -104,6 +104,16 @@ class EnhancedStreamOrchestrator:
             request_timeout=settings.request_timeout_s,
         )
         self._last_balance_check = clock()
+        #: STREAMPLANE_RECORD_CYCLES: each leader cycle's mark on <prefix>.cycles (off: None)
+        self._marker = (
+            CycleMarker(
+                self.node_id,
+                flush_after=timedelta(seconds=settings.cycle_marks_flush),
+                config=self.config,
+            )
+            if settings.record_cycles
+            else None
+        )
         self._cmd_tp = TopicPartition(self.topics.commands, 0)
         #: the control-log offset after the last event ``self.state`` covers (as leader)
         self._log_next = 0
@@ -202,6 +212,7 @@ class EnhancedStreamOrchestrator:
     # --- one cycle --------------------------------------------------------------------------
 
     async def _cycle(self) -> None:
+        watch = self.liveness.watch_started_at
         heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter)
         leader = self._cmd_tp in self._membership.owned
         if not self.active:
@@ -211,7 +222,7 @@ class EnhancedStreamOrchestrator:
             await self._step_down("commands partition revoked")
             return
         began = time.perf_counter()
-        commands, offsets = await self._poll_commands()
+        commands, offsets, span = await poll_commands(self._cmd, self._dead_letter)
         now = self.clock()
         check = self._balance_check_due(now)
         inputs = Inputs(
@@ -221,8 +232,16 @@ class EnhancedStreamOrchestrator:
             check_balance=check,
         )
         d = self._decide(inputs, now)
-        if d.events or d.desired or offsets:
-            if not await self._commit(d.events, d.desired, offsets):
+        moved = self.liveness.watch_started_at if self.liveness.watch_started_at != watch else None
+        busy = bool(d.events or d.desired or offsets)
+        marks = None
+        if self._marker is not None:
+            marks = self._marker.after_decide(
+                inputs, self.heartbeats.batches, seq=d.state.seq, commands=span, watch=moved,
+                now=now, busy=busy,
+            )  # fmt: skip
+        if busy or marks is not None:
+            if not await self._commit(d.events, d.desired, offsets, marks):
                 return
         before, self.state = self.state, d.state
         self.metrics.committed(
@@ -284,19 +303,6 @@ class EnhancedStreamOrchestrator:
             self._last_balance_check = now
         return due
 
-    async def _poll_commands(self) -> tuple[list[Command], dict[TopicPartition, OffsetAndMetadata]]:
-        batches = await self._cmd.getmany(timeout_ms=0, max_records=500)
-        commands: list[Command] = []
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, records in batches.items():
-            for r in records:
-                try:
-                    commands.append(decode_command(r.value))
-                except EventError as exc:
-                    await self._dead_letter(r, exc)
-                offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
-        return commands, offsets
-
     async def _follow_log(self) -> None:
         """As a standby: fold what the leader committed since the last cycle."""
         before = self.state
@@ -329,7 +335,10 @@ class EnhancedStreamOrchestrator:
                 )
                 state = apply(self.state, term)
                 desired = all_desired(state, source=self.source, now=now, new_id=self.new_id)
-            if not await self._commit((term,), desired, {}):
+                marks = None
+                if self._marker is not None:
+                    marks = await self._marker.open_term(term, self.liveness, self.heartbeats)
+            if not await self._commit((term,), desired, {}, marks):
                 return
         except (TimeoutError, kafka_errors.KafkaError, KafkaIOError) as exc:
             log.warning("take-over failed: %s", exc)
@@ -355,6 +364,8 @@ class EnhancedStreamOrchestrator:
         self.metrics.stepped_down()
         if self._recorder is not None:
             self._recorder.stop(why)
+        if self._marker is not None:
+            self._marker.drop()
         await self._writer.close()
         await self._load_snapshot()
 
@@ -372,12 +383,13 @@ class EnhancedStreamOrchestrator:
         events: Sequence[ControlEvent],
         desired: Sequence[DesiredSet],
         offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        marks: bytes | None = None,
     ) -> bool:
-        """Events, desired sets and command offsets in ONE transaction; False if we lost it
-        (then we have stepped down)."""
+        """Events, desired sets, command offsets and cycle marks in ONE transaction; False
+        if we lost it (then we have stepped down)."""
         began = time.perf_counter()
         try:
-            end = await self._writer.commit(events, desired, offsets)
+            end = await self._writer.commit(events, desired, offsets, marks)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             await self._step_down(f"transaction failed: {type(exc).__name__}: {exc}")
             return False

@@ -5,9 +5,12 @@ window, unavailability per partition), computed as a pure view over the one fold
 A stream is **up** when its record says ``running`` or ``migrating`` (it runs on its owner,
 even while a target starts it) and its owner is not failed or gone; otherwise, while it is
 registered, it is **down**: waiting for capacity, assigned but not started yet, parked as
-poison, or owned by an instance the log has declared failed. This is downtime *as the log
-knows it*: the silence between a worker's death and its ``InstanceFailed`` (up to
-``fail_after``) is not in the log and is not counted.
+poison, or owned by an instance the log has declared failed. A failed owner's streams are
+down from when it was last heard, as its ``InstanceSuspected`` says (``last_heartbeat``; the
+silence before a failure is detected is what ``fail_after`` costs), else from the
+``InstanceFailed``. Because that start lies before the event that reveals it, a window
+ending between the two does not count that silence: churn of adjacent windows adds up to
+the churn of their union only without it (``count_silence=False``).
 
 A **move** is a stream getting an owner other than its last one: a ``StreamAssigned`` to
 another server than the one it was last assigned to (even if that one has failed since and
@@ -122,6 +125,10 @@ class ChurnCounter:
     last_owner: dict[str, str] = field(default_factory=dict)
     #: when each stream that is down now went down (clamped to ``since``)
     down_since: dict[str, datetime] = field(default_factory=dict)
+    #: a failed owner's streams were down since it was last heard (module docstring)
+    count_silence: bool = True
+    #: server_id -> last heartbeat of its suspected incarnation (from InstanceSuspected)
+    _silent: dict[str, datetime] = field(default_factory=dict)
     _opened: bool = False
     #: the latest time seen: an event stamped earlier (another leader's clock) counts here
     _clock: datetime | None = None
@@ -188,14 +195,28 @@ class ChurnCounter:
         self.last_owner[sid] = target
         return reason if previous is not None and previous != target else None
 
+    def _down_from(self, event: ControlEvent, t: datetime) -> datetime:
+        """When the streams this event takes down went down: ``t``, or for a failure the
+        owner's last heartbeat as its suspicion said (never before ``since``)."""
+        if isinstance(event, ev.InstanceSuspected) and event.last_heartbeat is not None:
+            self._silent[event.server_id] = event.last_heartbeat
+        elif isinstance(event, ev.InstanceRecovered | ev.InstanceRegistered):
+            self._silent.pop(event.server_id, None)
+        elif isinstance(event, ev.InstanceFailed):
+            heard = self._silent.pop(event.server_id, None)
+            if heard is not None and self.count_silence:
+                return max(self.since, min(heard, t))
+        return t
+
     def _count(self, before: ClusterState, event: ControlEvent, t: datetime) -> None:
+        down_from = self._down_from(event, t)
         reason = self._move_of(before, event)
         if reason is not None:
             sid: str = event.stream_id  # type: ignore[attr-defined]  # a move is a stream event
             self.moves_by_reason[reason] += 1
             self.streams.setdefault(sid, StreamChurn()).moves += 1
         for sid in self._touched(before, event):
-            self._update(sid, before, t)
+            self._update(sid, before, t, down_from)
 
     def _touched(self, before: ClusterState, event: ControlEvent) -> set[str]:
         """Streams whose up/down may have changed: the event's own, and those an instance
@@ -210,7 +231,7 @@ class ChurnCounter:
                 out.update(state.held.get(server, ()))
         return out
 
-    def _update(self, sid: str, before: ClusterState, t: datetime) -> None:
+    def _update(self, sid: str, before: ClusterState, t: datetime, down_from: datetime) -> None:
         was = before.streams.get(sid)
         now = self.state.streams.get(sid)
         if was is None and now is not None:
@@ -219,7 +240,7 @@ class ChurnCounter:
         up_after = now is not None and is_up(self.state, now)
         down = sid in self.down_since
         if now is not None and not up_after and not down and (up_before or was is None):
-            self.down_since[sid] = t  # went down (or registered: down until it runs)
+            self.down_since[sid] = down_from  # went down (or registered: down until it runs)
             self.streams[sid].outages += 1
         elif down and (up_after or now is None):
             self._close_outage(sid, self.down_since.pop(sid), t)
@@ -237,9 +258,12 @@ def churn(
     since: datetime,
     until: datetime,
     state: ClusterState | None = None,
+    count_silence: bool = True,
 ) -> ChurnReport:
     """Churn and downtime of ``events`` (the whole log, or from ``state``) in the window."""
-    counter = ChurnCounter(since=since, until=until, state=state or ClusterState())
+    counter = ChurnCounter(
+        since=since, until=until, state=state or ClusterState(), count_silence=count_silence
+    )
     for event in events:
         if not counter.feed(event):
             break

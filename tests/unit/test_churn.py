@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -40,6 +41,22 @@ def test_before_the_window_counts_nothing_but_who_owned_what(failover: Log) -> N
     assert cam.down_s == 3.0 + 2.0 and cam.outages == 2 and cam.longest_outage_s == 3.0
     late = churn(failover.events, since=failover.events[-1].time, until=END)
     assert late.moves == 0 and late.streams["camera-42"].down_s == 0
+
+
+def test_a_failed_owner_s_streams_are_down_since_it_was_last_heard(failover: Log) -> None:
+    events = list(failover.events)
+    failed = events[7]  # InstanceFailed w1 at 8 s; say it was suspected, last heard at 7.5 s
+    heard = failed.time - timedelta(seconds=0.5)
+    suspected = ev.InstanceSuspected(
+        id="sus", source="o", time=failed.time, seq=failed.seq, epoch=1, server_id="w1",
+        incarnation="w1.1", last_heartbeat=heard,
+    )  # fmt: skip
+    renumbered = [e.model_copy(update={"seq": e.seq + 1}) for e in events[7:]]
+    log = [*events[:7], suspected, *renumbered]
+    cam = churn(log, since=T0, until=END).streams["camera-42"]
+    assert cam.down_s == 3.0 + 2.5  # from 7.5 s, not from the failure at 8 s
+    quiet = churn(log, since=T0, until=END, count_silence=False).streams["camera-42"]
+    assert quiet.down_s == 3.0 + 2.0
 
 
 def test_a_window_before_any_event_and_a_reversed_one() -> None:
@@ -141,10 +158,19 @@ def test_moves_are_the_assignments_to_another_owner(
 def test_two_windows_add_up_to_their_union(events: list[ControlEvent], a: float, b: float) -> None:
     since, until = _window(events, 0, 1)
     cut = _window(events, a, a)[0]
-    whole = churn(events, since=since, until=until)  # type: ignore[arg-type]
-    left = churn(events, since=since, until=cut)  # type: ignore[arg-type]
-    right = churn(events, since=cut, until=until)  # type: ignore[arg-type]
+    kw: dict[str, Any] = {"count_silence": False}
+    whole = churn(events, since=since, until=until, **kw)
+    left = churn(events, since=since, until=cut, **kw)
+    right = churn(events, since=cut, until=until, **kw)
     assert whole.unowned_stream_s == pytest.approx(left.unowned_stream_s + right.unowned_stream_s)
+    # the silence before a failure is seen only once the failure is: never less in the union
+    silent = [
+        churn(events, since=s, until=u) for s, u in ((since, until), (since, cut), (cut, until))
+    ]
+    assert (
+        silent[0].unowned_stream_s >= silent[1].unowned_stream_s + silent[2].unowned_stream_s - 1e-6
+    )
+    assert silent[0].unowned_stream_s >= whole.unowned_stream_s - 1e-6
     # an event exactly at the cut is in both windows
     at_cut = len(_moves(events, cut, cut))
     assert whole.moves == left.moves + right.moves - at_cut
