@@ -63,6 +63,7 @@ def simulate_window(recorded: rp.Recorded, sim: rp.Simulation) -> dict[str, Any]
         "since": sim.since.isoformat(),
         "until": until.isoformat(),
         "cycles": len(results),
+        "terms": 1 + sum(1 for r in results if r.term_events),
         "settings": dict(sim.overrides),
         "workers": sim.workers,
         "start_delay_s": sim.start_delay.total_seconds(),
@@ -89,12 +90,13 @@ def _print(doc: dict[str, Any]) -> None:
         ("time to recover s", "time_to_recover_s"),
         ("unrecovered", "unrecovered"),
     ]
-    typer.echo(f"{'':20} {'real':>12} {'simulated':>12}")
+    typer.echo(f"{'':24} {'real':>12} {'simulated':>12}")
     for label, key in rows:
-        typer.echo(f"{label:20} {_cell(real[key]):>12} {_cell(sim[key]):>12}")
+        typer.echo(f"{label:24} {_cell(real[key]):>12} {_cell(sim[key]):>12}")
     for reason in sorted(set(real["moves_by_reason"]) | set(sim["moves_by_reason"])):
+        label = f"  moved: {reason}"
         typer.echo(
-            f"  moved: {reason:11} {real['moves_by_reason'].get(reason, 0):>12} "
+            f"{label:24} {real['moves_by_reason'].get(reason, 0):>12} "
             f"{sim['moves_by_reason'].get(reason, 0):>12}"
         )
     d = doc["first_divergence"]

@@ -7,7 +7,7 @@ timer, kept in memory until they ride a transaction. Nothing here decides anythi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from control_plane.decide import Inputs
@@ -22,6 +22,8 @@ from control_plane.decide.marks import (
     encode_marks,
 )
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
+from control_plane.orchestrator.metrics import OrchestratorMetrics
+from control_plane.orchestrator.settings import OrchestratorSettings
 from events.base import ControlEvent
 
 #: marks kept at most while waiting for a transaction (a flush is due long before)
@@ -31,15 +33,38 @@ MAX_PENDING = 10_000
 class CycleMarker:
     """Collects a term's cycle marks; :meth:`take` hands them over as one record."""
 
-    def __init__(self, node: str, *, flush_after: timedelta, config: DecideConfig) -> None:
+    def __init__(
+        self,
+        node: str,
+        *,
+        flush_after: timedelta,
+        config: DecideConfig,
+        on_take: Callable[[int], None] | None = None,
+    ) -> None:
         self.node = node
         self.flush_after = flush_after
         self.config = config
+        #: told the size of each record handed to a transaction (a metric)
+        self.on_take = on_take
         self._epoch = 0
         self._n = 0
         self._term: TermMark | None = None
         self._pending: list[CycleMark] = []
         self._since: datetime | None = None
+
+    @classmethod
+    def open(
+        cls,
+        settings: OrchestratorSettings,
+        node: str,
+        config: DecideConfig,
+        metrics: OrchestratorMetrics,
+    ) -> CycleMarker | None:
+        """The marker of an orchestrator, or None when ``record_cycles`` is off."""
+        if not settings.record_cycles:
+            return None
+        flush = timedelta(seconds=settings.cycle_marks_flush)
+        return cls(node, flush_after=flush, config=config, on_take=metrics.cycle_mark_bytes.inc)
 
     def begin(
         self,
@@ -145,7 +170,10 @@ class CycleMarker:
             return None
         record = MarkRecord(self.node, self._epoch, tuple(self._pending), self._term)
         self._pending, self._since, self._term = [], None, None
-        return encode_marks(record)
+        raw = encode_marks(record)
+        if self.on_take is not None:
+            self.on_take(len(raw))
+        return raw
 
     def drop(self) -> None:
         """The term ended (or its transaction failed): forget what was not written."""

@@ -104,16 +104,6 @@ class EnhancedStreamOrchestrator:
             request_timeout=settings.request_timeout_s,
         )
         self._last_balance_check = clock()
-        #: STREAMPLANE_RECORD_CYCLES: each leader cycle's mark on <prefix>.cycles (off: None)
-        self._marker = (
-            CycleMarker(
-                self.node_id,
-                flush_after=timedelta(seconds=settings.cycle_marks_flush),
-                config=self.config,
-            )
-            if settings.record_cycles
-            else None
-        )
         self._cmd_tp = TopicPartition(self.topics.commands, 0)
         #: the control-log offset after the last event ``self.state`` covers (as leader)
         self._log_next = 0
@@ -124,6 +114,8 @@ class EnhancedStreamOrchestrator:
         horizon = timedelta(seconds=settings.metrics_failover_horizon)
         #: the process's registry (served by the runner when ``metrics_address`` is set)
         self.metrics = OrchestratorMetrics(self._seen, failover_horizon=horizon)
+        #: STREAMPLANE_RECORD_CYCLES: each leader cycle's mark on <prefix>.cycles (off: None)
+        self._marker = CycleMarker.open(settings, self.node_id, self.config, self.metrics)
 
     def new_id(self) -> str:
         return uuid.uuid4().hex

@@ -84,13 +84,14 @@ async def test_the_recorded_run_replays_exactly_and_a_shorter_fail_after_recover
     since, until = await _run_history(c)
 
     same = await _simulate(c, since, until)
-    assert same["cycles"] > 50 and same["workers"] == "recorded"
+    assert same["cycles"] > 50 and same["workers"] == "recorded" and same["terms"] == 1
     assert same["first_divergence"] is None, same["first_divergence"]
     assert same["simulated"] == same["real"]
     real = same["real"]
     assert real["moves_by_reason"].get("drain", 0) >= 1
     assert real["moves_by_reason"].get("instance_failed", 0) >= 1
-    assert real["failures"] == 1 and real["unrecovered"] == 0
+    # w2's failure (a slow machine may fail another worker too: then it is counted as well)
+    assert real["failures"] >= 1 and real["unrecovered"] == 0
     # the failed worker was silent for fail_after before anyone said so
     assert real["time_to_recover_s"] >= FAIL_AFTER
     assert real["silent_stream_s"] > 0 and real["unowned_stream_s"] > real["silent_stream_s"]
@@ -100,7 +101,7 @@ async def test_the_recorded_run_replays_exactly_and_a_shorter_fail_after_recover
     assert quick["settings"] == {"fail_after": 2.0} and quick["workers"] == "obedient"
     assert quick["first_divergence"] is not None
     sim = quick["simulated"]
-    assert sim["failures"] == 1 and sim["unrecovered"] == 0
+    assert sim["failures"] >= 1 and sim["unrecovered"] == 0
     # detected 3 s sooner; the obedient workers start a stream in the log's median time,
     # seen at their next heartbeat (one a second)
     assert sim["time_to_recover_s"] < real["time_to_recover_s"] - 0.5
@@ -114,3 +115,36 @@ async def test_the_recorded_run_replays_exactly_and_a_shorter_fail_after_recover
     )  # fmt: skip
     assert code.exit_code == 1
     assert code.stderr.startswith("error: --since: no recorded leader cycle in the window")
+
+
+async def test_a_take_over_replays_exactly_across_both_terms(cluster: Cluster) -> None:
+    """The leader killed with -9: the standby's term starts from its term mark (what it had
+    heard as a standby, by position) and the replay crosses the two terms exactly."""
+    c = cluster
+    active, (standby,) = await c.start_orchestrator_pair("o1", "o2")
+    for w in ("w1", "w2"):
+        c.start_worker(w, max_streams=10)
+    await c.wait_until(
+        lambda: "" if {"w1", "w2"} <= set(c.fold().instances) else "not registered",
+        30,
+        "two workers registered",
+    )
+    since = datetime.now(UTC)
+    for sid in STREAMS[:4]:
+        await c.command(cmd.RegisterStream, stream_id=sid)
+    await c.wait_until(lambda: c.running_once(STREAMS[:4]), 30, "four streams run")
+    c.kill(active)
+    await c.wait_until(
+        lambda: c.leader() is standby or "no new term yet", 30, f"{standby.name} leads"
+    )
+    for sid in STREAMS[4:6]:
+        await c.command(cmd.RegisterStream, stream_id=sid)
+    await c.wait_until(lambda: c.running_once(STREAMS[:6]), 30, "six streams run")
+    await asyncio.sleep(1.0)
+    until = datetime.now(UTC)
+    await asyncio.sleep(2.5)
+
+    doc = await _simulate(c, since, until)
+    assert doc["first_divergence"] is None, doc["first_divergence"]
+    assert doc["simulated"] == doc["real"]
+    assert doc["real"]["moves"] == 0 and doc["cycles"] > 20 and doc["terms"] == 2
