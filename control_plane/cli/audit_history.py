@@ -44,9 +44,10 @@ Progress = Annotated[
 class Ticker:
     """Says how far a replay has come, on stderr, at most every ``PROGRESS_EVERY_S``."""
 
-    def __init__(self, enabled: bool | None, what: str) -> None:
+    def __init__(self, enabled: bool | None, what: str, *, unit: str = "events read") -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.what = what
+        self.unit = unit
         self.count = 0
         self._next = time.monotonic() + PROGRESS_EVERY_S
 
@@ -55,7 +56,7 @@ class Ticker:
         if self.enabled and time.monotonic() >= self._next:
             self._next = time.monotonic() + PROGRESS_EVERY_S
             when = at.isoformat() if at else "-"
-            typer.echo(f"{self.what}: {self.count} events read (seq {seq}, {when})", err=True)
+            typer.echo(f"{self.what}: {self.count} {self.unit} (seq {seq}, {when})", err=True)
 
 
 # --- audit instance -----------------------------------------------------------------------

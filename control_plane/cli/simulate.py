@@ -115,6 +115,29 @@ def _cell(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _simulation(
+    recorded: rp.Recorded,
+    start: datetime,
+    end: datetime,
+    overrides: dict[str, Any],
+    workers: str,
+    start_delay: float | None,
+    progress: bool | None,
+) -> rp.Simulation:
+    """The run's settings: the worker model (``auto``: obedient when a setting changed) and
+    its start delay (default: the log's median in the window, else a second)."""
+    delay = start_delay
+    if delay is None:
+        delay = median_start_delay(recorded.log, since=start, until=end) or 1.0
+    mode = workers if workers != "auto" else ("obedient" if overrides else "recorded")
+    ticker = Ticker(progress, "simulate", unit="cycles replayed")
+    return rp.Simulation(
+        since=start, until=end, overrides=overrides, workers=mode,  # type: ignore[arg-type]
+        start_delay=timedelta(seconds=delay),
+        on_cycle=lambda cycle: ticker.tick(1, cycle.seq, cycle.now),
+    )  # fmt: skip
+
+
 def simulate(
     since: Annotated[str, typer.Option(help="Window start, ISO 8601 (UTC if no zone).")],
     until: Annotated[str | None, typer.Option(help="Window end (default: now).")] = None,
@@ -157,19 +180,10 @@ def simulate(
         raise typer.BadParameter(
             f"{workers!r}: one of recorded, obedient, auto", param_hint="--workers"
         )
-    overrides = _overrides(locals())
+    overrides = _overrides(locals())  # the decide settings given, by name
     servers, topics = resolve_topics(bootstrap, topic_prefix)
     recorded: rp.Recorded = run(load(servers, topics))
-    delay = start_delay
-    if delay is None:
-        delay = median_start_delay(recorded.log, since=start, until=end) or 1.0
-    mode = workers if workers != "auto" else ("obedient" if overrides else "recorded")
-    ticker = Ticker(progress, "simulate")
-    sim = rp.Simulation(
-        since=start, until=end, overrides=overrides, workers=mode,  # type: ignore[arg-type]
-        start_delay=timedelta(seconds=delay),
-        on_cycle=lambda now: ticker.tick(1, 0, now),
-    )  # fmt: skip
+    sim = _simulation(recorded, start, end, overrides, workers, start_delay, progress)
     try:
         doc = simulate_window(recorded, sim)
     except rp.RecordMissingError as exc:

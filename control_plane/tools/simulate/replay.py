@@ -166,8 +166,8 @@ class Simulation:
     overrides: Mapping[str, Any] = field(default_factory=dict)
     workers: Workers = "recorded"
     start_delay: timedelta = timedelta(seconds=1)
-    #: called with each cycle's ``now`` (progress)
-    on_cycle: Callable[[datetime], None] | None = None
+    #: called with each cycle replayed (progress)
+    on_cycle: Callable[[CycleMark], None] | None = None
 
 
 def run(recorded: Recorded, sim: Simulation) -> Iterator[CycleResult]:
@@ -277,7 +277,7 @@ class _Replayer:
         )
         self.state = d.state
         if self.sim.on_cycle is not None:
-            self.sim.on_cycle(cycle.now)
+            self.sim.on_cycle(cycle)
         heard = self._last_heard((*real, *d.events))
         term_events, self.term_events = self.term_events, ()
         return CycleResult(cycle, real, d.events, heard, before, term_events)

@@ -162,6 +162,10 @@ def figures(
             server = getattr(e, name, None)
             if isinstance(server, str):
                 peak = max(peak, _load_factor(state, server))
+    return _summary(counter, recovery, peak)
+
+
+def _summary(counter: ChurnCounter, recovery: _Recovery, peak: float) -> dict[str, Any]:
     churn = counter.report().as_dict(per_stream=False)
     recovered = recovery.result()
     times = [r["recover_s"] for r in recovered if r["recover_s"] is not None]
