@@ -84,6 +84,31 @@ def _names(event: ControlEvent, server_id: str) -> bool:
     return False
 
 
+_PLAIN = {
+    ev.InstanceRecovered: "heard again: no longer suspected",
+    ev.InstanceDraining: "draining: its streams move away",
+    ev.InstanceUndrained: "no longer draining",
+    ev.InstanceDrained: "drained: it holds nothing",
+    ev.PerformanceSampled: "performance sampled",
+}
+
+
+def _detail(state: ClusterState, event: ControlEvent) -> str:
+    """What the event did to the instance, in words (stream events: as ``audit stream``)."""
+    plain = _PLAIN.get(type(event))
+    if plain is not None:
+        return plain
+    if isinstance(event, ev.InstanceRegistered):
+        zone = f", zone {event.zone}" if event.zone else ""
+        return f"registered ({event.incarnation}, capacity {event.max_streams}{zone})"
+    if isinstance(event, ev.InstanceSuspected):
+        heard = event.last_heartbeat.isoformat() if event.last_heartbeat else "never"
+        return f"suspected: silent since {heard}"
+    if isinstance(event, ev.InstanceCapacityChanged):
+        return f"capacity set to {event.max_streams}"
+    return describe(state, event, None)
+
+
 def _status(inst: EnhancedInstance | None) -> str | None:
     if inst is None:
         return None
@@ -141,7 +166,7 @@ def follow_instance(history: InstanceHistory, event: ControlEvent) -> InstanceHi
         lost=lost,
         applied=not refused(finding),
         finding=None if finding is None else finding_text(finding),
-        detail=describe(before, event, None),
+        detail=_detail(before, event),
     )
     closed, open_ = _track(history, event, gained, lost)
     return history._replace(state=after, steps=(*history.steps, step), closed=closed, open=open_)

@@ -30,6 +30,7 @@ def test_the_failed_instance_story(failover: Log) -> None:
     ]
     registered, assigned, started, failed, moved = history.steps
     assert (registered.status_before, registered.status_after) == (None, "active")
+    assert registered.detail == "registered (w1.1, capacity 4)"
     assert assigned.gained == ("camera-42",) and assigned.held_after == 1
     assert (assigned.reason, assigned.causationid) == ("new_stream", "cmd-add")
     assert started.gained == () and started.held_after == 1
