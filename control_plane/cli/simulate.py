@@ -182,7 +182,7 @@ def simulate(
         )
     overrides = _overrides(locals())  # the decide settings given, by name
     servers, topics = resolve_topics(bootstrap, topic_prefix)
-    recorded: rp.Recorded = run(load(servers, topics))
+    recorded: rp.Recorded = run(load(servers, topics, since=start))
     sim = _simulation(recorded, start, end, overrides, workers, start_delay, progress)
     try:
         doc = simulate_window(recorded, sim)
