@@ -107,6 +107,8 @@ def _print(doc: dict[str, Any]) -> None:
             f"first difference at cycle {d['cycle']} ({d['now']}): log {d['real'] or '-'}, "
             f"simulated {d['simulated'] or '-'}"
         )
+        if doc["workers"] == "obedient":
+            typer.echo("(obedient workers: their starts are modelled, not replayed)")
 
 
 def _cell(value: Any) -> str:
