@@ -8,11 +8,11 @@ opens its term with ``LeaderElected(epoch)`` after replaying the log to its end
 
 Each cycle is consume-transform-produce: heartbeats (:mod:`control_plane.orchestrator.heartbeats`)
 + commands -> ``decide`` -> ONE Kafka transaction with the control events, the changed desired
-sets and the consumed command offsets. Standbys follow the control log with the shared
-:class:`projections.io.follow.LogFollower` (from the latest snapshot on), so a takeover
-replays only the tail. All rules live in :mod:`control_plane.decide`; this module only moves
-bytes. The process around it (signals, retries while Kafka is away) is
-:mod:`control_plane.orchestrator.runner`.
+sets, the consumed command offsets and the cycle marks (:mod:`control_plane.orchestrator.marks`).
+Standbys follow the control log with the shared :class:`projections.io.follow.LogFollower`
+(from the latest snapshot on), so a takeover replays only the tail. All rules live in
+:mod:`control_plane.decide`; this module only moves bytes. The process around it (signals,
+retries while Kafka is away) is :mod:`control_plane.orchestrator.runner`.
 """
 
 from __future__ import annotations
