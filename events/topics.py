@@ -30,6 +30,8 @@ SNAPSHOTS = TopicSpec("snapshots", 1, True, -1, "cluster")
 DLQ = TopicSpec("dlq", 1, False, 30 * 24 * 3600 * 1000, "origin topic")
 #: compacted: the latest record per key is the alert's status, which the monitor rebuilds its
 #: firing set from on start and ``streamplane alerts`` lists, however long an alert has fired
+#: the leader's cycle marks (control_plane.decide.marks): as long as the heartbeats they cite
+CYCLES = TopicSpec("cycles", 1, False, 3600 * 1000, "none (one record per leader transaction)")
 ALERTS = TopicSpec("alerts", 1, True, -1, "alert key (rule:subject)")
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -41,6 +43,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     SNAPSHOTS,
     DLQ,
     ALERTS,
+    CYCLES,
 )
 
 
@@ -83,3 +86,7 @@ class Topics(NamedTuple):
     @property
     def alerts(self) -> str:
         return self.name(ALERTS)
+
+    @property
+    def cycles(self) -> str:
+        return self.name(CYCLES)

@@ -44,23 +44,23 @@ UseSnapshot = Annotated[
 ]
 
 
-def _topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
+def resolve_topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
     overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
     s = OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
     return s.kafka_bootstrap, Topics(s.topic_prefix)
 
 
-def _run(coro: Any) -> Any:
+def run(coro: Any) -> Any:
     """Run ``coro``; a Kafka failure is raised to :mod:`control_plane.tools.exits` (exit 3)."""
     return asyncio.run(coro)
 
 
-def parse_time(text: str) -> datetime:
-    """ISO 8601; a time without a zone is taken as UTC."""
+def parse_time(text: str, *, option: str = "--at") -> datetime:
+    """ISO 8601; a time without a zone is taken as UTC (``option`` names it in an error)."""
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint="--at") from exc
+        raise typer.BadParameter(f"not an ISO 8601 time: {text!r}", param_hint=option) from exc
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -141,8 +141,8 @@ def audit_state(
     if sum(x is not None for x in (at, seq, offset)) > 1:
         raise typer.BadParameter("give at most one of them", param_hint="--at / --seq / --offset")
     when = parse_time(at) if at is not None else None
-    servers, topics = _topics(bootstrap, topic_prefix)
-    state: ClusterState = _run(
+    servers, topics = resolve_topics(bootstrap, topic_prefix)
+    state: ClusterState = run(
         state_at(servers, topics, at=when, seq=seq, offset=offset, use_snapshot=use_snapshot)
     )
     summary = summarize(state)
@@ -174,8 +174,8 @@ def audit_stream(
     topic_prefix: Prefix = None,
 ) -> None:
     """The chain of events that moved or changed STREAM_ID, oldest first (exit 1: none)."""
-    servers, topics = _topics(bootstrap, topic_prefix)
-    history: StreamHistory = _run(stream_chain(servers, topics, stream_id))
+    servers, topics = resolve_topics(bootstrap, topic_prefix)
+    history: StreamHistory = run(stream_chain(servers, topics, stream_id))
     steps = [step._asdict() | {"time": step.time.isoformat()} for step in history.steps]
     if as_json:
         typer.echo(json.dumps(steps, indent=2))
@@ -286,8 +286,8 @@ def audit_verify(
 ) -> None:
     """Replay the whole log: findings, seq gaps, dead letters, digest, and the latest
     snapshot against the log at its offset. Exit 1 on any finding, 3 if Kafka is down."""
-    servers, topics = _topics(bootstrap, topic_prefix)
-    report: dict[str, Any] = _run(verify(servers, topics))
+    servers, topics = resolve_topics(bootstrap, topic_prefix)
+    report: dict[str, Any] = run(verify(servers, topics))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -302,6 +302,8 @@ __all__ = [
     "audit_stream",
     "audit_verify",
     "parse_time",
+    "resolve_topics",
+    "run",
     "stream_chain",
     "verify",
 ]

@@ -17,8 +17,10 @@ import typer
 from control_plane.cli.alerts import alerts, monitor
 from control_plane.cli.audit import audit_app
 from control_plane.cli.check import check
+from control_plane.cli.audit_history import audit_churn, audit_instance
 from control_plane.cli.drift import audit_drift
 from control_plane.cli.read_side import api, projector, read_model
+from control_plane.cli.simulate import simulate
 from control_plane.client import read_state, send_command
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.tools.decisions import app as decisions_app
@@ -56,10 +58,12 @@ app.add_typer(
     help="Decision goldens: cut a recorded run into a golden file, replay, regenerate.",
 )
 audit_app.command("drift")(audit_drift)
+audit_app.command("instance")(audit_instance)
+audit_app.command("churn")(audit_churn)
 app.add_typer(
     audit_app,
     name="audit",
-    help="Replay history: state at a time, why a stream moved, verify, projection drift.",
+    help="Replay history: state at a time, why a stream or instance moved, churn, verify, drift.",
 )
 app.command("worker")(worker)
 app.command("projector")(projector)
@@ -69,6 +73,7 @@ app.command("demo")(demo)
 app.command("monitor")(monitor)
 app.command("alerts")(alerts)
 app.command("check")(check)
+app.command("simulate")(simulate)
 
 
 def _settings(bootstrap: str | None, prefix: str | None) -> OrchestratorSettings:

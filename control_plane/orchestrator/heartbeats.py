@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
 
 from control_plane.decide.liveness import Liveness
+from control_plane.decide.marks import Batch
 from events import EventError, decode_heartbeat
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
@@ -63,6 +64,10 @@ class HeartbeatPoller:
         self._consumer: AIOKafkaConsumer | None = None
         #: heartbeats read and decoded since the process started (a metric)
         self.received = 0
+        #: the reads of the last poll, by position (a leader's cycle mark cites them)
+        self.batches: list[Batch] = []
+        #: server_id -> (partition, offset) of the latest heartbeat observed from it
+        self.where: dict[str, tuple[int, int]] = {}
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -96,6 +101,7 @@ class HeartbeatPoller:
         leaving partitions unread, whose instances would look silent. While a backlog is
         left, the observer counts as lagging since it was last caught up, so a slow
         orchestrator enters the mass-failure guard instead of suspecting live instances."""
+        self.batches = []
         if self.paused:
             await asyncio.sleep(self.interval)
             return []
@@ -105,7 +111,7 @@ class HeartbeatPoller:
         while True:
             batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=HB_BATCH)
             now = self.clock()
-            for records in batches.values():
+            for tp, records in batches.items():
                 for r in records:
                     try:
                         hb = decode_heartbeat(r.value)
@@ -114,7 +120,9 @@ class HeartbeatPoller:
                         continue
                     liveness.observe(hb, now)
                     latest[hb.server_id] = hb
+                    self.where[hb.server_id] = (tp.partition, r.offset)
                     self.received += 1
+            self._note(batches, now)
             caught_up = await self._caught_up()
             timeout_ms = int((deadline - time.monotonic()) * 1000)
             if caught_up or timeout_ms <= 0:
@@ -124,6 +132,20 @@ class HeartbeatPoller:
         self.last_poll = min(self._fetched_at(now), self._caught_up_at)
         self._rebaseline_after_blindness(liveness, now)
         return list(latest.values())
+
+    def _note(self, batches: dict[TopicPartition, list[ConsumerRecord]], now: datetime) -> None:
+        """Remember this read by position: its time and where each partition now stands."""
+        read = tuple((tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs)
+        if read:
+            self.batches.append(Batch(now, read))
+
+    async def positions(self) -> tuple[tuple[int, int], ...]:
+        """Where the consumer stands in every partition (a term mark starts from there)."""
+        consumer = self.consumer
+        out = []
+        for tp in sorted(consumer.assignment(), key=lambda tp: tp.partition):
+            out.append((tp.partition, int(await consumer.position(tp))))
+        return tuple(out)
 
     async def _caught_up(self) -> bool:
         """Whether every partition is read up to its end as of its last fetch."""

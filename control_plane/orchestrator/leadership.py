@@ -13,14 +13,15 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.structs import OffsetAndMetadata
 
-from events import encode
+from events import Command, EventError, decode_command, encode
 from events.base import ControlEvent
 from events.heartbeat import DesiredSet
 from events.topics import Topics
+from projections.io.follow import OnUndecodable
 from projections.io.kafka import make_producer
 
 log = logging.getLogger("streamplane.orchestrator")
@@ -95,8 +96,10 @@ class ControlWriter:
         events: Sequence[ControlEvent],
         desired: Sequence[DesiredSet],
         offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        marks: bytes | None = None,
     ) -> int | None:
-        """Events, desired sets and consumed command offsets in ONE transaction, within
+        """Events, desired sets, consumed command offsets and the cycle marks
+        (:mod:`control_plane.decide.marks`) in ONE transaction, within
         ``request_timeout``. Returns the log offset after the last event (``None``: no event);
         raises ``TimeoutError`` or a Kafka error when the transaction was lost."""
         producer = self._producer
@@ -108,8 +111,32 @@ class ControlWriter:
                     last = await producer.send(self.topics.events, encode(e), partition=0)
                 for d in desired:
                     await producer.send(self.topics.desired, encode(d), key=d.server_id.encode())
+                if marks is not None:
+                    await producer.send(self.topics.cycles, marks, partition=0)
                 if offsets:
                     await producer.send_offsets_to_transaction(dict(offsets), self.group_id)
             if last is None:
                 return None
             return int((await last).offset) + 1
+
+
+async def poll_commands(
+    consumer: AIOKafkaConsumer, on_undecodable: OnUndecodable
+) -> tuple[list[Command], dict[TopicPartition, OffsetAndMetadata], tuple[int, int] | None]:
+    """The leader's read of the commands partition: the commands, the offsets its
+    transaction commits, and their span ``[first, next)`` (for the cycle mark). An
+    undecodable command goes to ``on_undecodable`` and is consumed all the same."""
+    batches = await consumer.getmany(timeout_ms=0, max_records=500)
+    commands: list[Command] = []
+    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+    span: tuple[int, int] | None = None
+    for tp, records in batches.items():
+        if records:
+            span = (records[0].offset, records[-1].offset + 1)
+        for r in records:
+            try:
+                commands.append(decode_command(r.value))
+            except EventError as exc:
+                await on_undecodable(r, exc)
+            offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
+    return commands, offsets, span

@@ -227,6 +227,9 @@ class OrchestratorMetrics:
             "streamplane_decisions_refused", "Events decide() made that the fold refused (bugs)."
         )
         self.terms = counter("streamplane_leader_terms", "Leader terms this process opened.")
+        self.cycle_mark_bytes = counter(
+            "streamplane_cycle_mark_bytes", "Bytes of cycle marks written to <prefix>.cycles."
+        )
         self.dead_letters = counter(
             "streamplane_dead_letters", "Records sent to the dead-letter topic.", ("origin",)
         )

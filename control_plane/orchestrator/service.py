@@ -8,11 +8,11 @@ opens its term with ``LeaderElected(epoch)`` after replaying the log to its end
 
 Each cycle is consume-transform-produce: heartbeats (:mod:`control_plane.orchestrator.heartbeats`)
 + commands -> ``decide`` -> ONE Kafka transaction with the control events, the changed desired
-sets and the consumed command offsets. Standbys follow the control log with the shared
-:class:`projections.io.follow.LogFollower` (from the latest snapshot on), so a takeover
-replays only the tail. All rules live in :mod:`control_plane.decide`; this module only moves
-bytes. The process around it (signals, retries while Kafka is away) is
-:mod:`control_plane.orchestrator.runner`.
+sets, the consumed command offsets and the cycle marks (:mod:`control_plane.orchestrator.marks`).
+Standbys follow the control log with the shared :class:`projections.io.follow.LogFollower`
+(from the latest snapshot on), so a takeover replays only the tail. All rules live in
+:mod:`control_plane.decide`; this module only moves bytes. The process around it (signals,
+retries while Kafka is away) is :mod:`control_plane.orchestrator.runner`.
 """
 
 from __future__ import annotations
@@ -35,13 +35,13 @@ from control_plane.decide import Decision, Inputs, all_desired, begin_term, deci
 from control_plane.decide.liveness import Liveness
 from control_plane.orchestrator.consistency_watch import ConsistencyWatch
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
-from control_plane.orchestrator.leadership import ControlWriter, Membership
+from control_plane.orchestrator.leadership import ControlWriter, Membership, poll_commands
 from control_plane.orchestrator.log_lines import log_written
+from control_plane.orchestrator.marks import CycleMarker
 from control_plane.orchestrator.metrics import OrchestratorMetrics, Seen
 from control_plane.orchestrator.recorder import DecisionRecorder
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.orchestrator.snapshotter import SnapshotPolicy, Snapshotter
-from events import Command, EventError, decode_command
 from events.base import ControlEvent
 from events.heartbeat import DesiredSet
 from events.topics import Topics
@@ -116,6 +116,8 @@ class EnhancedStreamOrchestrator:
         #: the process's registry (served by the runner when ``metrics_address`` is set)
         self.metrics = OrchestratorMetrics(self._seen, failover_horizon=horizon)
         self.consistency = ConsistencyWatch.of(settings, self.topics, self.metrics.registry, clock)
+        #: STREAMPLANE_RECORD_CYCLES: each leader cycle's mark on <prefix>.cycles (off: None)
+        self._marker = CycleMarker.open(settings, self.node_id, self.config, self.metrics)
 
     def new_id(self) -> str:
         return uuid.uuid4().hex
@@ -205,6 +207,7 @@ class EnhancedStreamOrchestrator:
     # --- one cycle --------------------------------------------------------------------------
 
     async def _cycle(self) -> None:
+        watch = self.liveness.watch_started_at
         heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter)
         leader = self._cmd_tp in self._membership.owned
         if not self.active:
@@ -214,7 +217,7 @@ class EnhancedStreamOrchestrator:
             await self._step_down("commands partition revoked")
             return
         began = time.perf_counter()
-        commands, offsets = await self._poll_commands()
+        commands, offsets, span = await poll_commands(self._cmd, self._dead_letter)
         now = self.clock()
         check = self._balance_check_due(now)
         inputs = Inputs(
@@ -224,8 +227,16 @@ class EnhancedStreamOrchestrator:
             check_balance=check,
         )
         d = self._decide(inputs, now)
-        if d.events or d.desired or offsets:
-            if not await self._commit(d.events, d.desired, offsets):
+        moved = self.liveness.watch_started_at if self.liveness.watch_started_at != watch else None
+        busy = bool(d.events or d.desired or offsets)
+        marks = None
+        if self._marker is not None:
+            marks = self._marker.after_decide(
+                inputs, self.heartbeats.batches, seq=d.state.seq, commands=span, watch=moved,
+                now=now, busy=busy,
+            )  # fmt: skip
+        if busy or marks is not None:
+            if not await self._commit(d.events, d.desired, offsets, marks):
                 return
         before, self.state = self.state, d.state
         self.metrics.committed(
@@ -288,19 +299,6 @@ class EnhancedStreamOrchestrator:
             self._last_balance_check = now
         return due
 
-    async def _poll_commands(self) -> tuple[list[Command], dict[TopicPartition, OffsetAndMetadata]]:
-        batches = await self._cmd.getmany(timeout_ms=0, max_records=500)
-        commands: list[Command] = []
-        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-        for tp, records in batches.items():
-            for r in records:
-                try:
-                    commands.append(decode_command(r.value))
-                except EventError as exc:
-                    await self._dead_letter(r, exc)
-                offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
-        return commands, offsets
-
     async def _follow_log(self) -> None:
         """As a standby: fold what the leader committed since the last cycle."""
         before = self.state
@@ -333,7 +331,10 @@ class EnhancedStreamOrchestrator:
                 )
                 state = apply(self.state, term)
                 desired = all_desired(state, source=self.source, now=now, new_id=self.new_id)
-            if not await self._commit((term,), desired, {}):
+                marks = None
+                if self._marker is not None:
+                    marks = await self._marker.open_term(term, self.liveness, self.heartbeats)
+            if not await self._commit((term,), desired, {}, marks):
                 return
         except (TimeoutError, kafka_errors.KafkaError, KafkaIOError) as exc:
             log.warning("take-over failed: %s", exc)
@@ -360,6 +361,8 @@ class EnhancedStreamOrchestrator:
         if self._recorder is not None:
             self._recorder.stop(why)
         await self.consistency.aclose()
+        if self._marker is not None:
+            self._marker.drop()
         await self._writer.close()
         await self._load_snapshot()
 
@@ -377,12 +380,13 @@ class EnhancedStreamOrchestrator:
         events: Sequence[ControlEvent],
         desired: Sequence[DesiredSet],
         offsets: Mapping[TopicPartition, OffsetAndMetadata],
+        marks: bytes | None = None,
     ) -> bool:
-        """Events, desired sets and command offsets in ONE transaction; False if we lost it
-        (then we have stepped down)."""
+        """Events, desired sets, command offsets and cycle marks in ONE transaction; False
+        if we lost it (then we have stepped down)."""
         began = time.perf_counter()
         try:
-            end = await self._writer.commit(events, desired, offsets)
+            end = await self._writer.commit(events, desired, offsets, marks)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             await self._step_down(f"transaction failed: {type(exc).__name__}: {exc}")
             return False

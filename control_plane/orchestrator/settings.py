@@ -76,6 +76,11 @@ class OrchestratorSettings(BaseSettings):
     #: append each leader cycle's inputs and outputs to this JSONL file (off when unset);
     #: docs/orchestrator.md, "Decision goldens"
     record_decisions: Path | None = None
+    #: write each leader cycle's mark (its cut of the heartbeat and command topics, its
+    #: ``now``) to ``<prefix>.cycles``: what ``streamplane simulate`` replays (docs/audit.md)
+    record_cycles: bool = True
+    #: seconds idle cycles' marks wait for a transaction before they are written alone
+    cycle_marks_flush: float = Field(default=1.0, gt=0)
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""
     #: seconds a failover is watched for its streams to run elsewhere before it counts as

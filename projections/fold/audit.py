@@ -74,19 +74,22 @@ def _mentions(event: ControlEvent, stream_id: str, current: StreamAssignment | N
     return False
 
 
-def _finding_for(before: ClusterState, after: ClusterState, event: ControlEvent) -> Finding | None:
+def finding_for(before: ClusterState, after: ClusterState, event: ControlEvent) -> Finding | None:
+    """The finding the fold recorded for ``event`` (None: it had no objection)."""
     if after.finding_count == before.finding_count or not after.findings:
         return None
     last = after.findings[-1]
     return last if last.event_id == event.id else None
 
 
-def _refused(finding: Finding | None) -> bool:
+def refused(finding: Finding | None) -> bool:
+    """Whether the event with this finding had no effect."""
     # every finding means "no effect" except a seq gap, which is recorded and applied
     return finding is not None and finding.kind is not FindingKind.SEQ_GAP
 
 
-def _text(finding: Finding) -> str:
+def finding_text(finding: Finding) -> str:
+    """``kind: detail``, as the audit commands print a finding."""
     return f"{finding.kind.value}: {finding.detail}"
 
 
@@ -108,7 +111,7 @@ def follow_stream(history: StreamHistory, event: ControlEvent) -> StreamHistory:
     new = after.streams.get(history.stream_id)
     if old is new and not _mentions(event, history.stream_id, old):
         return history._replace(state=after)
-    finding = _finding_for(before, after, event)
+    finding = finding_for(before, after, event)
     step = StreamStep(
         seq=event.seq,
         epoch=event.epoch,
@@ -121,9 +124,9 @@ def follow_stream(history: StreamHistory, event: ControlEvent) -> StreamHistory:
         server_after=_owner(new),
         status_before=_status(old),
         status_after=_status(new),
-        applied=not _refused(finding),
-        finding=None if finding is None else _text(finding),
-        detail=_describe(before, event, history.stream_id),
+        applied=not refused(finding),
+        finding=None if finding is None else finding_text(finding),
+        detail=describe(before, event, history.stream_id),
     )
     return history._replace(state=after, steps=(*history.steps, step))
 
@@ -150,7 +153,8 @@ def _planned(event: ev.RebalancePlanned, stream_id: str | None) -> str:
     return f"{kind} {event.plan_id}: {len(event.moves)} move(s), lower bound {event.lower_bound}"
 
 
-def _describe(state: ClusterState, event: ControlEvent, stream_id: str | None) -> str:
+def describe(state: ClusterState, event: ControlEvent, stream_id: str | None) -> str:
+    """What ``event`` does to ``state``, in words (``stream_id`` focuses a plan on it)."""
     sid = getattr(event, "stream_id", None)
     current = state.streams.get(sid) if sid else None
     owner = current.server_id if current is not None else None
@@ -192,16 +196,18 @@ def explain(
     """One line about ``event`` as applied to ``state_before``: what it did, why
     (``reason``), what caused it (``causationid``), and whether the fold refused it.
     ``stream_id`` focuses a rebalance plan's description on that stream's move."""
-    parts = [f"seq {event.seq}", event.time.isoformat(), _describe(state_before, event, stream_id)]
+    parts = [f"seq {event.seq}", event.time.isoformat(), describe(state_before, event, stream_id)]
     reason = getattr(event, "reason", None)
     if reason:
         parts.append(f"reason {reason}")
     if event.causationid:
         parts.append(f"caused by {event.causationid}")
     after = apply(state_before, event)
-    finding = _finding_for(state_before, after, event)
+    finding = finding_for(state_before, after, event)
     if finding is not None:
-        parts.append(f"REFUSED ({_text(finding)})" if _refused(finding) else _text(finding))
+        parts.append(
+            f"REFUSED ({finding_text(finding)})" if refused(finding) else finding_text(finding)
+        )
     return "; ".join(parts)
 
 
@@ -231,8 +237,12 @@ def summarize(state: ClusterState) -> dict[str, Any]:
 __all__ = [
     "StreamHistory",
     "StreamStep",
+    "describe",
     "explain",
+    "finding_for",
+    "finding_text",
     "follow_stream",
+    "refused",
     "stream_history",
     "summarize",
 ]

@@ -28,7 +28,10 @@ BAD = {
     "choice": "not-a-choice",
     "existing_path": "/nonexistent/streamplane/file",
     "id": "bad/id",
+    "time": "yesterday",
 }
+#: options that take an ISO 8601 time (``--at``, a window's ``--since`` / ``--until``)
+TIME_OPTIONS = frozenset({"at", "since", "until"})
 
 
 def closed_port() -> int:
@@ -97,6 +100,8 @@ def _kind(param: Any) -> str:
         return "existing_path" if descriptor.parameter_info.exists else "text"
     if annotation is str and param.name.endswith("_id"):
         return "id"
+    if annotation is str and param.name in TIME_OPTIONS:
+        return "time"
     return "text"
 
 
@@ -132,7 +137,8 @@ def good_value(param: Param, tmp: Path) -> str:
         existing = tmp / "existing.jsonl"
         existing.touch()
         return str(existing)
-    return {"int": "1", "float": "1", "id": "s1"}.get(param.kind, "s1")
+    good = {"int": "1", "float": "1", "id": "s1", "time": "2026-01-01T00:00:00Z"}
+    return good.get(param.kind, "s1")
 
 
 def command_line(command: Command, tmp: Path, override: tuple[str, str] | None = None) -> list[str]:

@@ -66,7 +66,7 @@ def test_an_unknown_option_is_one_line(command: Command, tmp_path: Path) -> None
     assert one_line(err).startswith("error: --no-such-option: no such option")
 
 
-TYPED = _cases({"int", "float", "choice", "existing_path"})
+TYPED = _cases({"int", "float", "choice", "existing_path", "time"})
 
 
 @pytest.mark.parametrize(("command", "param"), TYPED, ids=_ids(TYPED))
