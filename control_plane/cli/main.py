@@ -16,8 +16,8 @@ import typer
 
 from control_plane.cli.alerts import alerts, monitor
 from control_plane.cli.audit import audit_app
-from control_plane.cli.check import check
 from control_plane.cli.audit_history import audit_churn, audit_instance
+from control_plane.cli.check import check
 from control_plane.cli.drift import audit_drift
 from control_plane.cli.read_side import api, projector, read_model
 from control_plane.cli.simulate import simulate
