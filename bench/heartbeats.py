@@ -46,7 +46,8 @@ from events.codec import encode
 from events.heartbeat import Heartbeat
 from events.topics import Topics
 from projections.io.follow import LogFollower
-from projections.io.kafka import ensure_topics, make_producer, started
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 
 SLOTS = 20  # sends are spread over this many slots per interval
 ID_MARK = b"I" * 32

@@ -45,7 +45,8 @@ from events import commands as cmd
 from events import control as ev
 from events.codec import encode
 from events.topics import Topics
-from projections.io.kafka import ensure_topics, make_producer, started
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 from telemetry.metrics import free_address
 
 STAGES = ("registered", "assigned", "started")

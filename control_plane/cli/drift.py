@@ -37,6 +37,7 @@ from control_plane.client import read_state, snapshot_start
 from control_plane.tools.exits import reports_errors
 from control_plane.tools.options import Bootstrap, Prefix
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import UnknownTopicError
 from projections.fold import fold_until
 from projections.fold.drift import (
@@ -106,7 +107,7 @@ async def read_model_rows(settings: ReadModelSettings) -> ReadModelRows | None:
 
 async def check_read_model(settings: ReadModelSettings) -> DriftReport:
     """Compare the read model with the log folded to its tracking row."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    bootstrap, topics = settings.kafka_access, Topics(settings.topic_prefix)
     rows = await read_model_rows(settings)
     end = (await end_offsets(bootstrap, topics.events, kafka_timeout=settings.kafka_timeout))[0]
     if rows is None:
@@ -141,7 +142,9 @@ async def repair_read_model(settings: ReadModelSettings) -> int:
 # --- reading the assignments topic ------------------------------------------------------
 
 
-async def read_assignments(bootstrap: str, topic: str, *, kafka_timeout: float) -> AssignmentsView:
+async def read_assignments(
+    bootstrap: Brokers, topic: str, *, kafka_timeout: float
+) -> AssignmentsView:
     """Every record of ``topic`` up to the end seen now, folded to the newest per key (an
     absent topic reads as empty: nothing was projected yet)."""
     try:
@@ -172,7 +175,7 @@ async def read_assignments(bootstrap: str, topic: str, *, kafka_timeout: float) 
 
 
 async def check_assignments(
-    bootstrap: str, topics: Topics, *, kafka_timeout: float
+    bootstrap: Brokers, topics: Topics, *, kafka_timeout: float
 ) -> tuple[DriftReport, ClusterState]:
     """Compare the assignments topic with the log folded to its as-of seq; returns the
     report and that state (what a repair republishes)."""
@@ -192,7 +195,12 @@ async def check_assignments(
 
 
 async def repair_assignments(
-    bootstrap: str, topics: Topics, report: DriftReport, at: ClusterState, *, kafka_timeout: float
+    bootstrap: Brokers,
+    topics: Topics,
+    report: DriftReport,
+    at: ClusterState,
+    *,
+    kafka_timeout: float,
 ) -> int:
     """Republish the correct record (or a tombstone) for each drifted key; returns how many.
     Keyed by stream id with the default partitioner, as the Faust projector publishes."""
@@ -217,7 +225,7 @@ async def run_drift(
 ) -> dict[str, Any]:
     """Check (and with ``repair`` put right, then check again) the chosen projections;
     a JSON-able summary whose ``clean`` says whether drift remains."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    bootstrap, topics = settings.kafka_access, Topics(settings.topic_prefix)
     timeout = settings.kafka_timeout
     out: dict[str, Any] = {"reports": [], "repairs": []}
     if read_model:

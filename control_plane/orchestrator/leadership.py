@@ -21,6 +21,7 @@ from events import encode
 from events.base import ControlEvent
 from events.heartbeat import DesiredSet
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.io.kafka import make_producer
 
 log = logging.getLogger("streamplane.orchestrator")
@@ -52,7 +53,7 @@ class ControlWriter:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         transactional_id: str,

@@ -1,0 +1,150 @@
+"""Secure mode (issue 11, section 1) on a real SASL/SCRAM broker with ACLs: each role may
+write only its own topics, and the whole stack runs as least-privileged principals, through
+a failover of the leader and of a worker.
+
+One secure broker for the module (tests/support/secure.py); each test uses its own topic
+prefix and grants the roles' ACLs on it, as ``streamplane infra up --secure`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
+from support.cluster import open_cluster
+from support.secure import passwords, role_env, secure_broker
+
+from control_plane.cli.drift import read_assignments
+from control_plane.client import send_command
+from control_plane.tools.harness import CLI
+from control_plane.tools.infra import secure
+from control_plane.tools.infra.config import KafkaCluster
+from events import commands as cmd
+from events.topics import Topics
+from kafka_auth import KafkaAccess
+from projections.errors import TopicSetupError
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NET = 30.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    yield from secure_broker(tmp_path_factory.mktemp("secure-kafka"))
+
+
+async def _granted(cluster: KafkaCluster, prefix: str) -> Topics:
+    """The roles' ACLs on ``prefix``, and its topics created by the orchestrator principal
+    (what its start, or `streamplane topics` with its credentials, does)."""
+    await secure.grant(cluster, prefix)
+    topics = Topics(prefix)
+    await ensure_topics(secure.access(cluster, "orchestrator"), topics, kafka_timeout=NET)
+    return topics
+
+
+async def _write(cluster: KafkaCluster, principal: str, topic: str) -> None:
+    producer = make_producer(secure.access(cluster, principal), linger_ms=0)
+    async with started(producer, kafka_timeout=NET, what=f"{principal} producer"):
+        async with asyncio.timeout(NET):
+            await producer.send_and_wait(topic, b"{}", key=b"k")
+
+
+async def test_each_role_writes_only_its_own_topics(
+    cluster: KafkaCluster, topic_prefix: str
+) -> None:
+    topics = await _granted(cluster, topic_prefix)
+    for principal, topic in (
+        ("worker", topics.events),
+        ("worker", topics.desired),
+        ("worker", topics.commands),
+        ("operator", topics.events),
+        ("operator", topics.desired),
+        ("read-model", topics.events),
+    ):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await _write(cluster, principal, topic)
+    # what each may write goes through (the denials above are the ACLs, not a broken login)
+    await _write(cluster, "worker", topics.heartbeats)
+    await _write(cluster, "operator", topics.commands)
+    # only the orchestrator creates topics: another role is told so, in one sentence
+    fresh = f"{topic_prefix}-fresh"
+    await secure.grant(cluster, fresh)
+    with pytest.raises(TopicSetupError, match="this principal may not create it"):
+        await ensure_topics(secure.access(cluster, "operator"), Topics(fresh), kafka_timeout=NET)
+
+
+async def test_the_stack_runs_as_least_privileged_principals_and_fails_over(
+    request: pytest.FixtureRequest,
+    cluster: KafkaCluster,
+    topic_prefix: str,
+    tmp_path: Path,
+    database_url: str,
+    pg_schema: str,
+) -> None:
+    topics, schema = await _granted(cluster, topic_prefix), pg_schema
+    kinds = {
+        "orchestrator": role_env(cluster, "orchestrator"),
+        "worker": role_env(cluster, "worker"),
+    }
+    admin = secure.access(cluster, secure.ADMIN)  # the harness observes as the super user
+    async with open_cluster(request, admin, topic_prefix, tmp_path, credentials=kinds) as c:
+        active, [standby] = await c.start_orchestrator_pair("o1", "o2")
+        workers = [c.start_worker(w, max_streams=6) for w in ("w1", "w2")]
+        read_model_env = role_env(cluster, "read-model") | {
+            "STREAMPLANE_DATABASE_URL": database_url,
+            "STREAMPLANE_DATABASE_SCHEMA": schema,
+        }
+        c.children.spawn("read-model", "read-model", [*CLI, "read-model"], read_model_env)
+        c.children.spawn(
+            "projector", "projector", [*CLI, "projector"], role_env(cluster, "projector")
+        )
+
+        operator = secure.access(cluster, "operator")
+        streams = [f"s{i}" for i in range(6)]
+        for stream in streams:
+            await send_command(operator, topics, cmd.RegisterStream, stream_id=stream, wait_s=NET)
+        await c.wait_until(lambda: c.running_once(streams), 40, "every stream runs once")
+
+        c.kill(active)
+        await c.wait_until(lambda: c.leader() is standby, 40, "the standby took over")
+        c.kill(workers[0])
+        await c.wait_until(lambda: c.running_once(streams), 40, "w1's streams run on w2")
+        assert c.streams_on("w2") >= set(streams)
+
+        seq = c.fold().seq
+        await c.wait_until(lambda: _tracked(database_url, schema, seq), 60, "read model caught up")
+        await c.wait_until(lambda: _projected(admin, topics, streams), 60, "projector wrote")
+
+        texts = {p.name: p.log_text() for p in c.children.all}
+    for name, text in texts.items():
+        assert "AuthorizationFailed" not in text, f"{name} was denied something it needs"
+        for principal, password in passwords(cluster).items():
+            assert password not in text, f"{name}'s log shows the password of {principal}"
+
+
+async def _tracked(url: str, schema: str, seq: int) -> str:
+    try:
+        conn = await asyncpg.connect(url, server_settings={"search_path": schema})
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"database: {exc}"
+    try:
+        row = await conn.fetchrow("SELECT max(last_seq) AS seq FROM projection_tracking")
+    except asyncpg.PostgresError as exc:
+        return f"no tracking table yet: {exc}"
+    finally:
+        await conn.close()
+    got = row["seq"] if row else None
+    return "" if got is not None and got >= seq else f"read model at seq {got}, log at {seq}"
+
+
+async def _projected(admin: KafkaAccess, topics: Topics, streams: list[str]) -> str:
+    view = await read_assignments(admin, topics.assignments, kafka_timeout=NET)
+    missing = sorted(set(streams) - set(view.latest))
+    return f"no assignment record for {missing}" if missing else ""
