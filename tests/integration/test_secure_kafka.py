@@ -1,9 +1,11 @@
 """Secure mode (issue 11, section 1) on a real SASL/SCRAM broker with ACLs: each role may
 write only its own topics, and the whole stack runs as least-privileged principals, through
-a failover of the leader and of a worker.
+a failover of the leader and of a worker, with the projector, the read model, the monitor and
+the API (as an operator) beside them.
 
-One secure broker for the module (tests/support/secure.py); each test uses its own topic
-prefix and grants the roles' ACLs on it, as ``streamplane infra up --secure`` does.
+One secure cluster per size for the module, one node then three (tests/support/secure.py);
+each test uses its own topic prefix and grants the roles' ACLs on it, as ``streamplane
+infra up --secure`` does. On three nodes the topics get three replicas and two in sync.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
+from support.alerts import free_port, start_monitor
 from support.cluster import open_cluster
 from support.secure import passwords, role_env, secure_broker
 
@@ -27,7 +32,7 @@ from events import commands as cmd
 from events.topics import Topics
 from kafka_auth import KafkaAccess
 from projections.errors import TopicSetupError
-from projections.io.kafka import make_producer, started
+from projections.io.kafka import make_admin, make_producer, started
 from projections.io.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -35,9 +40,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NET = 30.0
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
-    yield from secure_broker(tmp_path_factory.mktemp("secure-kafka"))
+@pytest.fixture(scope="module", params=[1, 3], ids=["1-broker", "3-brokers"])
+def cluster(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaCluster]:
+    brokers = request.param
+    yield from secure_broker(tmp_path_factory.mktemp(f"secure-kafka-{brokers}"), brokers)
 
 
 async def _granted(cluster: KafkaCluster, prefix: str) -> Topics:
@@ -60,6 +68,8 @@ async def test_each_role_writes_only_its_own_topics(
     cluster: KafkaCluster, topic_prefix: str
 ) -> None:
     topics = await _granted(cluster, topic_prefix)
+    described = await _describe(cluster, topics.events)
+    assert len(described["partitions"][0]["replicas"]) == min(cluster.size, 3)
     for principal, topic in (
         ("worker", topics.events),
         ("worker", topics.desired),
@@ -96,15 +106,22 @@ async def test_the_stack_runs_as_least_privileged_principals_and_fails_over(
     admin = secure.access(cluster, secure.ADMIN)  # the harness observes as the super user
     async with open_cluster(request, admin, topic_prefix, tmp_path, credentials=kinds) as c:
         active, [standby] = await c.start_orchestrator_pair("o1", "o2")
-        workers = [c.start_worker(w, max_streams=6) for w in ("w1", "w2")]
+        workers = [c.start_worker(w, max_streams=8) for w in ("w1", "w2")]  # one holds all
         read_model_env = role_env(cluster, "read-model") | {
             "STREAMPLANE_DATABASE_URL": database_url,
             "STREAMPLANE_DATABASE_SCHEMA": schema,
         }
         c.children.spawn("read-model", "read-model", [*CLI, "read-model"], read_model_env)
-        c.children.spawn(
-            "projector", "projector", [*CLI, "projector"], role_env(cluster, "projector")
-        )
+        projector_env = role_env(cluster, "projector")
+        c.children.spawn("projector", "projector", [*CLI, "projector"], projector_env)
+        port = free_port()  # the API as an operator, reading the read model's tables
+        api_env = role_env(cluster, "operator") | {
+            "STREAMPLANE_DATABASE_URL": database_url,
+            "STREAMPLANE_DATABASE_SCHEMA": schema,
+        }
+        api_args = [*CLI, "api", "--host", "127.0.0.1", "--port", str(port)]
+        c.children.spawn("api", "api", [*api_args, "--no-with-read-model"], api_env)
+        monitor = start_monitor(c, **role_env(cluster, "monitor"))
 
         operator = secure.access(cluster, "operator")
         streams = [f"s{i}" for i in range(6)]
@@ -118,15 +135,32 @@ async def test_the_stack_runs_as_least_privileged_principals_and_fails_over(
         await c.wait_until(lambda: c.running_once(streams), 40, "w1's streams run on w2")
         assert c.streams_on("w2") >= set(streams)
 
-        seq = c.fold().seq
-        await c.wait_until(lambda: _tracked(database_url, schema, seq), 60, "read model caught up")
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=NET) as api:
+            posted = await api.post("/streams", json={"stream_id": "via-api"})
+            assert posted.status_code == 200, posted.text  # the operator's command went through
+            streams.append("via-api")
+            await c.wait_until(lambda: c.running_once(streams), 40, "the API's stream runs")
+            seq = c.fold().seq
+            await c.wait_until(
+                lambda: _tracked(database_url, schema, seq), 60, "read model caught up"
+            )
+            listed = (await api.get("/streams", params={"limit": 100})).json()
+            assert {s["stream_id"] for s in listed["streams"]} == set(streams), listed
         await c.wait_until(lambda: _projected(admin, topics, streams), 60, "projector wrote")
+        await c.wait_for_log_line(monitor, "evaluating every", 30)
 
         texts = {p.name: p.log_text() for p in c.children.all}
     for name, text in texts.items():
         assert "AuthorizationFailed" not in text, f"{name} was denied something it needs"
         for principal, password in passwords(cluster).items():
             assert password not in text, f"{name}'s log shows the password of {principal}"
+
+
+async def _describe(cluster: KafkaCluster, topic: str) -> dict[str, Any]:
+    admin = make_admin(secure.access(cluster, secure.ADMIN))
+    async with started(admin, kafka_timeout=NET, what="admin"):
+        [described] = await admin.describe_topics([topic])
+    return dict(described)
 
 
 async def _tracked(url: str, schema: str, seq: int) -> str:

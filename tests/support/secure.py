@@ -1,4 +1,4 @@
-"""A secure single-broker Kafka (SASL/SCRAM, ACLs) of the test module's own, from the same
+"""A secure Kafka (SASL/SCRAM, ACLs; one or three nodes) of the test module's own, from the same
 code as ``streamplane infra up --secure`` (control_plane.tools.infra.secure).
 
 Its ports are picked free by the operating system when the module starts (as the
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from control_plane.tools.infra import kafka, secure
-from control_plane.tools.infra.config import KafkaCluster, cluster_at
+from control_plane.tools.infra.config import KafkaCluster, KafkaNode
 
 
 def _free_ports(count: int) -> list[int]:
@@ -27,10 +27,15 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def secure_broker(home: Path) -> Iterator[KafkaCluster]:
-    """Start a one-node secure cluster under ``home``; stop and delete it afterwards."""
-    port, controller = _free_ports(2)
-    cluster = cluster_at("kafka-secure-test", home, port, controller, 1, secure=True)
+def secure_broker(home: Path, brokers: int = 1) -> Iterator[KafkaCluster]:
+    """Start a secure cluster of ``brokers`` nodes under ``home``; stop and delete it
+    afterwards."""
+    ports = _free_ports(2 * brokers)
+    nodes = tuple(
+        KafkaNode(i + 1, ports[i], ports[brokers + i], home / f"node-{i + 1}")
+        for i in range(brokers)
+    )
+    cluster = KafkaCluster(f"kafka-secure-test{brokers}", nodes, home, secure=True)
     try:
         kafka.cluster_up(cluster)
         yield cluster
@@ -38,18 +43,9 @@ def secure_broker(home: Path) -> Iterator[KafkaCluster]:
         kafka.cluster_down(cluster, purge=True)
 
 
-def role_env(cluster: KafkaCluster, principal: str) -> dict[str, str]:
-    """The ``STREAMPLANE_KAFKA_*`` settings that make a process ``principal``."""
-    access = secure.access(cluster, principal)
-    return {
-        "STREAMPLANE_KAFKA_BOOTSTRAP": access.bootstrap,
-        "STREAMPLANE_KAFKA_SECURITY_PROTOCOL": access.security_protocol,
-        "STREAMPLANE_KAFKA_SASL_MECHANISM": access.sasl_mechanism,
-        "STREAMPLANE_KAFKA_SASL_USERNAME": access.sasl_username,
-        "STREAMPLANE_KAFKA_SASL_PASSWORD_FILE": access.sasl_password_file,
-    }
-
-
 def passwords(cluster: KafkaCluster) -> dict[str, str]:
     """principal -> its password (for tests that look for one where it must not be)."""
     return {p: secure.access(cluster, p).password() for p in secure.PRINCIPALS}
+
+
+role_env = secure.role_env

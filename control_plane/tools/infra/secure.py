@@ -21,16 +21,6 @@ import secrets
 from pathlib import Path
 
 from control_plane.tools.infra.acls import ADMIN, PRINCIPALS, Acl, all_acls
-
-__all__ = [
-    "ADMIN",
-    "PRINCIPALS",
-    "access",
-    "credentials_dir",
-    "ensure_credentials",
-    "grant",
-    "password_file",
-]
 from control_plane.tools.infra.config import InfraError, KafkaCluster, KafkaNode
 from kafka_auth import KafkaAccess
 from kafka_auth.access import SaslMechanism, SecurityProtocol
@@ -43,6 +33,7 @@ __all__ = [
     "ensure_credentials",
     "grant",
     "password_file",
+    "role_env",
 ]
 
 MECHANISM: SaslMechanism = "SCRAM-SHA-512"
@@ -76,14 +67,8 @@ def ensure_credentials(cluster: KafkaCluster) -> None:
         secret = password_file(cluster, principal)
         if not secret.exists():
             _private(secret, secrets.token_urlsafe(24) + "\n")
-        lines = [
-            f"STREAMPLANE_KAFKA_BOOTSTRAP={cluster.bootstrap}",
-            f"STREAMPLANE_KAFKA_SECURITY_PROTOCOL={PROTOCOL}",
-            f"STREAMPLANE_KAFKA_SASL_MECHANISM={MECHANISM}",
-            f"STREAMPLANE_KAFKA_SASL_USERNAME={principal}",
-            f"STREAMPLANE_KAFKA_SASL_PASSWORD_FILE={secret}",
-        ]
-        _private(folder / f"{principal}.env", "\n".join(lines) + "\n")
+        lines = [f"{key}={value}\n" for key, value in role_env(cluster, principal).items()]
+        _private(folder / f"{principal}.env", "".join(lines))
 
 
 def access(cluster: KafkaCluster, principal: str) -> KafkaAccess:
@@ -91,6 +76,19 @@ def access(cluster: KafkaCluster, principal: str) -> KafkaAccess:
     return KafkaAccess(
         cluster.bootstrap, PROTOCOL, MECHANISM, principal, str(password_file(cluster, principal))
     )
+
+
+def role_env(cluster: KafkaCluster, principal: str) -> dict[str, str]:
+    """The ``STREAMPLANE_KAFKA_*`` settings that make a child process ``principal`` (what
+    ``<principal>.env`` holds; no secret, only the password file's path)."""
+    who = access(cluster, principal)
+    return {
+        "STREAMPLANE_KAFKA_BOOTSTRAP": who.bootstrap,
+        "STREAMPLANE_KAFKA_SECURITY_PROTOCOL": who.security_protocol,
+        "STREAMPLANE_KAFKA_SASL_MECHANISM": who.sasl_mechanism,
+        "STREAMPLANE_KAFKA_SASL_USERNAME": who.sasl_username,
+        "STREAMPLANE_KAFKA_SASL_PASSWORD_FILE": who.sasl_password_file,
+    }
 
 
 def _password(cluster: KafkaCluster, principal: str) -> str:
