@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pydantic import model_validator
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
@@ -96,7 +96,10 @@ class KafkaClientSettings(BaseSettings):
     """The Kafka fields every process's settings share (env ``STREAMPLANE_KAFKA_*``).
 
     A process's own settings class derives from this one and keeps its own
-    ``model_config`` (prefix ``STREAMPLANE_``, frozen)."""
+    ``model_config`` (prefix ``STREAMPLANE_``, frozen); used alone (a tool, a benchmark's
+    child) it reads the same variables."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

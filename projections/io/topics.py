@@ -145,8 +145,9 @@ async def _create(
     for name, code, message in response.topic_errors:
         if code in _DENIED:
             raise TopicSetupError(
-                f"topic {name} does not exist and this principal may not create it: run "
-                "`streamplane topics` (or start the orchestrator) with credentials that may"
+                f"topic {name} does not exist (or this principal may not see it) and this "
+                "principal may not create it: run `streamplane topics` (or start the "
+                "orchestrator) with credentials that may"
             )
         if code not in (0, kafka_errors.TopicAlreadyExistsError.errno):
             raise TopicSetupError(f"create topic {name}: error {code}: {message}")

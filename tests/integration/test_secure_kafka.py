@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAuthorizationFailedError
 from support.alerts import free_port, start_monitor
 from support.cluster import open_cluster
@@ -29,11 +30,11 @@ from control_plane.tools.harness import CLI
 from control_plane.tools.infra import secure
 from control_plane.tools.infra.config import KafkaCluster
 from events import commands as cmd
-from events.topics import Topics
+from events.topics import ALL_TOPICS, Topics
 from kafka_auth import KafkaAccess
-from projections.errors import TopicSetupError
+from projections.errors import TopicContractError, TopicSetupError
 from projections.io.kafka import make_admin, make_producer, started
-from projections.io.topics import ensure_topics
+from projections.io.topics import ensure_topics, topic_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -88,6 +89,38 @@ async def test_each_role_writes_only_its_own_topics(
     await secure.grant(cluster, fresh)
     with pytest.raises(TopicSetupError, match="this principal may not create it"):
         await ensure_topics(secure.access(cluster, "operator"), Topics(fresh), kafka_timeout=NET)
+
+
+async def test_a_control_log_against_the_contract_stops_the_orchestrator(
+    cluster: KafkaCluster, topic_prefix: str
+) -> None:
+    """One node: a finite retention; three nodes: one replica, or one in sync of three."""
+    await secure.grant(cluster, topic_prefix)
+    topics, orchestrator = Topics(topic_prefix), secure.access(cluster, "orchestrator")
+    if cluster.size == 1:
+        await _create(cluster, topics.events, 1, {"retention.ms": "604800000"})
+        expected = [f"topic {topics.events} has retention.ms=604800000"]
+    else:
+        await _create(cluster, topics.events, 1, {})
+        await _create(cluster, topics.desired, 3, {"min.insync.replicas": "1"})
+        expected = [
+            f"topic {topics.events} has replication factor 1, the contract says 3",
+            f"topic {topics.desired} has min.insync.replicas=1, the contract says 2",
+        ]
+    with pytest.raises(TopicContractError) as refused:
+        await ensure_topics(orchestrator, topics, kafka_timeout=NET)
+    for problem in expected:
+        assert problem in str(refused.value)
+
+
+async def _create(cluster: KafkaCluster, name: str, replicas: int, config: dict[str, str]) -> None:
+    spec = next(s for s in ALL_TOPICS if name.endswith(f".{s.suffix}"))
+    admin = make_admin(secure.access(cluster, secure.ADMIN))
+    async with started(admin, kafka_timeout=NET, what="admin"):
+        configs = topic_config(spec, replicas) | config
+        await admin.create_topics(
+            [NewTopic(name, spec.partitions, replicas, topic_configs=configs)]
+        )
 
 
 async def test_the_stack_runs_as_least_privileged_principals_and_fails_over(

@@ -51,8 +51,9 @@ def test_every_process_reads_the_same_fields(monkeypatch: pytest.MonkeyPatch) ->
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    access = WorkerSettings().kafka_access
-    assert access == KafkaAccess("b:1", "SASL_PLAINTEXT", "SCRAM-SHA-512", "worker", "/nowhere")
+    expected = KafkaAccess("b:1", "SASL_PLAINTEXT", "SCRAM-SHA-512", "worker", "/nowhere")
+    assert WorkerSettings().kafka_access == expected
+    assert KafkaClientSettings().kafka_access == expected  # alone, as a tool uses it
     assert issubclass(WorkerSettings, KafkaClientSettings)
 
 
