@@ -28,6 +28,7 @@ from projections.io.kafka import DEFAULT_TIMEOUT, kafka_error, make_admin, start
 MAX_REPLICATION = 3
 #: the topic settings the contract fixes (read back with DescribeConfigs)
 CHECKED_CONFIGS = ("cleanup.policy", "retention.ms", "retention.bytes", "min.insync.replicas")
+_UNKNOWN = kafka_errors.UnknownTopicOrPartitionError.errno
 _DENIED = {
     kafka_errors.TopicAuthorizationFailedError.errno,
     kafka_errors.ClusterAuthorizationFailedError.errno,
@@ -195,19 +196,26 @@ async def _check(
 
 
 async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
-    """topic -> the checked settings' effective values (DescribeConfigs)."""
-    resources = [
-        ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(CHECKED_CONFIGS)) for n in names
-    ]
-    out: dict[str, dict[str, str]] = {}
-    for response in await admin.describe_configs(resources):
-        for error, message, _type, name, entries in (r[:5] for r in response.resources):
-            if error in _DENIED:
-                raise TopicSetupError(
-                    f"this principal may not read the settings of topic {name} "
-                    "(DESCRIBE_CONFIGS); see docs/infra.md, 'Secure mode'"
-                )
-            if error:
-                raise TopicSetupError(f"describe configs of {name}: error {error}: {message}")
-            out[name] = {entry[0]: entry[1] for entry in entries if entry[1] is not None}
-    return out
+    """topic -> the checked settings' effective values (DescribeConfigs). A topic created a
+    moment ago may be unknown to the broker asked (each learns of it in its own time): asked
+    again until it answers (the caller bounds the wait)."""
+    while True:
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(CHECKED_CONFIGS))
+            for n in names
+        ]
+        out: dict[str, dict[str, str]] = {}
+        for response in await admin.describe_configs(resources):
+            for error, message, _type, name, entries in (r[:5] for r in response.resources):
+                if error in _DENIED:
+                    raise TopicSetupError(
+                        f"this principal may not read the settings of topic {name} "
+                        "(DESCRIBE_CONFIGS); see docs/infra.md, 'Secure mode'"
+                    )
+                if error and error != _UNKNOWN:
+                    raise TopicSetupError(f"describe configs of {name}: error {error}: {message}")
+                if not error:
+                    out[name] = {e[0]: e[1] for e in entries if e[1] is not None}
+        if len(out) == len(names):
+            return out
+        await asyncio.sleep(0.1)
