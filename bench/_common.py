@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,6 +34,7 @@ from control_plane.tools.harness import (
 from control_plane.tools.infra.config import cache_dir
 from events.base import ControlEvent
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold.state import ClusterState, InstanceStatus
 from projections.io.follow import HeartbeatWatcher, LogFollower
 
@@ -52,6 +53,38 @@ def bootstrap(arg: str | None) -> str:
     address = ensure_up(brokers=1, postgres=False).kafka_bootstrap
     assert address is not None
     return address
+
+
+class Principals(NamedTuple):
+    """Who each part of a benchmark is to Kafka: everyone the same plaintext address, or the
+    secure cluster's principals (``--security secure``)."""
+
+    bootstrap: str
+    observer: Brokers  # the benchmark's own reader of the log (the admin when secure)
+    operator: Brokers  # sends commands
+    worker: Brokers  # sends heartbeats
+    orchestrator_env: dict[str, str]
+    worker_env: dict[str, str]
+
+
+def principals(arg: str | None, prefix: str, secure_mode: bool) -> Principals:
+    """Plaintext: ``bootstrap(arg)`` for all. Secure: the local SASL/SCRAM cluster (started
+    when missing, ``streamplane infra up --secure``) with the roles' ACLs on ``prefix``."""
+    if not secure_mode:
+        kafka = bootstrap(arg)
+        return Principals(kafka, kafka, kafka, kafka, {}, {})
+    from control_plane.tools.infra import ensure_up, kafka_cluster, secure
+
+    ensure_up(brokers=1, postgres=False, secure_mode=True, topic_prefix=prefix)
+    cluster = kafka_cluster(1, secure=True)
+    return Principals(
+        cluster.bootstrap,
+        secure.access(cluster, secure.ADMIN),
+        secure.access(cluster, "operator"),
+        secure.access(cluster, "worker"),
+        secure.role_env(cluster, "orchestrator"),
+        secure.role_env(cluster, "worker"),
+    )
 
 
 def fresh_prefix(name: str) -> str:
@@ -108,19 +141,24 @@ def fleet(
 
 
 def start_orchestrator(
-    children: Children, node_id: str = "orch-1", *, profile: bool = False
+    children: Children,
+    node_id: str = "orch-1",
+    *,
+    profile: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Child:
-    """An orchestrator; with ``profile`` it runs under pyinstrument (``pip install
-    pyinstrument``), whose report is written to ``<log dir>/<node_id>-profile.txt`` when it
-    stops (SIGTERM at the end of the benchmark)."""
+    """An orchestrator (``env``: full ``STREAMPLANE_*`` names, e.g. its principal's); with
+    ``profile`` it runs under pyinstrument (``pip install pyinstrument``), whose report is
+    written to ``<log dir>/<node_id>-profile.txt`` when it stops (SIGTERM at the end of the
+    benchmark)."""
     args = orchestrator_args(node_id)
     if not profile:
-        return children.spawn(node_id, "orchestrator", args)
+        return children.spawn(node_id, "orchestrator", args, env)
     out = children.log_dir / f"{node_id}-profile.txt"
     print(f"# pyinstrument report of {node_id}: {out}", flush=True)
     python, flag, code = CLI
     wrapper = [python, "-m", "pyinstrument", "-o", str(out), flag, code]
-    return children.spawn(node_id, "orchestrator", [*wrapper, *args[len(CLI) :]])
+    return children.spawn(node_id, "orchestrator", [*wrapper, *args[len(CLI) :]], env)
 
 
 def start_worker(children: Children, server_id: str, capacity: int, **env: str) -> Child:
@@ -128,12 +166,12 @@ def start_worker(children: Children, server_id: str, capacity: int, **env: str) 
     return children.spawn(server_id, "worker", args, env)
 
 
-def log_follower(kafka: str, topics: Topics) -> LogFollower:
+def log_follower(kafka: Brokers, topics: Topics) -> LogFollower:
     """The benchmarks' view of the control log (an undecodable record is an error here)."""
     return LogFollower(kafka, topics, kafka_timeout=NET)
 
 
-def heartbeat_watcher(kafka: str, topics: Topics) -> HeartbeatWatcher:
+def heartbeat_watcher(kafka: Brokers, topics: Topics) -> HeartbeatWatcher:
     """The latest heartbeat per worker, from now on (an undecodable one is an error here)."""
     return HeartbeatWatcher(kafka, topics, kafka_timeout=NET)
 

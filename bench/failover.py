@@ -35,7 +35,7 @@ from events import control as ev
 from events.heartbeat import StreamRunState
 from events.topics import Topics
 from projections.io.follow import HeartbeatWatcher, LogFollower
-from projections.io.kafka import ensure_topics
+from projections.io.topics import ensure_topics
 
 
 def _args() -> argparse.Namespace:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/heartbeats.py [--steps 100,500,1000,2000,5000,10000]
         [--sim-procs 2] [--fail-after 5] [--bootstrap HOST:PORT]
+        [--security plaintext|secure|both]
 
 For each step (a fresh topic prefix and a fresh orchestrator each time), simulated agents,
 not full WorkerAgents, publish valid ``Heartbeat`` messages at 1 Hz, spread evenly over the
@@ -21,6 +22,11 @@ failed during the measurement (suspicions during the registration storm and the 
 are reported apart, as ``startup_false_alarms``). ``--profile`` runs the orchestrator under
 pyinstrument. Steps go up until one fails; each is bounded in time. Human-readable lines first;
 the last line is one JSON object (``instances``: the largest passing step).
+
+``--security secure`` runs on the local SASL/SCRAM cluster with ACLs (``streamplane infra
+up --secure``; ``--bootstrap`` is then ignored): the orchestrator as ``orchestrator``, the
+simulators and probes as ``worker``. ``both`` runs every step plaintext, then secure, and
+reports both (``plaintext``, ``secure`` in the JSON line).
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ from events import control as ev
 from events.codec import encode
 from events.heartbeat import Heartbeat
 from events.topics import Topics
+from kafka_auth import KafkaClientSettings
 from projections.io.follow import LogFollower
-from projections.io.kafka import ensure_topics, make_producer, started
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 
 SLOTS = 20  # sends are spread over this many slots per interval
 ID_MARK = b"I" * 32
@@ -125,7 +133,9 @@ async def simulate(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     topics = Topics(args.prefix)
-    async with started(make_producer(args.bootstrap, linger_ms=20), what="sim") as producer:
+    # the simulators' credentials come from the environment, as a worker's would
+    access = KafkaClientSettings(kafka_bootstrap=args.bootstrap).kafka_access
+    async with started(make_producer(access, linger_ms=20), what="sim") as producer:
         sim = Simulator(producer, topics.heartbeats)
         for i in range(args.first, args.first + args.count):
             sim.add(f"sim-{i:05d}", i)
@@ -151,6 +161,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--register-timeout", type=float, default=120.0, help="seconds per step")
     p.add_argument("--fail-after", type=float, default=OrchestratorSettings().fail_after)
     p.add_argument("--bootstrap", default=None)
+    p.add_argument("--security", choices=("plaintext", "secure", "both"), default="plaintext")
     p.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
@@ -158,15 +169,16 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _spawn_sims(children: Children, kafka: str, prefix: str, count: int, procs: int) -> None:
+def _spawn_sims(children: Children, who: c.Principals, prefix: str, count: int, procs: int) -> None:
     per = math.ceil(count / max(1, procs))
     for p in range(procs):
         first = p * per
         n = min(per, count - first)
         if n <= 0:
             break
-        args = [sys.executable, __file__, "--simulate", "--bootstrap", kafka, "--prefix", prefix]
-        children.spawn(f"sim-{p}", "sim", [*args, "--first", str(first), "--count", str(n)])
+        args = [sys.executable, __file__, "--simulate", "--bootstrap", who.bootstrap]
+        args += ["--prefix", prefix, "--first", str(first), "--count", str(n)]
+        children.spawn(f"sim-{p}", "sim", args, who.worker_env)
 
 
 def _sim_behind(children: Children) -> float:
@@ -242,15 +254,17 @@ class Measure:
         }
 
 
-async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
+async def _step(args: argparse.Namespace, secure_mode: bool, n: int) -> dict[str, Any]:
     prefix = c.fresh_prefix(f"hb{n}")
-    topics = Topics(prefix)
+    who = c.principals(args.bootstrap, prefix, secure_mode)
+    kafka, topics = who.observer, Topics(prefix)
     await ensure_topics(kafka, topics)
     out: dict[str, Any] = {"instances": n}
-    with c.fleet("heartbeats", prefix, kafka, {"FAIL_AFTER": str(args.fail_after)}) as children:
-        producer = make_producer(kafka, linger_ms=0)
+    env = {"FAIL_AFTER": str(args.fail_after)}
+    with c.fleet("heartbeats", prefix, who.bootstrap, env) as children:
+        producer = make_producer(who.worker, linger_ms=0)
         async with c.log_follower(kafka, topics) as f, started(producer, what="probe producer"):
-            orch = c.start_orchestrator(children, profile=args.profile)
+            orch = c.start_orchestrator(children, profile=args.profile, env=who.orchestrator_env)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             stop = asyncio.Event()
             sim = Simulator(producer, topics.heartbeats)
@@ -259,7 +273,7 @@ async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
                 sim.add(v, i * 7)
             local = asyncio.create_task(sim.run(stop))
             try:
-                _spawn_sims(children, kafka, prefix, n - len(m.victims), args.sim_procs)
+                _spawn_sims(children, who, prefix, n - len(m.victims), args.sim_procs)
                 out["register_s"] = round(
                     await c.wait_state(
                         f,
@@ -305,13 +319,30 @@ def _verdict(args: argparse.Namespace, s: dict[str, Any]) -> dict[str, Any]:
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    kafka = c.bootstrap(args.bootstrap)
+    """The steps in one security mode, or (``both``) plaintext then secure."""
+    if args.security != "both":
+        return await run_steps(args, secure_mode=args.security == "secure")
+    runs = {mode: await run_steps(args, secure_mode=mode == "secure") for mode in MODES}
+    return {
+        "compared": "security",
+        **runs,
+        "instances": {mode: runs[mode]["instances"] for mode in MODES},
+        "target_met": all(r["target_met"] for r in runs.values()),
+        "date": c.utc_now_text(),
+    }
+
+
+MODES = ("plaintext", "secure")
+
+
+async def run_steps(args: argparse.Namespace, *, secure_mode: bool) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
+    mode = MODES[secure_mode]
     for n in (int(x) for x in args.steps.split(",")):
-        s = await _step(args, kafka, n)
+        s = await _step(args, secure_mode, n)
         steps.append(s)
         print(
-            f"{n:>6} instances: {'pass' if s['passed'] else 'FAIL'}  register "
+            f"{mode}: {n:>6} instances: {'pass' if s['passed'] else 'FAIL'}  register "
             f"{s.get('register_s')}s  detection {s.get('detection_s')}s  lag max "
             f"{s.get('lag_s')}s p50 {s.get('lag_p50_s')}s  orchestrator CPU "
             f"{s.get('orchestrator_cpu')}  simulator behind {s['sim_behind_max_s']}s  "
@@ -332,6 +363,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "target_met": bool(best and best["instances"] >= 10_000),
         "first_failing": failing,
         "steps": steps,
+        "security": mode,
         "date": c.utc_now_text(),
         "load_avg_1m": round(c.load_average(), 2),
     }

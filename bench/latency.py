@@ -3,6 +3,7 @@
     .venv/bin/python bench/latency.py [--rate 1000] [--seconds 10] [--workers 4]
         [--capacity 3000] [--bootstrap HOST:PORT] [--profile]
         [--metrics off|on|both] [--rounds 1] [--scrape-interval 1.0]
+        [--security plaintext|secure|both]
 
 One orchestrator and ``--workers`` ``streamplane worker`` processes (``demo`` handler, no CPU
 per tick) with room for every stream. One producer sends ``RegisterStream`` commands on a
@@ -25,6 +26,12 @@ times, each on fresh topics, and reports each run and the overhead of ``on`` ove
 (medians of the rounds): p50, p99 and the orchestrator's CPU, as a share of a core over the
 window and as CPU milliseconds per command (the work, whatever the window's length)
 (docs/benchmarks.md).
+
+``--security secure`` runs on the local SASL/SCRAM cluster with ACLs (``streamplane infra
+up --secure``, started when missing; ``--bootstrap`` is then ignored), every process as its
+own principal: the orchestrator as ``orchestrator``, the workers as ``worker``, the command
+sender as ``operator``. ``both`` alternates plaintext and secure runs (``--rounds`` pairs) and
+reports the cost of authentication as for ``--metrics both``.
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ from events import commands as cmd
 from events import control as ev
 from events.codec import encode
 from events.topics import Topics
-from projections.io.kafka import ensure_topics, make_producer, started
+from kafka_auth import Brokers
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 from telemetry.metrics import free_address
 
 STAGES = ("registered", "assigned", "started")
@@ -63,11 +72,15 @@ def _args() -> argparse.Namespace:
     p.add_argument("--metrics", choices=("off", "on", "both"), default="off")
     p.add_argument("--rounds", type=int, default=1, help="with --metrics both: off/on pairs")
     p.add_argument("--scrape-interval", type=float, default=1.0, help="seconds, metrics on")
-    return p.parse_args()
+    p.add_argument("--security", choices=("plaintext", "secure", "both"), default="plaintext")
+    args = p.parse_args()
+    if args.metrics == "both" and args.security == "both":
+        p.error("--metrics both and --security both: compare one thing at a time")
+    return args
 
 
 async def _send(
-    kafka: str, topic: str, rate: float, seconds: float, sent: dict[str, float]
+    kafka: Brokers, topic: str, rate: float, seconds: float, sent: dict[str, float]
 ) -> float:
     """Send on schedule; returns the achieved rate (commands per second)."""
     total = int(rate * seconds)
@@ -145,53 +158,63 @@ def _start_orchestrator(children: Children, env: dict[str, str], profile: bool) 
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    """One measurement, or with ``--metrics both`` off/on pairs and the overhead."""
-    if args.metrics != "both":
-        return await measure(args, metrics=args.metrics == "on")
-    runs = []
+    """One measurement, or with ``--metrics both`` (``--security both``) off/on
+    (plaintext/secure) pairs and the overhead."""
+    metrics, secure_mode = args.metrics == "on", args.security == "secure"
+    if "both" not in (args.metrics, args.security):
+        return await measure(args, metrics=metrics, secure_mode=secure_mode)
+    by, runs = ("metrics" if args.metrics == "both" else "security"), []
     for _ in range(args.rounds):
         for on in (False, True):
-            runs.append(await measure(args, metrics=on))
-            print(f"# metrics {runs[-1]['metrics']}: {_line(runs[-1], args)}", flush=True)
-    return _overhead(runs)
+            if by == "metrics":
+                runs.append(await measure(args, metrics=on, secure_mode=secure_mode))
+            else:
+                runs.append(await measure(args, metrics=metrics, secure_mode=on))
+            print(f"# {by} {runs[-1][by]}: {_line(runs[-1], args)}", flush=True)
+    return _overhead(runs, by)
 
 
-def _overhead(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def median(metrics: str, key: str) -> float:
-        return float(statistics.median(r[key] for r in runs if r["metrics"] == metrics))
+def _overhead(runs: list[dict[str, Any]], by: str) -> dict[str, Any]:
+    off_value, on_value = ("off", "on") if by == "metrics" else ("plaintext", "secure")
 
-    out: dict[str, Any] = {"runs": runs, "date": c.utc_now_text()}
+    def median(value: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in runs if r[by] == value))
+
+    out: dict[str, Any] = {"runs": runs, "compared": by, "date": c.utc_now_text()}
     for key in ("p50_ms", "p99_ms", "orchestrator_cpu", "orchestrator_cpu_ms_per_command"):
-        off, on = median("off", key), median("on", key)
-        out[f"{key}_off"], out[f"{key}_on"] = off, on
+        off, on = median(off_value, key), median(on_value, key)
+        out[f"{key}_{off_value}"], out[f"{key}_{on_value}"] = off, on
         out[f"{key}_overhead_pct"] = round((on - off) / off * 100, 1) if off else None
     return out
 
 
-async def measure(args: argparse.Namespace, *, metrics: bool) -> dict[str, Any]:
-    kafka = c.bootstrap(args.bootstrap)
+async def measure(
+    args: argparse.Namespace, *, metrics: bool, secure_mode: bool = False
+) -> dict[str, Any]:
     prefix = c.fresh_prefix("latency")
-    topics = Topics(prefix)
+    who = c.principals(args.bootstrap, prefix, secure_mode)
+    kafka, topics = who.observer, Topics(prefix)
     await ensure_topics(kafka, topics)
     sent: dict[str, float] = {}
     seen: dict[str, dict[str, float]] = {s: {} for s in STAGES}
     track = _track(seen)
     env = {"DEMO_CPU_MS": "0", "DEMO_TICK_INTERVAL": "10"}
     scraper = Scraper(args.scrape_interval)
-    with c.fleet("latency", prefix, kafka, env) as children:
+    with c.fleet("latency", prefix, who.bootstrap, env) as children:
         async with c.log_follower(kafka, topics) as f:
-            _start_orchestrator(children, scraper.env(metrics), args.profile)
+            orchestrator_env = scraper.env(metrics) | who.orchestrator_env
+            _start_orchestrator(children, orchestrator_env, args.profile)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             for i in range(args.workers):
                 w = f"worker-{i + 1:02d}"
-                c.start_worker(children, w, args.capacity, **scraper.env(metrics))
+                c.start_worker(children, w, args.capacity, **scraper.env(metrics), **who.worker_env)
             n = args.workers
             await c.wait_state(f, lambda s: c.active_count(s) >= n, limit_s=120, what="workers")
             orch = children.all[0].pid
             scraping = asyncio.create_task(scraper.run())
             cpu0, t0 = c.cpu_seconds(orch), time.monotonic()
             sender = asyncio.create_task(
-                _send(kafka, topics.commands, args.rate, args.seconds, sent)
+                _send(who.operator, topics.commands, args.rate, args.seconds, sent)
             )
             while not sender.done():
                 track(await f.poll(timeout_ms=50), time.time())
@@ -212,6 +235,7 @@ async def measure(args: argparse.Namespace, *, metrics: bool) -> dict[str, Any]:
             scraping.cancel()
     result = _result(args, sent, seen, rate, busy)
     result.update(metrics="on" if metrics else "off", scrapes=scraper.scrapes)
+    result["security"] = "secure" if secure_mode else "plaintext"
     # the work, whatever the window's length: CPU per command, sending through draining
     result["orchestrator_cpu_ms_per_command"] = round(cpu * 1000 / max(len(sent), 1), 3)
     result["scrape_failures"] = scraper.failures
@@ -262,11 +286,13 @@ def _line(result: dict[str, Any], args: argparse.Namespace) -> str:
 if __name__ == "__main__":
     arguments = _args()
     result = asyncio.run(main(arguments))
-    if arguments.metrics == "both":
+    if "compared" in result:
+        off, on = ("off", "on") if result["compared"] == "metrics" else ("plaintext", "secure")
         print(
-            "metrics on vs off (medians): "
+            f"{result['compared']} {on} vs {off} (medians): "
             + ", ".join(
-                f"{k} {result[k + '_off']} -> {result[k + '_on']} ({result[k + '_overhead_pct']}%)"
+                f"{k} {result[f'{k}_{off}']} -> {result[f'{k}_{on}']} "
+                f"({result[k + '_overhead_pct']}%)"
                 for k in ("p50_ms", "p99_ms", "orchestrator_cpu", "orchestrator_cpu_ms_per_command")
             )
         )

@@ -43,13 +43,13 @@ from events.topics import EVENTS, Topics
 from projections.fold import fold
 from projections.io.kafka import (
     end_offsets,
-    ensure_topics,
     make_consumer,
     make_producer,
     publish,
     started,
 )
 from projections.io.replay import ReplayProgress, ReplaySettings, replay
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history, iter_history
 
 NET = 60.0  # seconds for any single Kafka operation here

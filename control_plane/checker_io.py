@@ -32,6 +32,7 @@ from events.codec import decode_desired, decode_heartbeat
 from events.errors import EventError
 from events.heartbeat import DesiredSet
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import UnknownTopicError
 from projections.fold.state import ClusterState
 from projections.io.history import read_events
@@ -48,7 +49,7 @@ class Record(NamedTuple):
 
 
 async def read_latest(
-    bootstrap: str, topic: str, *, since: datetime | None = None, kafka_timeout: float
+    bootstrap: Brokers, topic: str, *, since: datetime | None = None, kafka_timeout: float
 ) -> dict[str, Record]:
     """key -> newest record of ``topic`` (every partition), from the beginning or from the
     first record at or after ``since``, to the end seen when it starts. An absent topic
@@ -107,7 +108,7 @@ async def _seek(
 
 
 async def read_desired(
-    bootstrap: str, topics: Topics, *, kafka_timeout: float
+    bootstrap: Brokers, topics: Topics, *, kafka_timeout: float
 ) -> dict[str, DesiredSet]:
     """server_id -> its newest desired set (tombstones and undecodable records left out)."""
     out: dict[str, DesiredSet] = {}
@@ -127,7 +128,7 @@ async def read_desired(
 
 
 async def read_heartbeats(
-    bootstrap: str, topics: Topics, *, since: datetime, kafka_timeout: float
+    bootstrap: Brokers, topics: Topics, *, since: datetime, kafka_timeout: float
 ) -> dict[str, LastHeartbeat]:
     """server_id -> its newest heartbeat sent since ``since``, with the record's timestamp
     as when it was heard (heartbeats are keyed by server_id)."""
@@ -148,7 +149,7 @@ async def read_heartbeats(
 
 
 async def read_acknowledged(
-    bootstrap: str, topics: Topics, state: ClusterState, *, kafka_timeout: float
+    bootstrap: Brokers, topics: Topics, state: ClusterState, *, kafka_timeout: float
 ) -> frozenset[str]:
     """Ids of the findings in ``state`` that a repair acknowledged. An event's offset is at
     least its seq - 1 (seqs start at 1 and never skip an offset backwards), so reading from

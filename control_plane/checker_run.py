@@ -32,6 +32,7 @@ from control_plane.drift_io import (
     read_model_rows,
 )
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold.drift import (
     AssignmentsView,
     DriftReport,
@@ -89,7 +90,7 @@ async def run_check(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CheckRun:
     """Replay, read the views, check (see the module docstring)."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    bootstrap, topics = settings.kafka_access, Topics(settings.topic_prefix)
     timeout = settings.kafka_timeout
     cfg = ReplaySettings(kafka_timeout=timeout)
     # the read model first: its rows then lie at or before the end the replay reaches
@@ -139,7 +140,7 @@ async def read_model_report(
 
 
 async def assignments_report(
-    bootstrap: str,
+    bootstrap: Brokers,
     topics: Topics,
     head: ReplayResult,
     view: AssignmentsView,

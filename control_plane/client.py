@@ -23,6 +23,7 @@ from events.codec import decode_event
 from events.control import CommandCompleted, CommandRejected
 from events.errors import EventError
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import InvalidSnapshotError, OffsetOutOfRangeError
 from projections.fold.snapshots import restore_state
 from projections.fold.state import ClusterState
@@ -56,7 +57,7 @@ def build_command(
 
 
 async def post_command(
-    bootstrap: str, topics: Topics, command: Command, *, kafka_timeout: float = 30.0
+    bootstrap: Brokers, topics: Topics, command: Command, *, kafka_timeout: float = 30.0
 ) -> None:
     """Put ``command`` on the commands topic (acks=all) without waiting for its outcome:
     the orchestrator answers in the log with events whose ``causationid`` is its id."""
@@ -73,7 +74,7 @@ async def post_command(
 
 
 async def send_command(
-    bootstrap: str,
+    bootstrap: Brokers,
     topics: Topics,
     build: Callable[..., Command],
     *,
@@ -124,7 +125,7 @@ async def send_command(
 
 
 async def snapshot_start(
-    bootstrap: str,
+    bootstrap: Brokers,
     topics: Topics,
     *,
     until_offset: int | None = None,
@@ -148,7 +149,7 @@ async def snapshot_start(
         return ClusterState(), 0
 
 
-async def read_state(bootstrap: str, topics: Topics, **kwargs: object) -> ReplayResult:
+async def read_state(bootstrap: Brokers, topics: Topics, **kwargs: object) -> ReplayResult:
     """The current state: the control log folded (``kwargs`` go to ``replay``).
 
     It starts from the latest valid snapshot (then folds the tail from its ``log_offset``)

@@ -16,6 +16,7 @@ from aiokafka import errors as kafka_errors
 
 from control_plane.client import read_state, snapshot_start
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import UnknownTopicError
 from projections.fold import fold_until
 from projections.fold.drift import (
@@ -81,7 +82,7 @@ async def read_model_rows(settings: ReadModelSettings) -> ReadModelRows | None:
 
 async def check_read_model(settings: ReadModelSettings) -> DriftReport:
     """Compare the read model with the log folded to its tracking row."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    bootstrap, topics = settings.kafka_access, Topics(settings.topic_prefix)
     rows = await read_model_rows(settings)
     end = (await end_offsets(bootstrap, topics.events, kafka_timeout=settings.kafka_timeout))[0]
     if rows is None:
@@ -110,7 +111,9 @@ async def check_read_model(settings: ReadModelSettings) -> DriftReport:
 # --- reading the assignments topic ------------------------------------------------------
 
 
-async def read_assignments(bootstrap: str, topic: str, *, kafka_timeout: float) -> AssignmentsView:
+async def read_assignments(
+    bootstrap: Brokers, topic: str, *, kafka_timeout: float
+) -> AssignmentsView:
     """Every record of ``topic`` up to the end seen now, folded to the newest per key (an
     absent topic reads as empty: nothing was projected yet)."""
     try:
@@ -145,7 +148,7 @@ async def read_assignments(bootstrap: str, topic: str, *, kafka_timeout: float) 
 
 
 async def check_assignments(
-    bootstrap: str, topics: Topics, *, kafka_timeout: float
+    bootstrap: Brokers, topics: Topics, *, kafka_timeout: float
 ) -> tuple[DriftReport, ClusterState]:
     """Compare the assignments topic with the log folded to its as-of seq; returns the
     report and that state (what a repair republishes)."""

@@ -7,7 +7,9 @@ The tree::
      |    +-- KafkaUnavailableError the broker did not answer in time or the connection
      |    |                         dropped (retriable)
      |    +-- TopicSetupError       a topic could not be created, or exists with other
-     |    |                         settings than events.topics asks for (not retriable)
+     |    |    |                    settings than events.topics asks for (not retriable)
+     |    |    +-- TopicContractError  a topic exists with partitions, cleanup, retention,
+     |    |                         replication or min ISR other than the contract's
      |    +-- UnknownTopicError     the topic to read does not exist (not retriable)
      +-- ReplayError                a replay cannot go on
      |    +-- OffsetOutOfRangeError the requested start offset is no longer (or not yet)
@@ -61,6 +63,11 @@ class TopicSetupError(KafkaIOError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, retriable=False)
+
+
+class TopicContractError(TopicSetupError):
+    """A topic exists with settings the contract forbids; the message names each setting
+    and the command that fixes it (projections.io.topics)."""
 
 
 class UnknownTopicError(KafkaIOError):

@@ -11,7 +11,7 @@ echo "==> ruff"
 ruff check .
 ruff format --check .
 echo "==> mypy"
-mypy events projections control_plane worker_agent
+mypy events kafka_auth projections control_plane worker_agent
 
 if [ -z "${STREAMPLANE_KAFKA_BOOTSTRAP:-}" ]; then
   echo "==> starting Kafka (KRaft, from the Apache jars) and PostgreSQL"

@@ -71,6 +71,7 @@ def _kafka_container() -> Any:
         "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
         "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
         "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",  # as every broker the project ships
     }
     container = DockerContainer(KAFKA_IMAGE).with_envs(**env).with_bind_ports(9092, port)
     container.waiting_for(LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(120))

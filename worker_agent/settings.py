@@ -8,10 +8,11 @@ import socket
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from events.ids import ID_PATTERN
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from kafka_auth import KafkaClientSettings
 from telemetry.metrics import MetricsAddress
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9._:-]")
@@ -22,8 +23,9 @@ def _default_server_id() -> str:
     return (_NOT_ID.sub("-", socket.gethostname()) or "worker")[:128]
 
 
-class WorkerSettings(BaseSettings):
-    """Everything a worker agent can be told; every timeout and threshold is named here."""
+class WorkerSettings(KafkaClientSettings):
+    """Everything a worker agent can be told; every timeout and threshold is named here
+    (the Kafka credentials: :class:`kafka_auth.KafkaClientSettings`)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
 

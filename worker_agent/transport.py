@@ -94,8 +94,11 @@ class KafkaTransport:
 
     async def _send(self, key: bytes, value: bytes) -> None:
         if self._producer is None:
+            # Never the first to name the topic: a broker that auto-creates topics would make
+            # heartbeats with one partition, and the orchestrator then refuses to start.
+            await self._partition_count(self.topics.heartbeats)
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap,
+                **self.settings.kafka_access.client_kwargs(),
                 acks="all",
                 enable_idempotence=True,
                 client_id=f"streamplane-worker-{self.settings.server_id}",
@@ -135,7 +138,7 @@ class KafkaTransport:
 
     async def _open_consumer(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **self.settings.kafka_access.client_kwargs(),
             group_id=None,
             enable_auto_commit=False,
             isolation_level="read_committed",
@@ -159,7 +162,8 @@ class KafkaTransport:
     async def _partition_count(self, topic: str) -> int:
         # The consumer's bootstrap metadata lists no topics, and partitions_for_topic() has
         # no public way to ask for one; a short-lived client reads the whole cluster's.
-        client = AIOKafkaClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        # (A metadata request for all topics never auto-creates one.)
+        client = AIOKafkaClient(**self.settings.kafka_access.client_kwargs())
         try:
             await client.bootstrap()
             cluster = await client.fetch_all_metadata()
@@ -167,7 +171,10 @@ class KafkaTransport:
             await client.close()
         partitions = cluster.partitions_for_topic(topic)
         if not partitions:
-            raise TransportError(f"topic {topic} does not exist (yet)")
+            raise TransportError(
+                f"topic {topic} does not exist yet: start the orchestrator or run "
+                "`streamplane topics`; retrying"
+            )
         return len(partitions)
 
     async def check_consume(self) -> None:

@@ -49,7 +49,7 @@ async def alerts(ctx: Ctx, response: Response) -> AlertsResponse:
     """The alerts firing now, worst first; ``as_of_seq`` is the highest control-log seq
     any alert record on the topic refers to (the monitor's view of the log)."""
     s = ctx.settings
-    latest = await read_alerts(s.kafka_bootstrap, ctx.topics, kafka_timeout=s.api_kafka_timeout)
+    latest = await read_alerts(s.kafka_access, ctx.topics, kafka_timeout=s.api_kafka_timeout)
     live = [AlertView.model_validate(alert_json(a)) for a in firing(latest)]
     seq = max((a.seq for a in latest.values()), default=0)
     return AlertsResponse(as_of_seq=as_of(response, seq), alerts=live, keys=len(latest))

@@ -52,14 +52,12 @@ async def carry_out(
     command = build_command(build, source=SOURCE, **fields)  # a bad field: 400 (errors.py)
     command_id = command.command_id
     if not wait:
-        await post_command(
-            s.kafka_bootstrap, ctx.topics, command, kafka_timeout=s.api_kafka_timeout
-        )
+        await post_command(s.kafka_access, ctx.topics, command, kafka_timeout=s.api_kafka_timeout)
         accepted = CommandAccepted(command_id=command_id, command_type=build.__name__)
         return JSONResponse(accepted.model_dump(), status_code=202)
     try:
         done, caused = await send_command(
-            s.kafka_bootstrap,
+            s.kafka_access,
             ctx.topics,
             build,
             wait_s=s.api_command_wait,

@@ -65,7 +65,7 @@ async def state(
     when = _utc(at) if at is not None else None
     s = ctx.settings
     async with asyncio.timeout(s.api_replay_timeout):
-        folded = await state_at(s.kafka_bootstrap, ctx.topics, at=when, seq=seq)
+        folded = await state_at(s.kafka_access, ctx.topics, at=when, seq=seq)
     instances = [instance_value(i, seq=folded.seq) for _, i in sorted(folded.instances.items())]
     streams = [
         assignment_value(

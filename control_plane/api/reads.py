@@ -222,7 +222,7 @@ async def lag(ctx: Ctx, response: Response) -> LagResponse:
 
     row = await ctx.read(query) or {"next_offset": 0, "last_seq": 0, "updated_at": None}
     ends = await end_offsets(
-        ctx.settings.kafka_bootstrap,
+        ctx.settings.kafka_access,
         ctx.topics.events,
         kafka_timeout=ctx.settings.api_kafka_timeout,
     )

@@ -7,10 +7,11 @@ client reads ``limit <= 10000`` there, and a deployment cannot silently move it.
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from control_plane.api.dashboard.settings import DashboardSettings
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from kafka_auth import KafkaClientSettings
 from projections.io.postgres import DatabaseSettings
 from projections.io.read_store import ReadModelSettings
 
@@ -23,7 +24,7 @@ MAX_OFFSET = 1_000_000_000
 MAX_SEQ = 2**53
 
 
-class ApiSettings(BaseSettings):
+class ApiSettings(KafkaClientSettings):
     """The API process (env prefix ``STREAMPLANE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
@@ -56,6 +57,11 @@ class ApiSettings(BaseSettings):
         """The settings of a read-model projector on the same database and topics."""
         return ReadModelSettings(
             kafka_bootstrap=self.kafka_bootstrap,
+            kafka_security_protocol=self.kafka_security_protocol,
+            kafka_sasl_mechanism=self.kafka_sasl_mechanism,
+            kafka_sasl_username=self.kafka_sasl_username,
+            kafka_sasl_password_file=self.kafka_sasl_password_file,
+            kafka_ssl_cafile=self.kafka_ssl_cafile,
             topic_prefix=self.topic_prefix,
             database_url=self.database_url,
             database_schema=self.database_schema,

@@ -15,6 +15,7 @@ import typer
 from control_plane.tools.options import AsJson, Bootstrap, LogFormatOption, LogLevelOption, Prefix
 from events.alerts import AlertFired, AlertMessage
 from events.topics import Topics
+from kafka_auth import Brokers
 from telemetry.logs import setup_logging
 
 Follow = Annotated[
@@ -78,11 +79,11 @@ def alerts(
     from control_plane.monitor import MonitorSettings
 
     s = MonitorSettings(**_overrides(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix))
-    asyncio.run(_alerts(s.kafka_bootstrap, Topics(s.topic_prefix), s, as_json, follow, show_all))
+    asyncio.run(_alerts(s.kafka_access, Topics(s.topic_prefix), s, as_json, follow, show_all))
 
 
 async def _alerts(
-    bootstrap: str, topics: Topics, s: Any, as_json: bool, follow: bool, show_all: bool
+    bootstrap: Brokers, topics: Topics, s: Any, as_json: bool, follow: bool, show_all: bool
 ) -> None:
     from projections.io.alerts import AlertLog
 

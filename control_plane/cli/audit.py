@@ -26,6 +26,7 @@ from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.tools.exits import cli_app
 from control_plane.tools.options import AsJson, Bootstrap, Prefix, StreamId
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold.audit import StreamHistory, follow_stream, summarize
 from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState, FindingKind
@@ -44,10 +45,10 @@ UseSnapshot = Annotated[
 ]
 
 
-def resolve_topics(bootstrap: str | None, prefix: str | None) -> tuple[str, Topics]:
+def resolve_topics(bootstrap: str | None, prefix: str | None) -> tuple[Brokers, Topics]:
     overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap, "topic_prefix": prefix}
     s = OrchestratorSettings(**{k: v for k, v in overrides.items() if v is not None})
-    return s.kafka_bootstrap, Topics(s.topic_prefix)
+    return s.kafka_access, Topics(s.topic_prefix)
 
 
 def run(coro: Any) -> Any:
@@ -157,7 +158,7 @@ def audit_state(
 # --- audit stream -------------------------------------------------------------------------
 
 
-async def stream_chain(bootstrap: str, topics: Topics, stream_id: str) -> StreamHistory:
+async def stream_chain(bootstrap: Brokers, topics: Topics, stream_id: str) -> StreamHistory:
     """Fold the whole log, collecting the steps of ``stream_id`` (see projections.fold.audit)."""
     history = StreamHistory(stream_id, ClusterState())
     async for events in read_events(bootstrap, topics.events):
@@ -196,7 +197,7 @@ def audit_stream(
 # --- audit verify -------------------------------------------------------------------------
 
 
-async def verify(bootstrap: str, topics: Topics) -> dict[str, Any]:
+async def verify(bootstrap: Brokers, topics: Topics) -> dict[str, Any]:
     """Replay the whole log and check it (and the latest snapshot); a report dict whose
     ``ok`` is False when anything is wrong."""
     skipped: list[str] = []

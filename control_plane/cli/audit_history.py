@@ -24,6 +24,7 @@ from control_plane.cli.audit import parse_time, resolve_topics, run
 from control_plane.tools.exits import FAILED, Failure
 from control_plane.tools.options import AsJson, Bootstrap, Prefix, ServerId
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold.audit_instance import InstanceHistory, follow_instance, intervals
 from projections.fold.churn import ChurnCounter, ChurnReport
 from projections.fold.state import ClusterState
@@ -63,7 +64,7 @@ class Ticker:
 
 
 async def instance_chain(
-    bootstrap: str, topics: Topics, server_id: str, ticker: Ticker | None = None
+    bootstrap: Brokers, topics: Topics, server_id: str, ticker: Ticker | None = None
 ) -> InstanceHistory:
     """Fold the whole log, following ``server_id`` (see projections.fold.audit_instance)."""
     history = InstanceHistory(server_id, ClusterState())
@@ -139,7 +140,7 @@ def audit_instance(
 
 
 async def count_churn(
-    bootstrap: str, topics: Topics, counter: ChurnCounter, ticker: Ticker | None = None
+    bootstrap: Brokers, topics: Topics, counter: ChurnCounter, ticker: Ticker | None = None
 ) -> ChurnReport:
     """Feed the log to ``counter`` up to its ``until``, then close the window."""
     reader = read_events(bootstrap, topics.events)

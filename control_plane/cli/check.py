@@ -63,8 +63,8 @@ async def _repair_views(rm: ReadModelSettings, rebuild: frozenset[str]) -> dict[
         done["read_model"] = f"read model rebuilt from the log ({n} events)"
     if "assignments" in rebuild:
         topics, timeout = Topics(rm.topic_prefix), rm.kafka_timeout
-        report, at = await check_assignments(rm.kafka_bootstrap, topics, kafka_timeout=timeout)
-        n = await repair_assignments(rm.kafka_bootstrap, topics, report, at, kafka_timeout=timeout)
+        report, at = await check_assignments(rm.kafka_access, topics, kafka_timeout=timeout)
+        n = await repair_assignments(rm.kafka_access, topics, report, at, kafka_timeout=timeout)
         done["assignments"] = f"{n} assignment record(s) republished from the log"
     return done
 
@@ -80,7 +80,7 @@ async def repair(
     if not items:
         return []
     _, caused = await send_command(
-        rm.kafka_bootstrap,
+        rm.kafka_access,
         Topics(rm.topic_prefix),
         cmd.RunConsistencyCheck,
         wait_s=cs.command_wait,
@@ -192,7 +192,7 @@ def _live(rm: ReadModelSettings, repair_: bool) -> None:
     """The orchestrator's own check (RunConsistencyCheck without divergences)."""
     done, caused = asyncio.run(
         send_command(
-            rm.kafka_bootstrap, Topics(rm.topic_prefix), cmd.RunConsistencyCheck, repair=repair_
+            rm.kafka_access, Topics(rm.topic_prefix), cmd.RunConsistencyCheck, repair=repair_
         )
     )
     for e in caused:

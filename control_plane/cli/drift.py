@@ -40,6 +40,7 @@ from control_plane.drift_io import (
 from control_plane.tools.exits import reports_errors
 from control_plane.tools.options import Bootstrap, Prefix
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold.drift import (
     DriftReport,
     assignment_repairs,
@@ -59,7 +60,12 @@ async def repair_read_model(settings: ReadModelSettings) -> int:
 
 
 async def repair_assignments(
-    bootstrap: str, topics: Topics, report: DriftReport, at: ClusterState, *, kafka_timeout: float
+    bootstrap: Brokers,
+    topics: Topics,
+    report: DriftReport,
+    at: ClusterState,
+    *,
+    kafka_timeout: float,
 ) -> int:
     """Republish the correct record (or a tombstone) for each drifted key; returns how many.
     Keyed by stream id with the default partitioner, as the Faust projector publishes."""
@@ -84,7 +90,7 @@ async def run_drift(
 ) -> dict[str, Any]:
     """Check (and with ``repair`` put right, then check again) the chosen projections;
     a JSON-able summary whose ``clean`` says whether drift remains."""
-    bootstrap, topics = settings.kafka_bootstrap, Topics(settings.topic_prefix)
+    bootstrap, topics = settings.kafka_access, Topics(settings.topic_prefix)
     timeout = settings.kafka_timeout
     out: dict[str, Any] = {"reports": [], "repairs": []}
     if read_model:

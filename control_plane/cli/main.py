@@ -88,7 +88,7 @@ def _send(
     is raised to :mod:`control_plane.tools.exits`."""
     s = _settings(bootstrap, prefix)
     done, caused = asyncio.run(
-        send_command(s.kafka_bootstrap, Topics(s.topic_prefix), build, wait_s=wait, **fields)
+        send_command(s.kafka_access, Topics(s.topic_prefix), build, wait_s=wait, **fields)
     )
     for e in caused:
         typer.echo(f"  seq {e.seq}: {e.type} {e.subject or ''} {getattr(e, 'reason', '')}".rstrip())  # type: ignore[attr-defined]
@@ -97,7 +97,7 @@ def _send(
 
 def _state(bootstrap: str | None, prefix: str | None) -> ClusterState:
     s = _settings(bootstrap, prefix)
-    return asyncio.run(read_state(s.kafka_bootstrap, Topics(s.topic_prefix))).state
+    return asyncio.run(read_state(s.kafka_access, Topics(s.topic_prefix))).state
 
 
 @app.command()
@@ -319,11 +319,11 @@ def topics(bootstrap: Bootstrap = None, topic_prefix: Prefix = None) -> None:
     """Create every streamplane topic (partitions, compaction and retention as docs/events.md
     lists them) if missing; idempotent. Run it before anything else touches a new cluster:
     a broker that auto-creates topics would give them its own defaults."""
-    from projections.io.kafka import ensure_topics
+    from projections.io.topics import ensure_topics
 
     s = _settings(bootstrap, topic_prefix)
     names = Topics(s.topic_prefix)
-    asyncio.run(ensure_topics(s.kafka_bootstrap, names))
+    asyncio.run(ensure_topics(s.kafka_access, names))
     for spec in ALL_TOPICS:
         typer.echo(f"{names.name(spec)}: {spec.partitions} partition(s)")
     typer.echo(f"topics under {s.topic_prefix!r} ready on {s.kafka_bootstrap}")

@@ -48,11 +48,12 @@ from control_plane.monitor.settings import MonitorSettings
 from control_plane.monitor.sources import DatabaseSignals, HeartbeatLatency, KafkaSignals, Scraper
 from events.base import ControlEvent
 from events.codec import encode
-from events.topics import Topics
+from events.topics import ALERTS, DLQ, EVENTS, HEARTBEATS, Topics
 from projections.errors import ProjectionError
 from projections.io.alerts import read_alerts
 from projections.io.follow import LogFollower, skip_undecodable
 from projections.io.kafka import kafka_error, make_producer, started
+from projections.io.topics import ensure_topics
 
 log = logging.getLogger("streamplane.monitor")
 Samples = dict[str, float]
@@ -72,6 +73,10 @@ class _Session:
     failovers: FailoverWindow
     #: events for the engine not yet in an evaluation that was published
     pending: list[ControlEvent] = field(default_factory=list)
+
+
+#: the topics the monitor reads or writes (created as the contract says when missing)
+MONITORED = (EVENTS, HEARTBEATS, DLQ, ALERTS)
 
 
 class HealthMonitor:
@@ -153,12 +158,13 @@ class HealthMonitor:
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> _Session:
         s, net = self.settings, self.settings.monitor_kafka_timeout
-        producer = make_producer(s.kafka_bootstrap, linger_ms=0)
+        await ensure_topics(s.kafka_access, self.topics, MONITORED, kafka_timeout=net)
+        producer = make_producer(s.kafka_access, linger_ms=0)
         await stack.enter_async_context(started(producer, kafka_timeout=net, what="alerts writer"))
-        latest = await read_alerts(s.kafka_bootstrap, self.topics, kafka_timeout=net)
+        latest = await read_alerts(s.kafka_access, self.topics, kafka_timeout=net)
         self.manager = restore(latest, self.config)
         follower = LogFollower(
-            s.kafka_bootstrap,
+            s.kafka_access,
             self.topics,
             on_undecodable=skip_undecodable,  # the orchestrator and projectors dead-letter them
             kafka_timeout=net,

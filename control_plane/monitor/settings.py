@@ -16,11 +16,12 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from control_plane.alerts import AlertConfig, BaselineConfig, Severity, SignalSpec
 from control_plane.alerts.model import DEFAULT_SIGNALS, HEARTBEAT_LATENCY
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from kafka_auth import KafkaClientSettings
 from projections.io.postgres import DatabaseSettings
 from telemetry.metrics import MetricsAddress
 
@@ -59,7 +60,7 @@ def quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class MonitorSettings(BaseSettings):
+class MonitorSettings(KafkaClientSettings):
     """The monitor process (env prefix ``STREAMPLANE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")

@@ -33,7 +33,6 @@ import asyncpg
 import httpx
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
-from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from control_plane.alerts.model import (
@@ -50,7 +49,7 @@ from control_plane.monitor.settings import (
 )
 from events.topics import DLQ, Topics
 from projections.io.follow import HeartbeatWatcher, skip_undecodable
-from projections.io.kafka import kafka_error, make_consumer, started
+from projections.io.kafka import kafka_error, make_admin, make_consumer, started
 from projections.io.postgres import DatabaseError, DatabaseQueryError, ResilientDatabaseManager
 
 log = logging.getLogger("streamplane.monitor")
@@ -76,7 +75,7 @@ class HeartbeatLatency:
 
     def __init__(self, settings: MonitorSettings, topics: Topics) -> None:
         self._watcher = HeartbeatWatcher(
-            settings.kafka_bootstrap,
+            settings.kafka_access,
             topics,
             on_undecodable=skip_undecodable,  # the orchestrator dead-letters them
             kafka_timeout=settings.monitor_kafka_timeout,
@@ -105,10 +104,8 @@ class KafkaSignals:
         self.timeout = settings.monitor_kafka_timeout
         self._dlq = [TopicPartition(topics.dlq, p) for p in range(DLQ.partitions)]
         self._events = TopicPartition(topics.events, 0)
-        bootstrap = settings.kafka_bootstrap
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=int(self.timeout * 1000)
-        )
+        bootstrap = settings.kafka_access
+        self._admin = make_admin(bootstrap, request_timeout_ms=int(self.timeout * 1000))
         self._consumer = make_consumer(bootstrap, request_timeout_ms=int(self.timeout * 1000))
 
     async def __aenter__(self) -> KafkaSignals:

@@ -41,6 +41,7 @@ from control_plane.decide.checker import (
 from control_plane.decide.liveness import LivenessView
 from control_plane.orchestrator.settings import OrchestratorSettings
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import ProjectionError
 from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState, replace
@@ -92,7 +93,7 @@ class ConsistencyWatch:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         every: float,
@@ -125,7 +126,7 @@ class ConsistencyWatch:
     ) -> ConsistencyWatch:
         """The watch the orchestrator's settings describe."""
         return cls(
-            settings.kafka_bootstrap,
+            settings.kafka_access,
             topics,
             every=settings.consistency_check_interval,
             full_every=settings.consistency_full_interval,

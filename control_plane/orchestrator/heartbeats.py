@@ -24,6 +24,7 @@ from control_plane.decide.marks import Batch
 from events import EventError, decode_heartbeat
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
+from kafka_auth import Brokers
 from projections.io.follow import OnUndecodable
 from projections.io.kafka import make_consumer
 
@@ -74,7 +75,7 @@ class HeartbeatPoller:
         assert self._consumer is not None, "HeartbeatPoller used before start()"
         return self._consumer
 
-    async def start(self, bootstrap: str) -> None:
+    async def start(self, bootstrap: Brokers) -> None:
         """A new consumer at the end of every partition (the caller bounds the time)."""
         self._consumer = consumer = make_consumer(bootstrap, auto_offset_reset="latest")
         await consumer.start()

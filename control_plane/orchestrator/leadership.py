@@ -21,6 +21,7 @@ from events import Command, EventError, decode_command, encode
 from events.base import ControlEvent
 from events.heartbeat import DesiredSet
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.io.follow import OnUndecodable
 from projections.io.kafka import make_producer
 
@@ -53,7 +54,7 @@ class ControlWriter:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         transactional_id: str,

@@ -50,8 +50,9 @@ from projections.fold import apply
 from projections.fold.state import ClusterState
 from projections.io.dlq import DeadLetterWriter
 from projections.io.follow import LogFollower, OnUndecodable, raise_undecodable, to_dead_letters
-from projections.io.kafka import ensure_topics, make_consumer
+from projections.io.kafka import make_consumer
 from projections.io.snapshot_store import SnapshotStore
+from projections.io.topics import ensure_topics
 
 log = logging.getLogger("streamplane.orchestrator")
 
@@ -98,7 +99,7 @@ class EnhancedStreamOrchestrator:
         self._stop = asyncio.Event()
         self._membership = Membership()
         self._writer = ControlWriter(
-            settings.kafka_bootstrap,
+            settings.kafka_access,
             self.topics,
             transactional_id=self.transactional_id,
             group_id=self.group_id,
@@ -140,9 +141,9 @@ class EnhancedStreamOrchestrator:
     async def run(self) -> None:
         """Run until :meth:`stop`; leaves the group cleanly so a standby takes over fast."""
         s = self.settings
-        await ensure_topics(s.kafka_bootstrap, self.topics)
+        await ensure_topics(s.kafka_access, self.topics)
         self._cmd = make_consumer(
-            s.kafka_bootstrap,
+            s.kafka_access,
             group_id=self.group_id,
             auto_offset_reset="earliest",
             session_timeout_ms=s.session_timeout_ms,
@@ -151,14 +152,14 @@ class EnhancedStreamOrchestrator:
             partition_assignment_strategy=(StickyPartitionAssignor,),
         )
         async with (
-            DeadLetterWriter(s.kafka_bootstrap, self.topics.dlq) as dlq,
-            SnapshotStore(s.kafka_bootstrap, self.topics) as store,
+            DeadLetterWriter(s.kafka_access, self.topics.dlq) as dlq,
+            SnapshotStore(s.kafka_access, self.topics) as store,
         ):
             self._dead_letter = self.metrics.counting(
                 to_dead_letters(dlq, clock=self.clock, logger=log), self.topics
             )
             self._follower = LogFollower(
-                s.kafka_bootstrap,
+                s.kafka_access,
                 self.topics,
                 on_undecodable=self._dead_letter,
                 kafka_timeout=s.request_timeout_s,
@@ -183,7 +184,7 @@ class EnhancedStreamOrchestrator:
 
     async def _start_consumers(self) -> None:
         async with asyncio.timeout(self.settings.request_timeout_s * 3):
-            await self.heartbeats.start(self.settings.kafka_bootstrap)
+            await self.heartbeats.start(self.settings.kafka_access)
             await self.follower.start()
             await self._cmd.start()
             self._cmd.subscribe([self.topics.commands], listener=self._membership)

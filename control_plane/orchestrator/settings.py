@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Self
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from control_plane.checker_run import CheckSettings
 from control_plane.decide.balancer import BalancerConfig
 from control_plane.decide.config import DecideConfig, FailureDetector
+from kafka_auth import KafkaClientSettings
 from telemetry.metrics import MetricsAddress
 
 
-class OrchestratorSettings(BaseSettings):
+class OrchestratorSettings(KafkaClientSettings):
     """The orchestrator process (env prefix ``STREAMPLANE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")

@@ -47,7 +47,7 @@ from control_plane.tools.workload import capacity_for, registrations, send_comma
 from events.topics import Topics
 from projections.fold.state import InstanceStatus
 from projections.io.follow import HeartbeatWatcher, LogFollower, skip_undecodable
-from projections.io.kafka import ensure_topics
+from projections.io.topics import ensure_topics
 from telemetry.logs import setup_logging
 from telemetry.metrics import free_address
 

@@ -44,6 +44,7 @@ from typer.core import TyperGroup
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.tools.infra.config import InfraError
 from events.errors import EventError
+from kafka_auth import KafkaAccessError
 from projections.errors import (
     DatabaseError,
     KafkaIOError,
@@ -165,7 +166,7 @@ def _known_failure(exc: BaseException) -> Failure | None:
         return Failure(FAILED, None, str(exc))
     if isinstance(exc, EventError):
         return Failure(USAGE, exc.field, str(exc))
-    if isinstance(exc, ConfigError | MetricsAddressError):  # the message names the setting
+    if isinstance(exc, ConfigError | MetricsAddressError | KafkaAccessError):  # names the setting
         return Failure(USAGE, None, str(exc))
     if isinstance(exc, TransportError | kafka_errors.KafkaConnectionError):
         return Failure(UNAVAILABLE, "kafka_bootstrap", f"{exc} ({HINT_DOWN})")

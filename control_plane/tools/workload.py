@@ -15,6 +15,7 @@ from typing import Any
 
 from events import commands as cmd
 from events.codec import encode
+from kafka_auth import Brokers
 from projections.io.kafka import make_producer, started
 
 
@@ -47,7 +48,7 @@ def registrations(specs: Sequence[dict[str, Any]], source: str) -> Iterator[cmd.
 
 
 async def send_commands(
-    bootstrap: str, topic: str, commands: Sequence[Any], *, kafka_timeout: float = 30.0
+    bootstrap: Brokers, topic: str, commands: Sequence[Any], *, kafka_timeout: float = 30.0
 ) -> None:
     """Produce ``commands`` (keyed by command_id) and wait for every acknowledgement."""
     async with started(make_producer(bootstrap), what="command sender") as producer:

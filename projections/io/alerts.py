@@ -24,6 +24,7 @@ from events.alerts import AlertMessage, firing, fold_alerts
 from events.codec import decode_alert
 from events.errors import EventError
 from events.topics import ALERTS, Topics
+from kafka_auth import Brokers
 from projections.io.kafka import DEFAULT_TIMEOUT, check_topic, kafka_error, make_consumer, started
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class AlertLog:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         from_end: bool = False,
@@ -138,7 +139,7 @@ class AlertLog:
 
 
 async def read_alerts(
-    bootstrap: str, topics: Topics, *, kafka_timeout: float = DEFAULT_TIMEOUT
+    bootstrap: Brokers, topics: Topics, *, kafka_timeout: float = DEFAULT_TIMEOUT
 ) -> dict[str, AlertMessage]:
     """Every alert key's newest record, read to the end of ``<prefix>.alerts``."""
     async with AlertLog(bootstrap, topics, kafka_timeout=kafka_timeout) as alerts:

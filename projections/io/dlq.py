@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from events.base import UtcDateTime
 from events.errors import EventError
+from kafka_auth import Brokers
 from projections.errors import DeadLetterError
 from projections.io.kafka import DEFAULT_TIMEOUT, kafka_error, make_producer, started
 
@@ -164,7 +165,7 @@ class DeadLetterWriter:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topic: str,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,

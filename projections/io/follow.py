@@ -42,6 +42,7 @@ from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
+from kafka_auth import Brokers
 from projections.fold import fold_from
 from projections.fold.state import ClusterState
 from projections.io.dlq import DeadLetterSink, make_dead_letter
@@ -105,7 +106,7 @@ class _Reader:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         *,
         on_undecodable: OnUndecodable,
         kafka_timeout: float,
@@ -171,7 +172,7 @@ class LogFollower(_Reader):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         from_state: ClusterState | None = None,
@@ -280,7 +281,7 @@ class HeartbeatWatcher(_Reader):
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         *,
         from_start: bool = False,

@@ -18,6 +18,7 @@ from events.base import ControlEvent
 from events.codec import decode_event
 from events.errors import EventError
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.fold import fold_until
 from projections.fold.snapshots import InvalidSnapshotError, Snapshot, restore_state
 from projections.fold.state import ClusterState
@@ -29,7 +30,7 @@ log = logging.getLogger("streamplane.audit")
 
 
 async def read_events(
-    bootstrap: str, topic: str, *, from_offset: int = 0, kafka_timeout: float = DEFAULT_TIMEOUT
+    bootstrap: Brokers, topic: str, *, from_offset: int = 0, kafka_timeout: float = DEFAULT_TIMEOUT
 ) -> AsyncGenerator[list[ControlEvent], None]:
     """Batches of decoded control events from ``from_offset`` to the end captured at the
     start (read_committed); undecodable records are skipped (``replay`` counts them)."""
@@ -61,14 +62,14 @@ async def read_events(
 
 
 async def latest_snapshot(
-    bootstrap: str, topics: Topics, skipped: list[str] | None = None
+    bootstrap: Brokers, topics: Topics, skipped: list[str] | None = None
 ) -> Snapshot | None:
     async with SnapshotStore(bootstrap, topics) as store:
         return await store.latest(skipped=skipped)
 
 
 async def state_at(
-    bootstrap: str,
+    bootstrap: Brokers,
     topics: Topics,
     *,
     at: datetime | None = None,

@@ -16,20 +16,17 @@ from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka import errors as kafka_errors
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 
-from events.topics import ALL_TOPICS, Topics, TopicSpec
+from kafka_auth import Brokers, as_access
 from projections.errors import (
     KafkaIOError,
     KafkaUnavailableError,
-    TopicSetupError,
     UnknownTopicError,
 )
 
 #: seconds any single network operation may take (start, metadata, offsets, admin calls)
 DEFAULT_TIMEOUT = 30.0
-#: replication factor never above this, even on bigger clusters (DESIGN: RF 3, min ISR 2)
-MAX_REPLICATION = 3
 
 OffsetReset = Literal["earliest", "latest", "none"]
 
@@ -50,13 +47,14 @@ def kafka_error(exc: BaseException, what: str) -> KafkaIOError:
 
 
 def make_producer(
-    bootstrap: str, *, transactional_id: str | None = None, **overrides: Any
+    bootstrap: Brokers, *, transactional_id: str | None = None, **overrides: Any
 ) -> AIOKafkaProducer:
     """An unstarted producer with ``acks="all"`` and idempotence on (never lose or
     duplicate a record on retry). ``transactional_id`` makes it transactional (and fences
-    an older producer with the same id). ``overrides`` go to ``AIOKafkaProducer``."""
+    an older producer with the same id). ``overrides`` go to ``AIOKafkaProducer``.
+    ``bootstrap`` is a :class:`kafka_auth.KafkaAccess` (credentials) or a plaintext address."""
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **as_access(bootstrap).client_kwargs(),
         "acks": "all",
         "enable_idempotence": True,
         # Bigger batches and a short linger: throughput for bulk appends at ~no latency cost.
@@ -71,7 +69,7 @@ def make_producer(
 
 
 def make_consumer(
-    bootstrap: str,
+    bootstrap: Brokers,
     *topics: str,
     group_id: str | None = None,
     auto_offset_reset: OffsetReset = "earliest",
@@ -84,7 +82,7 @@ def make_consumer(
     ("latest") silently skips history.
     """
     settings: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **as_access(bootstrap).client_kwargs(),
         "group_id": group_id,
         "enable_auto_commit": False,
         "isolation_level": "read_committed",
@@ -93,6 +91,13 @@ def make_consumer(
     }
     settings.update(overrides)
     return AIOKafkaConsumer(*topics, **settings)
+
+
+def make_admin(bootstrap: Brokers, **overrides: Any) -> AIOKafkaAdminClient:
+    """An unstarted admin client with this process's credentials."""
+    settings = {**as_access(bootstrap).client_kwargs(), **overrides}
+    settings.setdefault("request_timeout_ms", int(DEFAULT_TIMEOUT * 1000))
+    return AIOKafkaAdminClient(**settings)
 
 
 @asynccontextmanager
@@ -127,76 +132,12 @@ async def _stop_quietly(
         pass
 
 
-def _topic_config(spec: TopicSpec) -> dict[str, str]:
-    return {
-        "cleanup.policy": "compact" if spec.compacted else "delete",
-        "retention.ms": str(spec.retention_ms),
-    }
-
-
-async def ensure_topics(
-    bootstrap: str,
-    topics: Topics,
-    specs: Iterable[TopicSpec] = ALL_TOPICS,
-    *,
-    replication_factor: int | None = None,
-    kafka_timeout: float = DEFAULT_TIMEOUT,
-) -> None:
-    """Create the topics of ``events.topics`` under ``topics.prefix`` (partitions,
-    compaction, retention as specified); idempotent. A topic that already exists with a
-    different partition count raises :class:`TopicSetupError`. Returns once every
-    partition has a leader. ``replication_factor`` defaults to min(brokers, 3)."""
-    specs = tuple(specs)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    async with started(admin, kafka_timeout=kafka_timeout, what="Kafka admin client"):
-        try:
-            async with asyncio.timeout(kafka_timeout):
-                if replication_factor is None:
-                    cluster = await admin.describe_cluster()
-                    replication_factor = min(len(cluster["brokers"]), MAX_REPLICATION)
-                new = [
-                    NewTopic(
-                        topics.name(s),
-                        s.partitions,
-                        replication_factor,
-                        topic_configs=_topic_config(s),
-                    )
-                    for s in specs
-                ]
-                response = await admin.create_topics(new)
-                for name, code, message in response.topic_errors:
-                    if code not in (0, kafka_errors.TopicAlreadyExistsError.errno):
-                        raise TopicSetupError(f"create topic {name}: error {code}: {message}")
-                await _await_leaders(admin, {topics.name(s): s.partitions for s in specs})
-        except (TimeoutError, kafka_errors.KafkaError) as exc:
-            raise kafka_error(exc, f"ensure topics under {topics.prefix!r}") from exc
-
-
-async def _await_leaders(admin: AIOKafkaAdminClient, wanted: dict[str, int]) -> None:
-    """Poll until each topic has its partitions, all with a leader (the caller bounds it)."""
-    while True:
-        described = await admin.describe_topics(list(wanted))
-        ready = 0
-        for topic in described:
-            parts = topic.get("partitions", [])
-            expected = wanted[topic["topic"]]
-            if parts and len(parts) != expected:
-                raise TopicSetupError(
-                    f"topic {topic['topic']} has {len(parts)} partitions, expected {expected}"
-                )
-            if len(parts) == expected and all(p.get("leader", -1) >= 0 for p in parts):
-                ready += 1
-        if ready == len(wanted):
-            return
-        await asyncio.sleep(0.1)
-
-
 async def end_offsets(
-    bootstrap: str, topic: str, *, kafka_timeout: float = DEFAULT_TIMEOUT
+    bootstrap: Brokers, topic: str, *, kafka_timeout: float = DEFAULT_TIMEOUT
 ) -> dict[int, int]:
     """partition -> end offset of ``topic`` as a read_committed reader sees it (the last
     stable offset: records of open transactions lie beyond it)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = make_admin(bootstrap)
     async with started(admin, kafka_timeout=kafka_timeout, what="Kafka admin client"):
         try:
             async with asyncio.timeout(kafka_timeout):

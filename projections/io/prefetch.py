@@ -36,6 +36,7 @@ from typing import Any, NamedTuple
 from aiokafka import TopicPartition
 
 from events.codec import pack_events
+from kafka_auth import Brokers
 from projections import errors as perr
 from projections.errors import KafkaIOError, KafkaUnavailableError
 from projections.io.kafka import fetch_batch, make_consumer, started
@@ -65,7 +66,7 @@ def pack_chunks(values: list[bytes | None], size: int) -> list[bytes | list[byte
 class ChildSpec(NamedTuple):
     """What the child needs (sent as JSON): where to read and how."""
 
-    bootstrap: str
+    bootstrap: Brokers
     topic: str
     partition: int
     start: int

@@ -10,9 +10,10 @@ from importlib import resources
 
 import asyncpg
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from kafka_auth import KafkaClientSettings
 from projections.fold.rows import BatchOutcome, health_data, instance_row, stream_row
 from projections.io.postgres import (
     DatabaseSettings,
@@ -23,7 +24,7 @@ from telemetry.metrics import MetricsAddress
 TABLES = ("events", "migrations", "streams", "instances", "cluster", "projection_tracking")
 
 
-class ReadModelSettings(BaseSettings):
+class ReadModelSettings(KafkaClientSettings):
     """The read-model projector (env prefix ``STREAMPLANE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")

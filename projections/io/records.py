@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
+from kafka_auth import Brokers
 from projections.io.kafka import (
     DEFAULT_TIMEOUT,
     check_topic,
@@ -27,7 +28,7 @@ BATCH = 20_000
 
 
 async def read_positions(
-    bootstrap: str,
+    bootstrap: Brokers,
     topic: str,
     *,
     partitions: int,

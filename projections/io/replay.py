@@ -35,6 +35,7 @@ from aiokafka import errors as kafka_errors
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kafka_auth import Brokers
 from projections.errors import KafkaUnavailableError, OffsetOutOfRangeError
 from projections.fold import HalfWrittenError
 from projections.fold.state import ClusterState
@@ -108,7 +109,7 @@ def _utc_now() -> datetime:
 
 
 async def replay(
-    bootstrap: str,
+    bootstrap: Brokers,
     topic: str,
     *,
     until_offset: int | None = None,
@@ -148,7 +149,7 @@ async def replay(
 
 async def _replay(
     run: Run,
-    bootstrap: str,
+    bootstrap: Brokers,
     topic: str,
     until_offset: int | None,
     until_time: datetime | None,
@@ -321,7 +322,7 @@ class _Loop:
 
 
 def replay_to_time(
-    bootstrap: str,
+    bootstrap: Brokers,
     topic: str,
     until_time: datetime,
     *,

@@ -8,19 +8,26 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.topics import SNAPSHOTS, Topics
+from kafka_auth import Brokers
 from projections.errors import (
     InvalidSnapshotError,
     TopicSetupError,
     UnknownTopicError,
 )
 from projections.fold.snapshots import SNAPSHOT_KEY, Snapshot, decode_snapshot, encode_snapshot
-from projections.io.kafka import check_topic, kafka_error, make_consumer, make_producer, started
+from projections.io.kafka import (
+    check_topic,
+    kafka_error,
+    make_admin,
+    make_consumer,
+    make_producer,
+    started,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +61,7 @@ class SnapshotStore:
     """
 
     def __init__(
-        self, bootstrap: str, topics: Topics, *, settings: SnapshotSettings | None = None
+        self, bootstrap: Brokers, topics: Topics, *, settings: SnapshotSettings | None = None
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topics.snapshots
@@ -118,7 +125,7 @@ class SnapshotStore:
             "max.message.bytes": str(cfg.max_bytes + 64 * 1024),
             "segment.ms": str(cfg.segment_ms),
         }
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = make_admin(self.bootstrap)
         async with started(admin, kafka_timeout=cfg.kafka_timeout, what="Kafka admin client"):
             responses = await admin.alter_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, self.topic, configs=configs)]

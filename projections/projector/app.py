@@ -44,7 +44,7 @@ import orjson
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
@@ -57,6 +57,7 @@ from events.topics import (
     HEARTBEATS,
     Topics,
 )
+from kafka_auth import KafkaAccess, KafkaClientSettings
 from projections.fold import apply
 from projections.fold.assignments import (
     Update,
@@ -70,8 +71,8 @@ from projections.fold.assignments import (
 )
 from projections.fold.state import ClusterState
 from projections.io.dlq import encode_dead_letter, make_dead_letter
-from projections.io.kafka import ensure_topics
 from projections.io.replay import ReplayResult, ReplaySettings, replay
+from projections.io.topics import ensure_topics
 from projections.projector.metrics import ProjectorMetrics, fold_lag, projector_samples
 from projections.projector.transport import SafeApp
 from telemetry.metrics import MetricsAddress, process_registry, serving, topic_label
@@ -81,7 +82,7 @@ log = logging.getLogger(__name__)
 TABLES = ("instances", "assignments", "liveness")
 
 
-class ProjectorSettings(BaseSettings):
+class ProjectorSettings(KafkaClientSettings):
     """The Faust projector process (env prefix ``STREAMPLANE_``)."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
@@ -110,6 +111,18 @@ class ProjectorSettings(BaseSettings):
     def changelog_topic(self, table: str) -> str:
         """The Kafka topic Faust keeps ``table`` in (``<app id>-<table>-changelog``)."""
         return f"{self.app_id}-{table}-changelog"
+
+
+def faust_credentials(access: KafkaAccess) -> faust.SASLCredentials | None:
+    """Faust's form of the process's Kafka credentials (None: plaintext)."""
+    if not access.uses_sasl:
+        return None
+    return faust.SASLCredentials(
+        username=access.sasl_username,
+        password=access.password(),
+        ssl_context=access.ssl_context(),
+        mechanism=access.sasl_mechanism,
+    )
 
 
 def _json(value: dict[str, Any] | None) -> bytes | None:
@@ -146,6 +159,7 @@ class FaustProjector:
         return SafeApp(
             s.app_id,
             broker=f"kafka://{s.kafka_bootstrap}",
+            broker_credentials=faust_credentials(s.kafka_access),
             store="memory://",
             web_enabled=False,
             datadir=str(data_dir / s.app_id),
@@ -308,9 +322,9 @@ class FaustProjector:
 async def prepare(settings: ProjectorSettings) -> ReplayResult:
     """Create the topics the projector writes and replay the control log (the start state)."""
     topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings.kafka_bootstrap, topics, (EVENTS, HEARTBEATS, ASSIGNMENTS, DLQ))
+    await ensure_topics(settings.kafka_access, topics, (EVENTS, HEARTBEATS, ASSIGNMENTS, DLQ))
     result = await replay(
-        settings.kafka_bootstrap,
+        settings.kafka_access,
         topics.events,
         settings=ReplaySettings(kafka_timeout=settings.projector_kafka_timeout),
     )

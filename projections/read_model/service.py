@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry
 from events.base import ControlEvent
 from events.codec import decode_event
 from events.errors import EventError, MalformedMessageError
-from events.topics import Topics
+from events.topics import DLQ, EVENTS, Topics
 from projections.fold.rows import fold_batch
 from projections.fold.state import ClusterState
 from projections.io.dlq import DeadLetterWriter, make_dead_letter
@@ -49,6 +49,7 @@ from projections.io.read_store import (
     write_batch,
 )
 from projections.io.replay import ReplaySettings, replay
+from projections.io.topics import ensure_topics
 from projections.read_model.metrics import ReadModelMetrics, ReadModelSnapshot
 from telemetry.metrics import serving, topic_label
 
@@ -111,8 +112,12 @@ class ReadModelProjector:
             self._serve_metrics(stack)
             stack.push_async_callback(self.db.close)
             await self.setup()  # the database first: it gives the clearer error when down
+            # the log (and the DLQ) as the contract says, never a broker's auto-created one
+            await ensure_topics(
+                s.kafka_access, self.topics, (EVENTS, DLQ), kafka_timeout=s.kafka_timeout
+            )
             consumer = make_consumer(
-                s.kafka_bootstrap,
+                s.kafka_access,
                 auto_offset_reset="none",
                 request_timeout_ms=int(s.kafka_timeout * 1000),
             )
@@ -122,7 +127,7 @@ class ReadModelProjector:
             )
             consumer.assign([self._tp])
             if s.read_model_dead_letters:
-                writer = DeadLetterWriter(s.kafka_bootstrap, self.topics.dlq)
+                writer = DeadLetterWriter(s.kafka_access, self.topics.dlq)
                 self._dlq = await stack.enter_async_context(writer)
             await self.resume()
         except BaseException:
@@ -177,7 +182,7 @@ class ReadModelProjector:
         if offset > 0:
             cfg = ReplaySettings(kafka_timeout=self.settings.kafka_timeout)
             result = await replay(
-                self.settings.kafka_bootstrap, self.topics.events, until_offset=offset, settings=cfg
+                self.settings.kafka_access, self.topics.events, until_offset=offset, settings=cfg
             )
             state = result.state
         self.state, self.offset = state, offset
@@ -258,7 +263,7 @@ class ReadModelProjector:
         """Apply everything up to the end of the log as it is now; returns the events applied."""
         end = (
             await end_offsets(
-                self.settings.kafka_bootstrap,
+                self.settings.kafka_access,
                 self.topics.events,
                 kafka_timeout=self.settings.kafka_timeout,
             )

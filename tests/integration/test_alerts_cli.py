@@ -20,7 +20,8 @@ import pytest
 from events.alerts import AlertFired, AlertMessage, AlertResolved
 from events.codec import encode
 from events.topics import Topics
-from projections.io.kafka import ensure_topics, make_producer, started
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

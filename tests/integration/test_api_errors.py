@@ -21,8 +21,9 @@ from control_plane.api import ApiSettings
 from control_plane.tools.harness import CLI
 from events.codec import decode_command
 from events.topics import ALL_TOPICS, Topics
-from projections.io.kafka import ensure_topics, make_consumer, started
+from projections.io.kafka import make_consumer, started
 from projections.io.postgres import DatabaseSettings
+from projections.io.topics import ensure_topics
 
 pytestmark = pytest.mark.integration
 

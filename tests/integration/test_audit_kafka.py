@@ -19,8 +19,9 @@ from projections.fold import fold
 from projections.fold.audit import stream_history, summarize
 from projections.fold.canonical import state_digest
 from projections.fold.snapshots import make_snapshot
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
 from projections.io.snapshot_store import SnapshotStore
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

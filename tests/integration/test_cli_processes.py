@@ -15,7 +15,7 @@ from support.cli_walk import one_error_line, run
 
 from control_plane.tools.harness import CLI, Children, child_env, orchestrator_args, worker_args
 from events.topics import Topics
-from projections.io.kafka import ensure_topics
+from projections.io.topics import ensure_topics
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -24,8 +24,9 @@ from projections.fold import apply
 from projections.fold.assignments import assignment_updates, changes
 from projections.fold.drift import DRIFT_REPAIR_REASON, PROJECTION_DRIFT
 from projections.fold.state import ClusterState
-from projections.io.kafka import ensure_topics, make_consumer, make_producer, publish, started
+from projections.io.kafka import make_consumer, make_producer, publish, started
 from projections.io.read_store import ReadModelSettings
+from projections.io.topics import ensure_topics
 from projections.read_model import ReadModelProjector
 from projections.testing.synthetic import generate_history
 

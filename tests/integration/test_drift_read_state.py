@@ -13,9 +13,10 @@ from events.base import ControlEvent
 from events.topics import EVENTS, SNAPSHOTS, Topics
 from projections.fold import fold
 from projections.fold.snapshots import make_snapshot
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
 from projections.io.replay import replay
 from projections.io.snapshot_store import SnapshotStore
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

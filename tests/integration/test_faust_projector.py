@@ -29,12 +29,12 @@ from projections.fold.state import ClusterState
 from projections.io.dlq import decode_dead_letter
 from projections.io.kafka import (
     end_offsets,
-    ensure_topics,
     make_consumer,
     make_producer,
     publish,
     started,
 )
+from projections.io.topics import ensure_topics
 from projections.projector.app import ProjectorSettings
 from projections.testing.synthetic import generate_history
 

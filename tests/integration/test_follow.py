@@ -22,7 +22,8 @@ from projections.io.follow import (
     skip_undecodable,
     to_dead_letters,
 )
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

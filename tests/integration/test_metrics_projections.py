@@ -18,8 +18,9 @@ from events import encode
 from events.base import ControlEvent
 from events.topics import ALL_TOPICS, Topics
 from projections.fold import fold
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
 from projections.io.read_store import ReadModelSettings
+from projections.io.topics import ensure_topics
 from projections.read_model import ReadModelProjector
 from projections.testing.synthetic import generate_history
 from telemetry.metrics import free_address

@@ -19,9 +19,10 @@ from projections.fold import fold
 from projections.fold.assignments import instance_value, stream_value
 from projections.fold.rows import health_data
 from projections.fold.state import ClusterState
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
 from projections.io.postgres import DatabaseSettings, DatabaseUnavailableError
 from projections.io.read_store import ReadModelSettings
+from projections.io.topics import ensure_topics
 from projections.read_model import ReadModelProjector
 from projections.testing.synthetic import generate_history
 

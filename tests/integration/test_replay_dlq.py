@@ -23,8 +23,9 @@ from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState, FindingKind
 from projections.fold.transitions import TRANSITIONS, Draft, Rejected
 from projections.io.dlq import DeadLetter, DeadLetterWriter, decode_dead_letter
-from projections.io.kafka import ensure_topics, make_consumer, make_producer, publish, started
+from projections.io.kafka import make_consumer, make_producer, publish, started
 from projections.io.replay import ReplaySettings, replay
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,14 @@ from projections.errors import OffsetOutOfRangeError, UnknownTopicError
 from projections.fold import apply, fold, fold_from, fold_until
 from projections.fold.canonical import state_digest
 from projections.fold.state import ClusterState
-from projections.io.kafka import end_offsets, ensure_topics, make_producer, publish, started
+from projections.io.kafka import end_offsets, make_producer, publish, started
 from projections.io.replay import (
     ReplayProgress,
     ReplaySettings,
     replay,
     replay_to_time,
 )
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,9 @@ from support.read_modes import READ_MODES, check_reader
 from events.codec import encode
 from events.topics import EVENTS, Topics
 from projections.fold import fold
-from projections.io.kafka import end_offsets, ensure_topics, make_producer, publish, started
+from projections.io.kafka import end_offsets, make_producer, publish, started
 from projections.io.replay import ReplaySettings, replay
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

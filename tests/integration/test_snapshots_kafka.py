@@ -24,9 +24,10 @@ from projections.fold.snapshots import (
     make_snapshot,
     restore_state,
 )
-from projections.io.kafka import ensure_topics, make_producer, publish, started
+from projections.io.kafka import make_producer, publish, started
 from projections.io.replay import replay
 from projections.io.snapshot_store import SnapshotSettings, SnapshotStore
+from projections.io.topics import ensure_topics
 from projections.testing.synthetic import generate_history
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,9 +41,11 @@ from events.base import Command, ControlEvent
 from events.control import CommandCompleted, CommandRejected, LeaderElected
 from events.heartbeat import StreamRunState
 from events.topics import Topics
+from kafka_auth import Brokers, as_access
 from projections.fold.state import ClusterState
 from projections.io.follow import HeartbeatWatcher, LogFollower, skip_undecodable
-from projections.io.kafka import ensure_topics, make_producer, started
+from projections.io.kafka import make_producer, started
+from projections.io.topics import ensure_topics
 from support.observed import HeartbeatsSeen, LogWatcher, holds_commands
 
 #: settings every process of a test cluster gets unless the test overrides them
@@ -68,15 +70,24 @@ Proc = Child
 class Cluster:
     """Orchestrators and workers of one test; see the module docstring."""
 
-    def __init__(self, bootstrap: str, prefix: str, log_dir: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        bootstrap: Brokers,
+        prefix: str,
+        log_dir: Path,
+        env: dict[str, str],
+        credentials: Mapping[str, Mapping[str, str]] | None = None,
+    ):
         self.bootstrap = bootstrap
+        #: kind ("orchestrator", "worker") -> the STREAMPLANE_KAFKA_* settings of its principal
+        self.credentials = dict(credentials or {})
         self.topics = Topics(prefix)
         self.log_dir = log_dir
         self.env = {**DEFAULT_ENV, **env}
         # the test's settings only: none of this shell's STREAMPLANE_* variables
         base = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPLANE_")}
         base |= self.env | {
-            "STREAMPLANE_KAFKA_BOOTSTRAP": bootstrap,
+            "STREAMPLANE_KAFKA_BOOTSTRAP": as_access(bootstrap).bootstrap,
             "STREAMPLANE_TOPIC_PREFIX": prefix,
         }
         self.children = Children(log_dir, base)
@@ -91,9 +102,15 @@ class Cluster:
 
     # --- lifecycle ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Create the topics and start following the control log and the heartbeats."""
-        await ensure_topics(self.bootstrap, self.topics, kafka_timeout=NET)
+    async def start(self, *, create_topics: bool = True) -> None:
+        """Create the topics and start following the control log and the heartbeats
+        (``create_topics=False``: neither; call :meth:`follow` once the topics exist)."""
+        if create_topics:
+            await ensure_topics(self.bootstrap, self.topics, kafka_timeout=NET)
+            self.follow()
+
+    def follow(self) -> None:
+        """Start the readers of the control log and the heartbeats."""
         self._tasks = [
             asyncio.create_task(self._follow_log(), name="harness:log"),
             asyncio.create_task(self._follow_heartbeats(), name="harness:heartbeats"),
@@ -117,6 +134,7 @@ class Cluster:
 
     def start_orchestrator(self, name: str, **env: str) -> Proc:
         """``streamplane orchestrator --node-id NAME`` (``env``: extra STREAMPLANE_* values)."""
+        env = {**self.credentials.get("orchestrator", {}), **env}
         return self.children.spawn(name, "orchestrator", orchestrator_args(name), env)
 
     def start_worker(
@@ -124,6 +142,7 @@ class Cluster:
     ) -> Proc:
         """``streamplane worker --server-id ID --max-streams N --handler demo [args]``."""
         argv = worker_args(server_id, max_streams, "--handler", "demo", *args)
+        env = {**self.credentials.get("worker", {}), **env}
         return self.children.spawn(server_id, "worker", argv, env)
 
     async def start_orchestrator_pair(self, *names: str) -> tuple[Proc, list[Proc]]:
@@ -346,18 +365,24 @@ class Cluster:
 @contextlib.asynccontextmanager
 async def open_cluster(
     request: pytest.FixtureRequest,
-    bootstrap: str,
+    bootstrap: Brokers,
     prefix: str,
     tmp_path: Path,
+    *,
+    create_topics: bool = True,
+    credentials: Mapping[str, Mapping[str, str]] | None = None,
     **env: str,
 ) -> AsyncIterator[Cluster]:
-    """A :class:`Cluster` for one test; logs shown on failure, every process killed after."""
+    """A :class:`Cluster` for one test; logs shown on failure, every process killed after.
+    ``create_topics=False`` leaves the topics to the processes (see :meth:`Cluster.start`);
+    on a secure cluster ``bootstrap`` carries the harness's own credentials and
+    ``credentials`` each kind of process's (:attr:`Cluster.credentials`)."""
     log_dir = tmp_path / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    cluster = Cluster(bootstrap, prefix, log_dir, env)
+    cluster = Cluster(bootstrap, prefix, log_dir, env, credentials)
     failed_before = request.session.testsfailed
     try:
-        await cluster.start()
+        await cluster.start(create_topics=create_topics)
         yield cluster
     finally:
         await cluster.close()

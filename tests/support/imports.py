@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGES = ("events", "resilience", "telemetry", "projections", "control_plane", "worker_agent")
+PACKAGES = (
+    "events",
+    "resilience",
+    "telemetry",
+    "kafka_auth",
+    "projections",
+    "control_plane",
+    "worker_agent",
+)
 ROOT = Path(__file__).resolve().parents[2]
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 

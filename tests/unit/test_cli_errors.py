@@ -20,10 +20,12 @@ from support.cli_walk import one_error_line as one_line
 from control_plane.errors import CommandRejectedError, CommandTimeoutError
 from control_plane.tools.exits import failure, mask, report
 from control_plane.tools.infra.config import InfraError
+from kafka_auth import KafkaAccessError
 from projections.errors import (
     DatabaseQueryError,
     DatabaseUnavailableError,
     KafkaUnavailableError,
+    TopicContractError,
     TopicSetupError,
     UnknownTopicError,
 )
@@ -199,6 +201,8 @@ def _validation_error() -> ValidationError:
         (DatabaseQueryError("relation missing"), 1, None),
         (InfraError("java not found"), 1, None),
         (MetricsAddressError("metrics_address: cannot listen on 127.0.0.1:1"), 2, None),
+        (KafkaAccessError("kafka_sasl_password_file: cannot read /x"), 2, None),
+        (TopicContractError("topic t.events has retention.ms=1"), 1, "kafka_bootstrap"),
         (ExceptionGroup("task group", [KafkaUnavailableError("down")]), 3, "kafka_bootstrap"),
         (KeyboardInterrupt(), 130, None),
         (RuntimeError("boom"), 1, None),

@@ -251,6 +251,14 @@ def test_published_ports_are_bound_to_loopback(name: str):
             assert str(port).startswith("127.0.0.1:"), port
 
 
+def test_kafka_never_auto_creates_topics():
+    # an auto-created control log would get one partition and the broker's retention
+    kafkas = [s for s in SERVICES.values() if str(s.get("image", "")).startswith("apache/kafka")]
+    assert kafkas
+    for service in kafkas:
+        assert service["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
 # --- the Dockerfile --------------------------------------------------------------------------
 
 

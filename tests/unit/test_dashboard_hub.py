@@ -15,6 +15,7 @@ from control_plane.api.dashboard import DashboardSettings, router
 from control_plane.api.dashboard.hub import CLOSED, DROPPED, Hub, TooManyClientsError, frame
 from control_plane.api.dashboard.routes import STATIC
 from events.topics import Topics
+from kafka_auth import KafkaAccess
 
 NOWHERE = "127.0.0.1:9"  # nothing is read: these tests never start the readers
 
@@ -78,7 +79,7 @@ def test_messages_are_server_sent_events_with_json() -> None:
 
 
 class _Where:
-    kafka_bootstrap = NOWHERE
+    kafka_access = KafkaAccess(NOWHERE)
     topic_prefix = "t"
 
 

@@ -21,13 +21,14 @@ from typing import Protocol
 from control_plane.api.dashboard.routes import DashboardRouter, build_router
 from control_plane.api.dashboard.settings import DashboardServerSettings, DashboardSettings
 from events.topics import Topics
+from kafka_auth import KafkaAccess
 
 
 class Source(Protocol):
     """What the dashboard needs of a process's settings: where the log is."""
 
     @property
-    def kafka_bootstrap(self) -> str: ...
+    def kafka_access(self) -> KafkaAccess: ...
 
     @property
     def topic_prefix(self) -> str: ...
@@ -37,7 +38,7 @@ def router(settings: Source, dashboard: DashboardSettings | None = None) -> Dash
     """The dashboard's routes (``/``, ``/dashboard/...``) reading the log that ``settings``
     name, with the bounds of ``dashboard`` (its defaults when None)."""
     return build_router(
-        settings.kafka_bootstrap, Topics(settings.topic_prefix), dashboard or DashboardSettings()
+        settings.kafka_access, Topics(settings.topic_prefix), dashboard or DashboardSettings()
     )
 
 

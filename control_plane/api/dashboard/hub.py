@@ -36,6 +36,7 @@ from control_plane.api.dashboard.settings import DashboardSettings
 from control_plane.api.dashboard.view import DashboardView, Json
 from events.alerts import AlertMessage
 from events.topics import Topics
+from kafka_auth import Brokers
 from projections.errors import ProjectionError, UnknownTopicError
 from projections.fold.assignments import iso
 from projections.io.alerts import AlertLog
@@ -104,7 +105,7 @@ class Hub:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: Brokers,
         topics: Topics,
         settings: DashboardSettings,
         *,

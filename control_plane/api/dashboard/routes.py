@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from control_plane.api.dashboard.hub import Hub, Subscriber, TooManyClientsError, frame, running
 from control_plane.api.dashboard.settings import DashboardSettings
 from events.topics import Topics
+from kafka_auth import Brokers
 
 #: the page's files: name -> media type (nothing else is served from the package)
 STATIC = {
@@ -47,7 +48,9 @@ class DashboardRouter(APIRouter):
     hub: Hub
 
 
-def build_router(bootstrap: str, topics: Topics, settings: DashboardSettings) -> DashboardRouter:
+def build_router(
+    bootstrap: Brokers, topics: Topics, settings: DashboardSettings
+) -> DashboardRouter:
     """The routes of the module docstring over one :class:`Hub` (started by the lifespan
     of the app that includes them)."""
     hub = Hub(bootstrap, topics, settings)

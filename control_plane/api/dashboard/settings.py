@@ -10,9 +10,10 @@ holds it as one field of its own settings object (one settings object per proces
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
+from kafka_auth import KafkaClientSettings
 
 
 class DashboardSettings(BaseModel):
@@ -50,7 +51,7 @@ class DashboardSettings(BaseModel):
     health_interval: float = Field(default=1.0, ge=0)
 
 
-class DashboardServerSettings(BaseSettings):
+class DashboardServerSettings(KafkaClientSettings):
     """The dashboard served alone, without the API's reads (env prefix ``STREAMPLANE_``;
     the dashboard's own part as JSON in ``STREAMPLANE_DASHBOARD``)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from control_plane.tools.infra import kafka, process
+from control_plane.tools.infra import kafka, process, secure
 from control_plane.tools.infra import postgres as pg_server
 from control_plane.tools.infra.config import (
     InfraEndpoints,
@@ -15,23 +15,34 @@ from control_plane.tools.infra.config import (
     kafka_cluster,
     kafka_version,
 )
+from events.topics import DEFAULT_PREFIX
 
 
 def _lock() -> Path:
     return cache_dir() / "infra.lock"
 
 
-def ensure_up(brokers: int = 1, postgres: bool = True) -> InfraEndpoints:
+def ensure_up(
+    brokers: int = 1,
+    postgres: bool = True,
+    *,
+    secure_mode: bool = False,
+    topic_prefix: str = DEFAULT_PREFIX,
+) -> InfraEndpoints:
     """Start Kafka (`brokers` = 1 or 3 combined KRaft nodes, 0 for none) and PostgreSQL.
 
-    Idempotent and safe to call from several processes at once: what already runs is
-    reused, what is missing is started, and the call returns once everything serves
-    requests (bounded by timeouts; InfraError otherwise).
+    ``secure_mode``: the SASL/SCRAM cluster with ACLs (its own ports and directory), its
+    principals' credentials under :func:`credentials_dir`, and every role's ACLs on the
+    topics of ``topic_prefix``. Idempotent and safe to call from several processes at
+    once: what already runs is reused, what is missing is started, and the call returns
+    once everything serves requests (bounded by timeouts; InfraError otherwise).
     """
-    cluster = kafka_cluster(brokers) if brokers else None
+    cluster = kafka_cluster(brokers, secure=secure_mode) if brokers else None
     with process.locked(_lock()):
         if cluster is not None:
             kafka.cluster_up(cluster)
+            if secure_mode:
+                kafka.run_async(secure.grant(cluster, topic_prefix))
         url = pg_server.up() if postgres else None
     logs = tuple(node.log_dir for node in cluster.nodes) if cluster else ()
     if postgres:
@@ -40,15 +51,22 @@ def ensure_up(brokers: int = 1, postgres: bool = True) -> InfraEndpoints:
     return InfraEndpoints(kafka_bootstrap=bootstrap, database_url=url, log_paths=logs)
 
 
-def down(purge: bool = False, brokers: int | None = None, postgres: bool = True) -> None:
-    """Stop the Kafka cluster(s) (both sizes when `brokers` is None) and PostgreSQL.
+def credentials_dir(brokers: int = 1) -> Path:
+    """Where `infra up --secure` keeps each principal's password and ``.env`` file."""
+    return secure.credentials_dir(kafka_cluster(brokers, secure=True))
 
-    purge also deletes their data (topics, databases); downloaded jars are kept.
+
+def down(purge: bool = False, brokers: int | None = None, postgres: bool = True) -> None:
+    """Stop the Kafka cluster(s) (both sizes, plaintext and secure, when `brokers` is None)
+    and PostgreSQL.
+
+    purge also deletes their data (topics, databases, credentials); jars are kept.
     """
     sizes = (1, 3) if brokers is None else (brokers,)
     with process.locked(_lock()):
         for size in sizes:
-            kafka.cluster_down(kafka_cluster(size), purge=purge)
+            for secure_mode in (False, True):
+                kafka.cluster_down(kafka_cluster(size, secure_mode), purge=purge)
         if postgres:
             pg_server.down(purge=purge)
 
@@ -84,12 +102,14 @@ class ComponentStatus:
 def status() -> list[ComponentStatus]:
     """State of both Kafka clusters and PostgreSQL, without starting anything."""
     result = []
-    for size in (1, 3):
-        cluster = kafka_cluster(size)
+    for size, secure_mode in ((1, False), (3, False), (1, True), (3, True)):
+        cluster = kafka_cluster(size, secure_mode)
         alive = [n.node_id for n in cluster.nodes if kafka.node_pid(cluster, n) is not None]
         running = len(alive) == cluster.size
         detail = f"only nodes {alive} run" if alive and not running else ""
         logs = tuple(node.log_dir / "server.log" for node in cluster.nodes)
+        if secure_mode and running:
+            detail = f"credentials in {secure.credentials_dir(cluster)}"
         result.append(ComponentStatus(cluster.name, running, cluster.bootstrap, logs, detail))
     try:
         pg_running = pg_server.server_pid() is not None
@@ -112,6 +132,9 @@ def status_lines(export: bool = False) -> list[str]:
         lines.append(f"{prefix}KAFKA_BOOTSTRAP={main_kafka.address}")
     if trio.running:
         lines.append(f"{prefix}KAFKA_BOOTSTRAP_CLUSTER3={trio.address}")
+    for name, variable in (("kafka-secure1", "SECURE"), ("kafka-secure3", "SECURE_CLUSTER3")):
+        if components[name].running:
+            lines.append(f"{prefix}KAFKA_BOOTSTRAP_{variable}={components[name].address}")
     if pg.running:
         lines.append(f"{prefix}DATABASE_URL={pg.address}")
     if export and main_kafka.running:
@@ -120,6 +143,7 @@ def status_lines(export: bool = False) -> list[str]:
         lines.append(f"export STREAMPLANE_DATABASE_URL={pg.address}")
     for comp in components.values():
         state = "up" if comp.running else comp.detail or "down"
-        lines.append(f"# {comp.name}: {state} at {comp.address}")
+        more = f" ({comp.detail})" if comp.running and comp.detail else ""
+        lines.append(f"# {comp.name}: {state} at {comp.address}{more}")
         lines.extend(f"# logs: {path}" for path in comp.logs)
     return lines

@@ -12,6 +12,7 @@ import typer
 
 from control_plane.tools.exits import cli_app
 from control_plane.tools.infra import api
+from events.topics import DEFAULT_PREFIX
 
 infra_app = cli_app(
     name="infra",
@@ -23,11 +24,32 @@ infra_app = cli_app(
 def up(
     brokers: Annotated[int, typer.Option(help="Kafka nodes: 1, 3 (fault tests) or 0.")] = 1,
     no_postgres: Annotated[bool, typer.Option("--no-postgres", help="Skip PostgreSQL.")] = False,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="The SASL/SCRAM cluster with ACLs (own ports): one principal per role, "
+            "credentials in 0600 files (docs/infra.md, 'Secure mode').",
+        ),
+    ] = False,
+    topic_prefix: Annotated[
+        str, typer.Option(help="With --secure: the topic prefix the roles' ACLs cover.")
+    ] = DEFAULT_PREFIX,
 ) -> None:
     """Start Kafka and PostgreSQL (a no-op for what already runs), then print `status`."""
     started = time.monotonic()
-    api.ensure_up(brokers=brokers, postgres=not no_postgres)
+    api.ensure_up(
+        brokers=brokers, postgres=not no_postgres, secure_mode=secure, topic_prefix=topic_prefix
+    )
     typer.echo(f"# up in {time.monotonic() - started:.1f}s", err=True)
+    if secure and brokers:
+        where = api.credentials_dir(brokers)
+        typer.echo(
+            f"# credentials: {where}/<principal>.password (0600), ACLs for topics "
+            f"{topic_prefix}.*; run a process as a role with: set -a; . {where}/worker.env; "
+            "set +a",
+            err=True,
+        )
     status(export=False)
 
 

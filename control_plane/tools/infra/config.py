@@ -83,6 +83,8 @@ class KafkaCluster:
     name: str
     nodes: tuple[KafkaNode, ...]
     home: Path
+    #: SASL/SCRAM listeners and ACLs (control_plane.tools.infra.secure)
+    secure: bool = False
 
     @property
     def size(self) -> int:
@@ -99,23 +101,41 @@ class KafkaCluster:
         raise InfraError(f"cluster {self.name} has no node {node_id}")
 
 
-def kafka_cluster(brokers: int) -> KafkaCluster:
-    """Layout of the single-node (`brokers=1`) or three-node (`brokers=3`) cluster."""
-    if brokers == 1:
-        name = "kafka-single"
-        port = _env_int("STREAMPLANE_KAFKA_PORT", 19092)
-        controller = _env_int("STREAMPLANE_KAFKA_CONTROLLER_PORT", 19192)
-    elif brokers == 3:
-        name = "kafka-cluster3"
-        port = _env_int("STREAMPLANE_KAFKA3_BASE_PORT", 19093)
-        controller = _env_int("STREAMPLANE_KAFKA3_CONTROLLER_BASE_PORT", 19193)
-    else:
+_K, _K3 = "STREAMPLANE_KAFKA", "STREAMPLANE_KAFKA3"
+#: (brokers, secure) -> name, client port (variable, default), controller port (ditto)
+_LAYOUTS = {
+    (1, False): ("kafka-single", f"{_K}_PORT", 19092, f"{_K}_CONTROLLER_PORT", 19192),
+    (3, False): ("kafka-cluster3", f"{_K3}_BASE_PORT", 19093, f"{_K3}_CONTROLLER_BASE_PORT", 19193),
+    (1, True): ("kafka-secure1", f"{_K}_SECURE_PORT", 19096, f"{_K}_SECURE_CONTROLLER_PORT", 19196),
+    (3, True): (
+        "kafka-secure3",
+        f"{_K3}_SECURE_BASE_PORT",
+        19097,
+        f"{_K3}_SECURE_CONTROLLER_BASE_PORT",
+        19197,
+    ),
+}
+
+
+def kafka_cluster(brokers: int, secure: bool = False) -> KafkaCluster:
+    """Layout of the single-node (`brokers=1`) or three-node (`brokers=3`) cluster, the
+    plaintext or the secure one (four layouts, disjoint ports and directories)."""
+    if brokers not in (1, 3):
         raise InfraError(f"brokers must be 1 or 3, not {brokers}")
-    home = cache_dir() / name
+    name, port_var, port, controller_var, controller = _LAYOUTS[(brokers, secure)]
+    port, controller = _env_int(port_var, port), _env_int(controller_var, controller)
+    return cluster_at(name, cache_dir() / name, port, controller, brokers, secure=secure)
+
+
+def cluster_at(
+    name: str, home: Path, port: int, controller: int, brokers: int, *, secure: bool = False
+) -> KafkaCluster:
+    """A cluster of ``brokers`` nodes on consecutive ports from ``port`` / ``controller``
+    under ``home`` (tests use it for a broker of their own)."""
     nodes = tuple(
         KafkaNode(i + 1, port + i, controller + i, home / f"node-{i + 1}") for i in range(brokers)
     )
-    return KafkaCluster(name, nodes, home)
+    return KafkaCluster(name, nodes, home, secure)
 
 
 def pg_port() -> int:

@@ -13,7 +13,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from control_plane.tools.infra import process
+from control_plane.tools.infra import process, secure
 from control_plane.tools.infra.config import (
     KAFKA_LOG4J,
     KAFKA_POM,
@@ -23,6 +23,7 @@ from control_plane.tools.infra.config import (
     cache_dir,
     kafka_version,
 )
+from kafka_auth import KafkaAccess
 
 START_TIMEOUT = float(os.environ.get("STREAMPLANE_KAFKA_START_TIMEOUT", "120"))
 
@@ -70,7 +71,9 @@ def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": node.data_dir,
         "num.partitions": 1,
-        "auto.create.topics.enable": "true",
+        # Topics come only from ensure_topics, with the contract's settings: an auto-created
+        # control log would get one partition and seven days' retention.
+        "auto.create.topics.enable": "false",
         "default.replication.factor": rf,
         "min.insync.replicas": min_isr,
         "offsets.topic.replication.factor": rf,
@@ -93,6 +96,8 @@ def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
         "broker.session.timeout.ms": 6000,
         "broker.heartbeat.interval.ms": 1000,
     }
+    if cluster.secure:
+        settings.update(secure.broker_properties(cluster, node))
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -140,9 +145,16 @@ def _cluster_id(cluster: KafkaCluster) -> str:
 def _format(cluster: KafkaCluster, node: KafkaNode, libs: Path) -> None:
     if (node.data_dir / "meta.properties").exists():
         return
-    cmd = [_java(), "-Xmx256m", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format"]
-    cmd += ["-t", _cluster_id(cluster), "-c", str(node.properties), "--ignore-formatted"]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    args = ["-Xmx256m", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "format"]
+    args += ["-t", _cluster_id(cluster), "-c", str(node.properties), "--ignore-formatted"]
+    argfile = node.home / "format.args"
+    if cluster.secure:  # the SCRAM users' passwords go through a 0600 file, not argv
+        secure.write_argfile(argfile, [*args, *secure.format_arguments(cluster)])
+        args = [f"@{argfile}"]
+    try:
+        result = subprocess.run([_java(), *args], capture_output=True, text=True, check=False)
+    finally:
+        argfile.unlink(missing_ok=True)
     if result.returncode != 0:
         raise InfraError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
 
@@ -163,6 +175,8 @@ def start_node(cluster: KafkaCluster, node: KafkaNode, libs: Path) -> None:
         return
     _check_ports_free(node)
     node.log_dir.mkdir(parents=True, exist_ok=True)
+    node.properties.touch(mode=0o600)  # a secure node's holds the admin's password
+    node.properties.chmod(0o600)
     node.properties.write_text(_properties(cluster, node))
     _format(cluster, node, libs)
     heap = os.environ.get("STREAMPLANE_KAFKA_HEAP", "512m")
@@ -174,7 +188,7 @@ def start_node(cluster: KafkaCluster, node: KafkaNode, libs: Path) -> None:
     process.log(f"started {cluster.name} node {node.node_id} (pid {pid}) on {node.address}")
 
 
-def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run a coroutine to completion, also when called from inside a running event loop."""
     try:
         asyncio.get_running_loop()
@@ -196,10 +210,10 @@ def _run(coro: Coroutine[Any, Any, Any]) -> Any:
     return box.get("value")
 
 
-async def _live_broker_ids(bootstrap: str) -> set[int]:
+async def _live_broker_ids(access: KafkaAccess) -> set[int]:
     from aiokafka.client import AIOKafkaClient  # heavy import, only needed here
 
-    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+    client = AIOKafkaClient(**access.client_kwargs(), request_timeout_ms=5000)
     try:
         async with asyncio.timeout(10):
             await client.bootstrap()
@@ -215,8 +229,12 @@ def live_broker_ids(cluster: KafkaCluster) -> set[int]:
     listening = [node.address for node in cluster.nodes if process.port_open(node.port)]
     if not listening:
         return set()
+    bootstrap = ",".join(listening)
+    access = KafkaAccess(bootstrap)
+    if cluster.secure:
+        access = secure.access(cluster, secure.ADMIN)._replace(bootstrap=bootstrap)
     try:
-        return set(_run(_live_broker_ids(",".join(listening))))
+        return set(run_async(_live_broker_ids(access)))
     except Exception:
         return set()
 
@@ -247,6 +265,8 @@ def cluster_up(cluster: KafkaCluster) -> None:
     elif not any(node_pid(cluster, n) is not None for n in cluster.nodes):
         _reset_if_other_version(cluster, version)
     libs = ensure_libs(version)
+    if cluster.secure:
+        secure.ensure_credentials(cluster)
     for node in cluster.nodes:
         start_node(cluster, node, libs)
     wait_ready(cluster, {n.node_id for n in cluster.nodes})

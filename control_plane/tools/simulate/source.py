@@ -13,6 +13,7 @@ from events import Command, EventError, decode_command, decode_heartbeat
 from events.base import ControlEvent
 from events.heartbeat import Heartbeat
 from events.topics import COMMANDS, CYCLES, HEARTBEATS, Topics
+from kafka_auth import Brokers
 from projections.io.history import read_events
 from projections.io.records import read_positions
 
@@ -51,7 +52,7 @@ def _starts(
     return hb, {0: min(firsts, default=1 << 62)}
 
 
-async def _marks(bootstrap: str, topics: Topics) -> list[MarkRecord]:
+async def _marks(bootstrap: Brokers, topics: Topics) -> list[MarkRecord]:
     raw = await read_positions(bootstrap, topics.cycles, partitions=CYCLES.partitions)
     marks: list[MarkRecord] = []
     for (_, offset), value in sorted(raw.items()):
@@ -62,7 +63,7 @@ async def _marks(bootstrap: str, topics: Topics) -> list[MarkRecord]:
     return marks
 
 
-async def load(bootstrap: str, topics: Topics, *, since: datetime | None = None) -> Recorded:
+async def load(bootstrap: Brokers, topics: Topics, *, since: datetime | None = None) -> Recorded:
     """What a replay from ``since`` needs (None: everything the topics still hold; the
     heartbeats' retention bounds the window)."""
     events: list[ControlEvent] = []
