@@ -5,11 +5,13 @@ The table (docs/infra.md, "Secure mode", shows the same):
 
 | principal      | writes                               | reads                               |
 |----------------|--------------------------------------|-------------------------------------|
-| orchestrator   | events, desired, snapshots, dlq;     | events, desired, snapshots,         |
-|                | its transactional id; creates topics | heartbeats, commands                |
+| orchestrator   | events, desired, snapshots, dlq,     | events, desired, snapshots,         |
+|                | cycles; its transactional id;        | heartbeats, commands, assignments   |
+|                | creates topics                       | (its periodic consistency check)    |
 | worker         | heartbeats                           | desired                             |
-| operator       | commands                             | commands, events, assignments,      |
-|                |                                      | alerts, snapshots (CLI and API)     |
+| operator       | commands; assignments (`check        | commands, events, assignments,      |
+|                | --repair` republishes a drifted key) | alerts, snapshots, desired,         |
+|                |                                      | heartbeats, cycles (check, simulate)|
 | projector      | assignments, dlq, its Faust topics   | events, heartbeats                  |
 | read-model     | dlq                                  | events                              |
 | monitor        | alerts                               | alerts, events, heartbeats, dlq     |
@@ -28,6 +30,7 @@ from events.topics import (
     ALERTS,
     ASSIGNMENTS,
     COMMANDS,
+    CYCLES,
     DESIRED,
     DLQ,
     EVENTS,
@@ -84,11 +87,15 @@ class Role(NamedTuple):
 ROLES: tuple[Role, ...] = (
     Role(
         "orchestrator",
-        (EVENTS, DESIRED, SNAPSHOTS, DLQ),
-        (EVENTS, DESIRED, SNAPSHOTS, HEARTBEATS, COMMANDS),
+        (EVENTS, DESIRED, SNAPSHOTS, DLQ, CYCLES),
+        (EVENTS, DESIRED, SNAPSHOTS, HEARTBEATS, COMMANDS, ASSIGNMENTS),
     ),
     Role("worker", (HEARTBEATS,), (DESIRED,)),
-    Role("operator", (COMMANDS,), (COMMANDS, EVENTS, ASSIGNMENTS, ALERTS, SNAPSHOTS)),
+    Role(
+        "operator",
+        (COMMANDS, ASSIGNMENTS),
+        (COMMANDS, EVENTS, ASSIGNMENTS, ALERTS, SNAPSHOTS, DESIRED, HEARTBEATS, CYCLES),
+    ),
     Role("projector", (ASSIGNMENTS, DLQ), (EVENTS, HEARTBEATS)),
     Role("read-model", (DLQ,), (EVENTS,)),
     Role("monitor", (ALERTS,), (ALERTS, EVENTS, HEARTBEATS, DLQ)),
