@@ -33,6 +33,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.liveness import Liveness
+from control_plane.orchestrator.enrollment import HeartbeatGate
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
 from control_plane.orchestrator.leadership import ControlWriter, Membership
 from control_plane.orchestrator.log_lines import log_written
@@ -93,6 +94,10 @@ class EnhancedStreamOrchestrator:
             request_timeout=settings.request_timeout_s,
             observer_max_lag=self.config.observer_max_lag,
             clock=clock,
+            gate=HeartbeatGate(
+                open_enrollment=settings.open_enrollment,
+                max_age=timedelta(seconds=settings.heartbeat_max_age),
+            ),
         )
         self._stop = asyncio.Event()
         self._membership = Membership()
@@ -202,7 +207,7 @@ class EnhancedStreamOrchestrator:
     # --- one cycle --------------------------------------------------------------------------
 
     async def _cycle(self) -> None:
-        heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter)
+        heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter, self.state)
         leader = self._cmd_tp in self._membership.owned
         if not self.active:
             await self._standby_cycle(leader)
