@@ -21,6 +21,11 @@ failed during the measurement (suspicions during the registration storm and the 
 are reported apart, as ``startup_false_alarms``). ``--profile`` runs the orchestrator under
 pyinstrument. Steps go up until one fails; each is bounded in time. Human-readable lines first;
 the last line is one JSON object (``instances``: the largest passing step).
+
+``--signed`` runs the same steps with enrollment closed: every agent is enrolled first
+(``EnrollInstance``) and signs every heartbeat with its own Ed25519 key (``bench/_signing.py``);
+the figures then include the signature check of every heartbeat, whose cost per heartbeat is
+also measured in-process (``verify_us`` beside ``decode_us``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import _common as c
+import _signing
 from aiokafka import AIOKafkaProducer
 
 from control_plane.orchestrator.settings import OrchestratorSettings
@@ -73,8 +79,12 @@ def template(server_id: str, incarnation: str) -> bytes:
 class Simulator:
     """Agents heartbeating at ``interval`` through one producer, in ``SLOTS`` even slots."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, interval: float = 1.0):
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, interval: float = 1.0, signed: bool = False
+    ):
         self.producer, self.topic, self.interval = producer, topic, interval
+        self.signed = signed
+        self.keys: dict[str, _signing.WorkerKey] = {}
         self.slots: list[dict[str, bytes]] = [{} for _ in range(SLOTS)]
         self.incarnation = os.urandom(8).hex()
         self.last_sent: dict[str, float] = {}
@@ -84,6 +94,8 @@ class Simulator:
 
     def add(self, server_id: str, slot: int) -> None:
         self.slots[slot % SLOTS][server_id] = template(server_id, self.incarnation)
+        if self.signed:
+            self.keys[server_id] = _signing.agent_key(server_id)
 
     def remove(self, server_id: str) -> float:
         """Silence an agent; returns the wall time of its last heartbeat."""
@@ -93,7 +105,11 @@ class Simulator:
 
     async def send_one(self, server_id: str, raw: bytes, stamp: bytes) -> None:
         value = raw.replace(ID_MARK, os.urandom(16).hex().encode(), 1).replace(TIME_MARK, stamp, 1)
-        self._pending.append(await self.producer.send(self.topic, value, key=server_id.encode()))
+        key = self.keys.get(server_id) or (_signing.agent_key(server_id) if self.signed else None)
+        headers = None if key is None else key.headers(value)
+        self._pending.append(
+            await self.producer.send(self.topic, value, key=server_id.encode(), headers=headers)
+        )
         self.last_sent[server_id] = time.time()
         self.sent += 1
 
@@ -126,7 +142,7 @@ async def simulate(args: argparse.Namespace) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     topics = Topics(args.prefix)
     async with started(make_producer(args.bootstrap, linger_ms=20), what="sim") as producer:
-        sim = Simulator(producer, topics.heartbeats)
+        sim = Simulator(producer, topics.heartbeats, signed=args.signed)
         for i in range(args.first, args.first + args.count):
             sim.add(f"sim-{i:05d}", i)
         task = asyncio.create_task(sim.run(stop))
@@ -151,6 +167,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--register-timeout", type=float, default=120.0, help="seconds per step")
     p.add_argument("--fail-after", type=float, default=OrchestratorSettings().fail_after)
     p.add_argument("--bootstrap", default=None)
+    p.add_argument("--signed", action="store_true", help="enrolled agents, signed heartbeats")
     p.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
@@ -158,7 +175,9 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _spawn_sims(children: Children, kafka: str, prefix: str, count: int, procs: int) -> None:
+def _spawn_sims(
+    children: Children, kafka: str, prefix: str, count: int, procs: int, signed: bool
+) -> None:
     per = math.ceil(count / max(1, procs))
     for p in range(procs):
         first = p * per
@@ -166,6 +185,7 @@ def _spawn_sims(children: Children, kafka: str, prefix: str, count: int, procs: 
         if n <= 0:
             break
         args = [sys.executable, __file__, "--simulate", "--bootstrap", kafka, "--prefix", prefix]
+        args += ["--signed"] if signed else []
         children.spawn(f"sim-{p}", "sim", [*args, "--first", str(first), "--count", str(n)])
 
 
@@ -247,19 +267,24 @@ async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
     topics = Topics(prefix)
     await ensure_topics(kafka, topics)
     out: dict[str, Any] = {"instances": n}
-    with c.fleet("heartbeats", prefix, kafka, {"FAIL_AFTER": str(args.fail_after)}) as children:
+    env = {"FAIL_AFTER": str(args.fail_after), "OPEN_ENROLLMENT": str(not args.signed).lower()}
+    with c.fleet("heartbeats", prefix, kafka, env) as children:
         producer = make_producer(kafka, linger_ms=0)
         async with c.log_follower(kafka, topics) as f, started(producer, what="probe producer"):
             orch = c.start_orchestrator(children, profile=args.profile)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             stop = asyncio.Event()
-            sim = Simulator(producer, topics.heartbeats)
+            sim = Simulator(producer, topics.heartbeats, signed=args.signed)
             m = Measure(args, sim)
+            if args.signed:
+                await _enroll_all(f, producer, topics, n, m)
             for i, v in enumerate(m.victims):
                 sim.add(v, i * 7)
             local = asyncio.create_task(sim.run(stop))
             try:
-                _spawn_sims(children, kafka, prefix, n - len(m.victims), args.sim_procs)
+                _spawn_sims(
+                    children, kafka, prefix, n - len(m.victims), args.sim_procs, args.signed
+                )
                 out["register_s"] = round(
                     await c.wait_state(
                         f,
@@ -283,6 +308,18 @@ async def _step(args: argparse.Namespace, kafka: str, n: int) -> dict[str, Any]:
             out |= m.figures()
             out["sim_behind_max_s"] = round(max(_sim_behind(children), sim.behind_max), 3)
     return out | _verdict(args, out)
+
+
+async def _enroll_all(
+    f: LogFollower, producer: AIOKafkaProducer, topics: Topics, n: int, m: Measure
+) -> None:
+    """Enroll every agent of the step (simulated, victims, probes) before any heartbeat."""
+    sims = [f"sim-{i:05d}" for i in range(n - len(m.victims))]
+    everyone = [*sims, *m.victims, *m.probes]
+    await _signing.enroll(producer, topics, everyone)
+    await c.wait_state(
+        f, lambda s: len(s.enrolled) >= len(everyone), limit_s=120, what="every agent enrolled"
+    )
 
 
 async def _idle(f: LogFollower, seconds: float, m: Measure) -> None:
@@ -324,6 +361,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     best = max((s for s in steps if s["passed"]), key=lambda s: s["instances"], default=None)
     failing = next((s for s in steps if not s["passed"]), None)
     return {
+        "signed": args.signed,
+        "cost_per_heartbeat": _signing.verification_cost(),
         "instances": best["instances"] if best else 0,
         "detection_s": best["detection_s"] if best else None,
         "lag_s": best["lag_s"] if best else None,

@@ -90,7 +90,7 @@ class HeartbeatGate:
                 f"headers.{KEY_ID_HEADER}",
                 f"signed by key {signature.key_id}, enrolled is {key.key_id}",
             )
-        if not verify(self._public(key.public_key), record.value, signature.signature):
+        if not verify(self.public_key(key.public_key), record.value, signature.signature):
             raise _refused(
                 sid, "bad_signature", f"headers.{SIGNATURE_HEADER}", "signature does not verify"
             )
@@ -105,7 +105,8 @@ class HeartbeatGate:
             raise _refused(sid, "replayed", "time", f"not newer than {last[1].isoformat()}")
         self._last[sid] = (hb.incarnation, hb.time)
 
-    def _public(self, text: str) -> Ed25519PublicKey:
+    def public_key(self, text: str) -> Ed25519PublicKey:
+        """The parsed key of an enrolled key's text (parsed once per key)."""
         key = self._keys.get(text)
         if key is None:
             key = self._keys[text] = parse_public_key(text)

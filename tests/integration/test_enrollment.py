@@ -2,7 +2,8 @@
 enrolled workers that sign their heartbeats get streams; an unenrolled worker never
 registers; a forged heartbeat (another worker's id, signed with the forger's own key) moves
 nothing and is dead-lettered with its reason; a revoked worker is failed, its streams run
-elsewhere, and its next incarnation never registers. One cluster for all of it."""
+elsewhere, and its next incarnation never registers; the monitor raises one alert per
+claimed id. One cluster for all of it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
-from support.cluster import Cluster, open_cluster
+from support.alerts import start_monitor, watching_alerts
+from support.cluster import Cluster, Proc, open_cluster
 
 from events import commands as cmd
 from events.codec import encode
@@ -103,77 +105,88 @@ async def _send_forgeries(c: Cluster, w1_key_file: Path, forger_key_file: Path) 
 async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
     request: pytest.FixtureRequest, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    key_files = {w: tmp_path / f"{w}.key" for w in ("w1", "w2")}
-    public = {w: keys.generate(path).read_text().strip() for w, path in key_files.items()}
     async with open_cluster(
         request, kafka_bootstrap, topic_prefix, tmp_path, STREAMPLANE_OPEN_ENROLLMENT="false"
     ) as c:
         orchestrator = c.start_orchestrator("o1")
+        monitor = start_monitor(c)
         await c.wait_for_log_line(orchestrator, "is the leader", 30)
         assert "open enrollment" not in orchestrator.log_text()
-        for w in ("w1", "w2"):
-            done, _ = await c.command(cmd.EnrollInstance, server_id=w, public_key=public[w])
-            assert done.type == "CommandCompleted", done
-            c.start_worker(w, max_streams=10, STREAMPLANE_WORKER_KEY_FILE=str(key_files[w]))
-        c.start_worker("w3", max_streams=10)  # not enrolled, no key
-        await c.wait_until(
-            lambda: {"w1", "w2"} <= set(c.fold().instances) or "w1, w2 not registered",
-            30,
-            "the enrolled workers registered",
-        )
-        await asyncio.gather(*(c.command(cmd.RegisterStream, stream_id=s) for s in STREAMS))
-        await c.wait_until(lambda: c.running_once(STREAMS), 30, "every stream runs once")
-        assert c.streams_on("w1") and c.streams_on("w2"), c.running_by_stream()
+        await c.wait_for_log_line(monitor, "as the topic says", 30)
+        await asyncio.sleep(1.5)  # its dead-letter reader stands at the end of the topic
+        async with watching_alerts(c) as seen:
+            await _scenario(c, orchestrator, tmp_path)
+            for source, severity in (("w1", "critical"), ("w3", "warning")):
+                key = f"heartbeat_refused:{source}"
+                await c.wait_until(lambda k=key: bool(seen.fired(k)) or f"{k} not fired", 20, key)
+                (fired,) = seen.fired(key)  # once, however many were refused
+                assert fired.severity == severity, fired
 
-        # a forged heartbeat moves nothing: w1 keeps its incarnation and its streams
-        w1_incarnation = c.fold().instances["w1"].incarnation
-        mark = len(c.log.events)
-        forger_key = tmp_path / "forger.key"
-        keys.generate(forger_key)
-        await _send_forgeries(c, key_files["w1"], forger_key)
-        letters: list[DeadLetter] = []
-        await c.wait_until(
-            refused(c, letters, EXPECTED_REFUSALS),
-            30,
-            "the unenrolled and forged heartbeats dead-lettered",
-        )
-        await asyncio.sleep(2)  # a cycle or more after the forgeries: nothing may follow them
-        state = c.fold()
-        assert "w3" not in state.instances
-        assert state.instances["w1"].incarnation == w1_incarnation
-        assert state.instances["w1"].status is InstanceStatus.ACTIVE
-        assert not c.log.of(InstanceRegistered, since=mark) and not c.log.of(
-            InstanceFailed, since=mark
-        )
-        forged = [d for d in letters if d.key == "w1"]
-        assert all(d.message_type == "Heartbeat" and d.raw_value() for d in forged), forged
-        assert {d.error_field for d in forged} >= {f"headers.{KEY_ID_HEADER}"}
-        assert "refused (wrong_key)" in orchestrator.log_text()
 
-        # a revoked worker is failed and its streams move; its next incarnation never counts
-        lost = c.streams_on("w1")
-        mark = len(c.log.events)
-        done, caused = await c.command(cmd.RevokeInstance, server_id="w1")
+async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
+    key_files = {w: tmp_path / f"{w}.key" for w in ("w1", "w2")}
+    public = {w: keys.generate(path).read_text().strip() for w, path in key_files.items()}
+    for w in ("w1", "w2"):
+        done, _ = await c.command(cmd.EnrollInstance, server_id=w, public_key=public[w])
         assert done.type == "CommandCompleted", done
-        assert [type(e) for e in caused] == [InstanceRevoked], caused
-        await c.wait_until(
-            lambda: (
-                [(e.server_id, e.reason) for e in c.log.of(InstanceFailed, since=mark)]
-                == [("w1", "instance_revoked")]
-                or "no InstanceFailed(w1, instance_revoked) yet"
-            ),
-            10,
-            "the revoked w1 failed",
-        )
-        await c.wait_until(
-            lambda: c.running_once(STREAMS) or ("" if c.streams_on("w2") >= lost else "not on w2"),
-            30,
-            "w1's streams run on w2, every stream once",
-        )
-        await c.wait_until(
-            refused(c, letters, {("w1", "revoked")}), 30, "the revoked worker's heartbeats refused"
-        )
-        state = c.fold()
-        assert state.instances["w1"].status is InstanceStatus.FAILED
-        assert [e.server_id for e in c.log.of(InstanceRegistered, since=mark)] == []
-        assert state.finding_count == 0, state.findings
+        c.start_worker(w, max_streams=10, STREAMPLANE_WORKER_KEY_FILE=str(key_files[w]))
+    c.start_worker("w3", max_streams=10)  # not enrolled, no key
+    await c.wait_until(
+        lambda: {"w1", "w2"} <= set(c.fold().instances) or "w1, w2 not registered",
+        30,
+        "the enrolled workers registered",
+    )
+    await asyncio.gather(*(c.command(cmd.RegisterStream, stream_id=s) for s in STREAMS))
+    await c.wait_until(lambda: c.running_once(STREAMS), 30, "every stream runs once")
+    assert c.streams_on("w1") and c.streams_on("w2"), c.running_by_stream()
+
+    # a forged heartbeat moves nothing: w1 keeps its incarnation and its streams
+    w1_incarnation = c.fold().instances["w1"].incarnation
+    mark = len(c.log.events)
+    forger_key = tmp_path / "forger.key"
+    keys.generate(forger_key)
+    await _send_forgeries(c, key_files["w1"], forger_key)
+    letters: list[DeadLetter] = []
+    await c.wait_until(
+        refused(c, letters, EXPECTED_REFUSALS),
+        30,
+        "the unenrolled and forged heartbeats dead-lettered",
+    )
+    await asyncio.sleep(2)  # a cycle or more after the forgeries: nothing may follow them
+    state = c.fold()
+    assert "w3" not in state.instances
+    assert state.instances["w1"].incarnation == w1_incarnation
+    assert state.instances["w1"].status is InstanceStatus.ACTIVE
+    assert not c.log.of(InstanceRegistered, since=mark) and not c.log.of(InstanceFailed, since=mark)
+    forged = [d for d in letters if d.key == "w1"]
+    assert all(d.message_type == "Heartbeat" and d.raw_value() for d in forged), forged
+    assert {d.error_field for d in forged} >= {f"headers.{KEY_ID_HEADER}"}
+    assert "refused (wrong_key)" in orchestrator.log_text()
+
+    # a revoked worker is failed and its streams move; its next incarnation never counts
+    lost = c.streams_on("w1")
+    mark = len(c.log.events)
+    done, caused = await c.command(cmd.RevokeInstance, server_id="w1")
+    assert done.type == "CommandCompleted", done
+    assert [type(e) for e in caused] == [InstanceRevoked], caused
+    await c.wait_until(
+        lambda: (
+            [(e.server_id, e.reason) for e in c.log.of(InstanceFailed, since=mark)]
+            == [("w1", "instance_revoked")]
+            or "no InstanceFailed(w1, instance_revoked) yet"
+        ),
+        10,
+        "the revoked w1 failed",
+    )
+    await c.wait_until(
+        lambda: c.running_once(STREAMS) or ("" if c.streams_on("w2") >= lost else "not on w2"),
+        30,
+        "w1's streams run on w2, every stream once",
+    )
+    await c.wait_until(
+        refused(c, letters, {("w1", "revoked")}), 30, "the revoked worker's heartbeats refused"
+    )
+    state = c.fold()
+    assert state.instances["w1"].status is InstanceStatus.FAILED
+    assert [e.server_id for e in c.log.of(InstanceRegistered, since=mark)] == []
+    assert state.finding_count == 0, state.findings
