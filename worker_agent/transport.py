@@ -59,6 +59,12 @@ class KafkaTransport:
         self.signer: WorkerKey | None = (
             None if settings.worker_key_file is None else load(settings.worker_key_file)
         )
+        if self.signer is None:
+            log.info(
+                "heartbeats unsigned (no worker_key_file): they count only where enrollment is open"
+            )
+        else:
+            log.info("heartbeats signed with key %s", self.signer.key_id)
         policy = BreakerPolicy(
             settings.breaker_failure_threshold,
             settings.breaker_reset_timeout,

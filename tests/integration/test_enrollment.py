@@ -162,6 +162,8 @@ async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
     assert all(d.message_type == "Heartbeat" and d.raw_value() for d in forged), forged
     assert {d.error_field for d in forged} >= {f"headers.{KEY_ID_HEADER}"}
     assert "refused (wrong_key)" in orchestrator.log_text()
+    assert "heartbeats signed with key" in c.procs["w1"].log_text()
+    assert "heartbeats unsigned" in c.procs["w3"].log_text()
 
     # a revoked worker is failed and its streams move; its next incarnation never counts
     lost = c.streams_on("w1")
