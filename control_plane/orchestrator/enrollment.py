@@ -21,8 +21,9 @@ that counted, so its recorded inputs replay as before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 import immutables
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -52,6 +53,16 @@ REASONS = (
 )
 
 
+class SignedRecord(Protocol):
+    """What the gate reads of a Kafka record (aiokafka's ``ConsumerRecord`` is one)."""
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...
+
+
 class HeartbeatGate:
     """The check of the module docstring; keeps the parsed keys and, per server, the time
     of the last heartbeat that counted (its incarnation's)."""
@@ -64,7 +75,7 @@ class HeartbeatGate:
 
     def check(
         self,
-        record: Any,
+        record: SignedRecord,
         hb: Heartbeat,
         enrolled: immutables.Map[str, Enrollment],
         now: datetime,
@@ -90,7 +101,8 @@ class HeartbeatGate:
                 f"headers.{KEY_ID_HEADER}",
                 f"signed by key {signature.key_id}, enrolled is {key.key_id}",
             )
-        if not verify(self.public_key(key.public_key), record.value, signature.signature):
+        value = record.value or b""  # a record without a value never decodes this far
+        if not verify(self.public_key(key.public_key), value, signature.signature):
             raise _refused(
                 sid, "bad_signature", f"headers.{SIGNATURE_HEADER}", "signature does not verify"
             )
