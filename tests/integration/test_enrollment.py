@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from aiokafka import TopicPartition
 from support.alerts import start_monitor, watching_alerts
+from support.cli_walk import run
 from support.cluster import Cluster, Proc, open_cluster
 
 from events import commands as cmd
@@ -73,6 +74,14 @@ def _refusals(letters: list[DeadLetter]) -> set[tuple[str | None, str]]:
     }
 
 
+async def cli(c: Cluster, *args: str) -> tuple[int, str, str]:
+    """``streamplane ARGS --bootstrap ... --topic-prefix ...`` (keygen: ARGS only)."""
+    where = (
+        [] if "keygen" in args else ["--bootstrap", c.bootstrap, "--topic-prefix", c.topics.prefix]
+    )
+    return await asyncio.to_thread(run, [*args, *where])
+
+
 def refused(
     c: Cluster, letters: list[DeadLetter], expected: set[tuple[str, str]]
 ) -> Callable[[], Awaitable[str]]:
@@ -125,10 +134,17 @@ async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
 
 async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
     key_files = {w: tmp_path / f"{w}.key" for w in ("w1", "w2")}
-    public = {w: keys.generate(path).read_text().strip() for w, path in key_files.items()}
+    # w1 through the command topic, w2 through the operator's CLI
+    public = keys.generate(key_files["w1"]).read_text().strip()
+    done, _ = await c.command(cmd.EnrollInstance, server_id="w1", public_key=public)
+    assert done.type == "CommandCompleted", done
+    code, out, err = await cli(c, "instances", "keygen", "--out", str(key_files["w2"]))
+    assert (code, out.strip(), err) == (0, f"{key_files['w2']}.pub", ""), (code, out, err)
+    code, out, err = await cli(c, "instances", "enroll", "w2", "--public-key", out.strip())
+    assert code == 0 and "enrolled with key" in out, (code, out, err)
+    code, _, err = await cli(c, "instances", "revoke", "w3")
+    assert code == 1 and "rejected: not_enrolled" in err, (code, err)
     for w in ("w1", "w2"):
-        done, _ = await c.command(cmd.EnrollInstance, server_id=w, public_key=public[w])
-        assert done.type == "CommandCompleted", done
         c.start_worker(w, max_streams=10, STREAMPLANE_WORKER_KEY_FILE=str(key_files[w]))
     c.start_worker("w3", max_streams=10)  # not enrolled, no key
     await c.wait_until(
