@@ -62,7 +62,12 @@ def add_enrollment_commands(instances_app: typer.Typer, send: Send) -> None:
     def instances_enroll(
         server_id: ServerId,
         public_key: Annotated[
-            Path, typer.Option(help="The worker's public key file (keygen's FILE.pub).")
+            Path,
+            typer.Option(
+                exists=True,
+                dir_okay=False,
+                help="The worker's public key file (keygen's FILE.pub).",
+            ),
         ],
         bootstrap: Bootstrap = None,
         topic_prefix: Prefix = None,
