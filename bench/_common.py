@@ -129,7 +129,9 @@ def fleet(
     name: str, prefix: str, kafka: str, env: dict[str, str], *, grace: float = 15.0
 ) -> Iterator[Children]:
     """Children (with ``env``, names without ``STREAMPLANE_``) whose logs go to
-    ``<cache>/bench/<name>/<prefix>``; all stopped on exit."""
+    ``<cache>/bench/<name>/<prefix>``; all stopped on exit. Enrollment is open unless ``env``
+    says otherwise (the benchmarks' workers and simulated agents are not enrolled)."""
+    env = {"OPEN_ENROLLMENT": "true", **env}
     children = Children(cache_dir() / "bench" / name / prefix, child_env(kafka, prefix, **env))
     print(f"# logs in {children.log_dir}", flush=True)
     try:

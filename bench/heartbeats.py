@@ -27,6 +27,12 @@ the last line is one JSON object (``instances``: the largest passing step).
 up --secure``; ``--bootstrap`` is then ignored): the orchestrator as ``orchestrator``, the
 simulators and probes as ``worker``. ``both`` runs every step plaintext, then secure, and
 reports both (``plaintext``, ``secure`` in the JSON line).
+
+``--signed`` runs the same steps with enrollment closed: every agent is enrolled first
+(``EnrollInstance``, sent as ``operator``) and signs every heartbeat with its own Ed25519
+key (``bench/_signing.py``); the figures then include the signature check of every
+heartbeat, whose cost per heartbeat is also measured in-process (``verify_us`` beside
+``decode_us``).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import _common as c
+import _signing
 from aiokafka import AIOKafkaProducer
 
 from control_plane.orchestrator.settings import OrchestratorSettings
@@ -51,7 +58,7 @@ from events import control as ev
 from events.codec import encode
 from events.heartbeat import Heartbeat
 from events.topics import Topics
-from kafka_auth import KafkaClientSettings
+from kafka_auth import Brokers, KafkaClientSettings
 from projections.io.follow import LogFollower
 from projections.io.kafka import make_producer, started
 from projections.io.topics import ensure_topics
@@ -81,8 +88,12 @@ def template(server_id: str, incarnation: str) -> bytes:
 class Simulator:
     """Agents heartbeating at ``interval`` through one producer, in ``SLOTS`` even slots."""
 
-    def __init__(self, producer: AIOKafkaProducer, topic: str, interval: float = 1.0):
+    def __init__(
+        self, producer: AIOKafkaProducer, topic: str, interval: float = 1.0, signed: bool = False
+    ):
         self.producer, self.topic, self.interval = producer, topic, interval
+        self.signed = signed
+        self.keys: dict[str, _signing.WorkerKey] = {}
         self.slots: list[dict[str, bytes]] = [{} for _ in range(SLOTS)]
         self.incarnation = os.urandom(8).hex()
         self.last_sent: dict[str, float] = {}
@@ -92,6 +103,8 @@ class Simulator:
 
     def add(self, server_id: str, slot: int) -> None:
         self.slots[slot % SLOTS][server_id] = template(server_id, self.incarnation)
+        if self.signed:
+            self.keys[server_id] = _signing.agent_key(server_id)
 
     def remove(self, server_id: str) -> float:
         """Silence an agent; returns the wall time of its last heartbeat."""
@@ -101,7 +114,11 @@ class Simulator:
 
     async def send_one(self, server_id: str, raw: bytes, stamp: bytes) -> None:
         value = raw.replace(ID_MARK, os.urandom(16).hex().encode(), 1).replace(TIME_MARK, stamp, 1)
-        self._pending.append(await self.producer.send(self.topic, value, key=server_id.encode()))
+        key = self.keys.get(server_id) or (_signing.agent_key(server_id) if self.signed else None)
+        headers = None if key is None else key.headers(value)
+        self._pending.append(
+            await self.producer.send(self.topic, value, key=server_id.encode(), headers=headers)
+        )
         self.last_sent[server_id] = time.time()
         self.sent += 1
 
@@ -136,7 +153,7 @@ async def simulate(args: argparse.Namespace) -> None:
     # the simulators' credentials come from the environment, as a worker's would
     access = KafkaClientSettings(kafka_bootstrap=args.bootstrap).kafka_access
     async with started(make_producer(access, linger_ms=20), what="sim") as producer:
-        sim = Simulator(producer, topics.heartbeats)
+        sim = Simulator(producer, topics.heartbeats, signed=args.signed)
         for i in range(args.first, args.first + args.count):
             sim.add(f"sim-{i:05d}", i)
         task = asyncio.create_task(sim.run(stop))
@@ -162,6 +179,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--fail-after", type=float, default=OrchestratorSettings().fail_after)
     p.add_argument("--bootstrap", default=None)
     p.add_argument("--security", choices=("plaintext", "secure", "both"), default="plaintext")
+    p.add_argument("--signed", action="store_true", help="enrolled agents, signed heartbeats")
     p.add_argument("--simulate", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--prefix", help=argparse.SUPPRESS)
     p.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
@@ -169,7 +187,9 @@ def _args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def _spawn_sims(children: Children, who: c.Principals, prefix: str, count: int, procs: int) -> None:
+def _spawn_sims(
+    children: Children, who: c.Principals, prefix: str, count: int, procs: int, signed: bool
+) -> None:
     per = math.ceil(count / max(1, procs))
     for p in range(procs):
         first = p * per
@@ -178,6 +198,7 @@ def _spawn_sims(children: Children, who: c.Principals, prefix: str, count: int, 
             break
         args = [sys.executable, __file__, "--simulate", "--bootstrap", who.bootstrap]
         args += ["--prefix", prefix, "--first", str(first), "--count", str(n)]
+        args += ["--signed"] if signed else []
         children.spawn(f"sim-{p}", "sim", args, who.worker_env)
 
 
@@ -260,20 +281,22 @@ async def _step(args: argparse.Namespace, secure_mode: bool, n: int) -> dict[str
     kafka, topics = who.observer, Topics(prefix)
     await ensure_topics(kafka, topics)
     out: dict[str, Any] = {"instances": n}
-    env = {"FAIL_AFTER": str(args.fail_after)}
+    env = {"FAIL_AFTER": str(args.fail_after), "OPEN_ENROLLMENT": str(not args.signed).lower()}
     with c.fleet("heartbeats", prefix, who.bootstrap, env) as children:
         producer = make_producer(who.worker, linger_ms=0)
         async with c.log_follower(kafka, topics) as f, started(producer, what="probe producer"):
             orch = c.start_orchestrator(children, profile=args.profile, env=who.orchestrator_env)
             await c.wait_state(f, lambda s: s.leader_id is not None, limit_s=60, what="a leader")
             stop = asyncio.Event()
-            sim = Simulator(producer, topics.heartbeats)
+            sim = Simulator(producer, topics.heartbeats, signed=args.signed)
             m = Measure(args, sim)
+            if args.signed:
+                await _enroll_all(f, who.operator, topics, n, m)
             for i, v in enumerate(m.victims):
                 sim.add(v, i * 7)
             local = asyncio.create_task(sim.run(stop))
             try:
-                _spawn_sims(children, who, prefix, n - len(m.victims), args.sim_procs)
+                _spawn_sims(children, who, prefix, n - len(m.victims), args.sim_procs, args.signed)
                 out["register_s"] = round(
                     await c.wait_state(
                         f,
@@ -297,6 +320,20 @@ async def _step(args: argparse.Namespace, secure_mode: bool, n: int) -> dict[str
             out |= m.figures()
             out["sim_behind_max_s"] = round(max(_sim_behind(children), sim.behind_max), 3)
     return out | _verdict(args, out)
+
+
+async def _enroll_all(
+    f: LogFollower, operator: Brokers, topics: Topics, n: int, m: Measure
+) -> None:
+    """Enroll every agent of the step (simulated, victims, probes) before any heartbeat, as
+    the operator (the one role that may send commands on a secure cluster)."""
+    sims = [f"sim-{i:05d}" for i in range(n - len(m.victims))]
+    everyone = [*sims, *m.victims, *m.probes]
+    async with started(make_producer(operator), what="enrolling producer") as producer:
+        await _signing.enroll(producer, topics, everyone)
+    await c.wait_state(
+        f, lambda s: len(s.enrolled) >= len(everyone), limit_s=120, what="every agent enrolled"
+    )
 
 
 async def _idle(f: LogFollower, seconds: float, m: Measure) -> None:
@@ -355,6 +392,8 @@ async def run_steps(args: argparse.Namespace, *, secure_mode: bool) -> dict[str,
     best = max((s for s in steps if s["passed"]), key=lambda s: s["instances"], default=None)
     failing = next((s for s in steps if not s["passed"]), None)
     return {
+        "signed": args.signed,
+        "cost_per_heartbeat": _signing.verification_cost(),
         "instances": best["instances"] if best else 0,
         "detection_s": best["detection_s"] if best else None,
         "lag_s": best["lag_s"] if best else None,

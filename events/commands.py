@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.base import Command
 from events.control import MAX_WEIGHT
+from events.enrollment import EnrollInstance as EnrollInstance
+from events.enrollment import RevokeInstance as RevokeInstance
 from events.heartbeat import MAX_CAPACITY
 from events.ids import Reason, ServerId, ShortText, StreamId, Tag
 
@@ -104,6 +106,8 @@ COMMAND_TYPES: tuple[type[Command], ...] = (
     RequestRebalance,
     RunConsistencyCheck,
     EmergencyRecovery,
+    EnrollInstance,
+    RevokeInstance,
 )
 
 AnyCommand = Annotated[
@@ -114,6 +118,8 @@ AnyCommand = Annotated[
     | SetCapacity
     | RequestRebalance
     | RunConsistencyCheck
-    | EmergencyRecovery,
+    | EmergencyRecovery
+    | EnrollInstance
+    | RevokeInstance,
     Field(discriminator="type"),
 ]

@@ -12,6 +12,8 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress
 
 from events.base import ControlEvent, UtcDateTime
+from events.enrollment import InstanceEnrolled as InstanceEnrolled
+from events.enrollment import InstanceRevoked as InstanceRevoked
 from events.heartbeat import MAX_CAPACITY, MAX_TAGS, PerformanceMetrics
 from events.ids import EventId, Incarnation, Reason, ServerId, ShortText, StreamId, Tag
 from events.reasons import Reasons as Reasons  # re-exported: ev.Reasons.X
@@ -343,6 +345,8 @@ CONTROL_EVENT_TYPES: tuple[type[ControlEvent], ...] = (
     CommandCompleted,
     MaintenanceModeEntered,
     MaintenanceModeLeft,
+    InstanceEnrolled,
+    InstanceRevoked,
 )
 
 AnyControlEvent = Annotated[
@@ -375,7 +379,9 @@ AnyControlEvent = Annotated[
     | CommandRejected
     | CommandCompleted
     | MaintenanceModeEntered
-    | MaintenanceModeLeft,
+    | MaintenanceModeLeft
+    | InstanceEnrolled
+    | InstanceRevoked,
     Field(discriminator="type"),
 ]
 

@@ -8,7 +8,9 @@ The tree::
      +-- UnsupportedVersionError    a schemaversion newer than this build (or below 1)
      +-- SchemaValidationError      the body does not match the type's schema
      +-- WrongFamilyError           a valid message on the wrong topic (a command on the
-                                    events topic, say)
+     |                              events topic, say)
+     +-- UnauthenticatedError       a valid heartbeat that does not count: unsigned, badly
+                                    signed, or for a server id with no (or a revoked) key
 
 Every error says *what* and *where*: ``type``, ``schemaversion`` and the offending field,
 so a dead-letter entry can be read without the original bytes.
@@ -46,3 +48,14 @@ class SchemaValidationError(EventError):
 
 class WrongFamilyError(EventError):
     """A well-formed message of a family that does not belong where it was read."""
+
+
+class UnauthenticatedError(EventError):
+    """A well-formed heartbeat whose signature does not prove who sent it (see
+    :mod:`events.enrollment`); ``reason`` is one word: ``unsigned``, ``malformed``,
+    ``unenrolled``, ``revoked``, ``wrong_key``, ``bad_signature``, ``stale``, ``replayed``."""
+
+    def __init__(self, message: str, *, reason: str, field: str, server_id: str):
+        super().__init__(message, type_="Heartbeat", field=field)
+        self.reason = reason
+        self.server_id = server_id

@@ -33,6 +33,7 @@ class Reasons:
     FLAPPING = "flapping"
     START_FAILED = "start_failed"
     POISON = "poison"
+    INSTANCE_REVOKED = "instance_revoked"
 
 
 __all__ = ["Reasons"]

@@ -23,7 +23,7 @@ InstanceCapacityChanged PerformanceSampled StreamRegistered StreamDeregistered S
 StreamUnassigned StreamWaiting StreamStarted StreamFailed MigrationStarted MigrationCompleted
 MigrationAborted RebalancePlanned RebalanceCompleted ConsistencyDivergenceFound
 ConsistencyDivergenceRepaired CommandRejected CommandCompleted MaintenanceModeEntered
-MaintenanceModeLeft""".split()
+MaintenanceModeLeft InstanceEnrolled InstanceRevoked""".split()
 VERSIONS = {"RebalanceCompleted": 2}  # §1: the newest schemaversion known (else 1)
 DEFAULTS = {"weight": 1, "parked": False, "plan_id": None}  # §1: of the optional fields read
 STATUS = {"InstanceSuspected": "suspected", "InstanceRecovered": "active",
@@ -63,6 +63,7 @@ class Fold:
         self.instances: dict[str, Event] = {}
         self.streams: dict[str, Event] = {}
         self.held: dict[str, set[str]] = {}  # §3: the streams a server owns or receives
+        self.keys: dict[str, Event] = {}  # §3: server_id -> its enrolled key's id, revoked?
 
     def feed(self, lines: Iterable[str]) -> Fold:
         for e in map(decode, filter(str.strip, lines)):
@@ -126,6 +127,10 @@ class Fold:
             self.plan = {}
         elif t.startswith("Maintenance"):
             self.maintenance = t == "MaintenanceModeEntered"
+        elif t in ("InstanceEnrolled", "InstanceRevoked"):  # §4: no instance needed
+            k, enrolled = self.keys.get(e["server_id"], {}), t == "InstanceEnrolled"
+            need(enrolled or (k.get("key_id") == e["key_id"] and not k["revoked"]))
+            self.keys[e["server_id"]] = {"key_id": e["key_id"], "revoked": not enrolled}
         elif t == "InstanceRegistered":
             self.register(e)
         elif t.startswith("Instance") or t == "PerformanceSampled":
@@ -235,7 +240,7 @@ class Fold:
             "seq": self.seq, "epoch": self.epoch, "leader_id": self.leader_id,
             "findings": [list(f) for f in self.findings], "finding_count": len(self.findings),
             "maintenance": self.maintenance, "rebalance": plan or None,
-            "undecodable": self.undecodable, "instances": instances,
+            "undecodable": self.undecodable, "instances": instances, "enrolled": self.keys,
             "streams": dict(sorted(self.streams.items())),
         }  # fmt: skip
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -42,6 +43,9 @@ class WorkerSettings(KafkaClientSettings):
     handler: str = "demo"
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""
+    #: the private key that signs every heartbeat (``streamplane instances keygen``); unset:
+    #: heartbeats go unsigned and count only with open enrollment (docs/worker.md, "Keys")
+    worker_key_file: Path | None = None
 
     # --- loop timing (seconds)
     heartbeat_interval: float = Field(default=1.0, gt=0)

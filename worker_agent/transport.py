@@ -22,6 +22,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from events.topics import Topics
 from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
 from worker_agent.errors import TransportError
+from worker_agent.keys import WorkerKey, load
 from worker_agent.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,16 @@ class KafkaTransport:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.key = settings.server_id.encode()
+        #: signs every heartbeat when a key file is set (read now: a bad one stops the start)
+        self.signer: WorkerKey | None = (
+            None if settings.worker_key_file is None else load(settings.worker_key_file)
+        )
+        if self.signer is None:
+            log.info(
+                "heartbeats unsigned (no worker_key_file): they count only where enrollment is open"
+            )
+        else:
+            log.info("heartbeats signed with key %s", self.signer.key_id)
         policy = BreakerPolicy(
             settings.breaker_failure_threshold,
             settings.breaker_reset_timeout,
@@ -111,7 +122,8 @@ class KafkaTransport:
             self._producer = producer
         # An unsent heartbeat left in the producer's buffer during an outage is bounded (the
         # breaker stops new sends) and harmless: heartbeats are level-triggered reports.
-        await self._producer.send_and_wait(self.topics.heartbeats, value, key=key)
+        headers = None if self.signer is None else self.signer.headers(value)
+        await self._producer.send_and_wait(self.topics.heartbeats, value, key=key, headers=headers)
 
     async def poll_desired(self) -> list[bytes]:
         """New desired-set records for this worker's key (the first call reads from offset 0)."""

@@ -18,7 +18,7 @@ import immutables
 
 from control_plane.alerts.baseline import Baseline, Verdict, update
 from control_plane.alerts.errors import InvalidInput
-from control_plane.alerts.model import DEAD_LETTERS, AlertConfig, Observation
+from control_plane.alerts.model import DEAD_LETTERS, AlertConfig, Observation, Refusal
 from events import control as ev
 from events.base import ControlEvent
 
@@ -53,6 +53,13 @@ class Rejection(NamedTuple):
     detail: str
 
 
+class Refused(NamedTuple):
+    """The heartbeats refused of one claimed source within the window: the latest, how many."""
+
+    last: Refusal
+    refusals: int
+
+
 class Memory(NamedTuple):
     last_seq: int = 0
     drops: immutables.Map[str, tuple[Drop, ...]] = immutables.Map()
@@ -66,6 +73,8 @@ class Memory(NamedTuple):
     baselines: immutables.Map[str, Baseline] = immutables.Map()
     #: the last verdict of every learned signal
     verdicts: immutables.Map[str, Verdict] = immutables.Map()
+    #: claimed server id -> its refused heartbeats within ``refused_window``
+    refused: immutables.Map[str, Refused] = immutables.Map()
 
 
 def remember(memory: Memory, obs: Observation, *, now: datetime, config: AlertConfig) -> Memory:
@@ -80,8 +89,35 @@ def remember(memory: Memory, obs: Observation, *, now: datetime, config: AlertCo
         drops=drops,
         rejections=rejections,
         unplaced_since=_unplaced_since(memory, obs, fresh, now),
+        refused=_refused(memory.refused, obs.refused, now=now, config=config),
     )
     return _sample(memory, obs, now=now, config=config)
+
+
+def _refused(
+    seen: immutables.Map[str, Refused],
+    new: Iterable[Refusal],
+    *,
+    now: datetime,
+    config: AlertConfig,
+) -> immutables.Map[str, Refused]:
+    """Count the new refusals per source (at most ``refused_sources_max`` sources), then drop
+    the sources not refused within ``refused_window``."""
+    m = seen.mutate()
+    for r in new:
+        old = m.get(r.source)
+        if old is None and len(m) >= config.refused_sources_max:
+            continue
+        m[r.source] = Refused(r, 1 if old is None else old.refusals + 1)
+    counted = m.finish()
+    horizon = now - config.refused_window
+    stale = [source for source, entry in counted.items() if entry.last.at <= horizon]
+    if not stale:
+        return counted
+    m = counted.mutate()
+    for source in stale:
+        del m[source]
+    return m.finish()
 
 
 def _record(

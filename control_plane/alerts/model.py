@@ -90,13 +90,24 @@ class Alert(NamedTuple):
         }
 
 
+class Refusal(NamedTuple):
+    """A heartbeat the orchestrator refused (a dead letter of ``UnauthenticatedError``):
+    ``source`` is the server id it claimed, ``reason`` why it did not count."""
+
+    source: str
+    reason: str
+    at: datetime
+
+
 class Observation(NamedTuple):
     """What one evaluation sees: the folded state, the control events folded since the last
-    evaluation (older or repeated ones are ignored by ``seq``), and the latest metric samples."""
+    evaluation (older or repeated ones are ignored by ``seq``), the latest metric samples,
+    and the heartbeats refused since the last evaluation (each given once)."""
 
     state: ClusterState
     events: tuple[ControlEvent, ...] = ()
     metrics: Mapping[str, float] = MappingProxyType({})
+    refused: tuple[Refusal, ...] = ()
 
 
 class SignalSpec(NamedTuple):
@@ -159,6 +170,11 @@ class AlertConfig:
     #: dead_letters fires this long after the counter last went up
     dead_letter_window: timedelta = timedelta(minutes=15)
     long_transactions_max: int = 0
+    #: heartbeat_refused:SOURCE fires while SOURCE had a heartbeat refused within this window
+    refused_window: timedelta = timedelta(minutes=15)
+    #: sources remembered at most (ids are the sender's claim: a spray of ids must not make
+    #: unbounded alerts; the others still count in dead_letters and the metric)
+    refused_sources_max: int = 64
     signals: tuple[SignalSpec, ...] = DEFAULT_SIGNALS
     #: a firing alert resolves once its condition has been clear this long (hysteresis)
     resolve_after: timedelta = timedelta(minutes=1)

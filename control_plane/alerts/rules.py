@@ -225,6 +225,26 @@ def dead_letters(f: Facts) -> Iterator[Condition]:
     )
 
 
+def refused_heartbeats(f: Facts) -> Iterator[Condition]:
+    """Heartbeats claiming one server id were refused (unsigned, forged, unenrolled,
+    revoked...) within ``refused_window``: one alert per claimed id, however many arrive."""
+    for source, seen in sorted(f.memory.refused.items()):
+        last = seen.last
+        yield Condition(
+            f"heartbeat_refused:{source}",
+            Severity.CRITICAL if last.reason in _FORGERY else Severity.WARNING,
+            f"heartbeats as {source} refused ({last.reason})",
+            _evidence(count=seen.refusals, last_reason=last.reason, last_at=last.at.isoformat()),
+            f"read the dead letters of {source} (origin heartbeats): a process without its "
+            "enrolled key writes heartbeats in its name; if it is a worker of yours, enroll "
+            "it (streamplane instances enroll) or give it its key file",
+        )
+
+
+#: reasons that mean someone else signs in the id's name (not merely a missing enrollment)
+_FORGERY = frozenset({"wrong_key", "bad_signature", "replayed", "revoked"})
+
+
 def rejected_commands(f: Facts) -> Iterator[Condition]:
     """One command type rejected ``reject_count`` times within ``reject_window``."""
     since = f.now - f.config.reject_window
@@ -252,6 +272,7 @@ RULES: tuple[Callable[[Facts], Iterator[Condition]], ...] = (
     maintenance_mode,
     long_transactions,
     dead_letters,
+    refused_heartbeats,
     rejected_commands,
 )
 

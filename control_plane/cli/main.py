@@ -19,6 +19,7 @@ from control_plane.cli.audit import audit_app
 from control_plane.cli.audit_history import audit_churn, audit_instance
 from control_plane.cli.check import check
 from control_plane.cli.drift import audit_drift
+from control_plane.cli.enrollment import add_enrollment_commands
 from control_plane.cli.read_side import api, projector, read_model
 from control_plane.cli.simulate import simulate
 from control_plane.client import read_state, send_command
@@ -48,7 +49,7 @@ from worker_agent.cli import worker
 
 app = cli_app(help="streamplane: event-sourced control plane for long-running streams.")
 streams_app = cli_app(help="Add, remove, list and show streams.")
-instances_app = cli_app(help="List, drain and resize instances.")
+instances_app = cli_app(help="List, drain, resize, enroll and revoke instances.")
 app.add_typer(infra_app, name="infra")
 app.add_typer(streams_app, name="streams")
 app.add_typer(instances_app, name="instances")
@@ -261,6 +262,9 @@ def instances_undrain(
 ) -> None:
     """Cancel a drain."""
     _send(bootstrap, topic_prefix, cmd.UndrainInstance, wait, server_id=server_id)
+
+
+add_enrollment_commands(instances_app, _send)
 
 
 @instances_app.command("capacity")

@@ -19,6 +19,7 @@ from control_plane.decide.placement import evacuate, instance_views, place, stre
 from events import commands as cmd
 from events import control as ev
 from events.base import Command
+from events.enrollment import key_id
 from projections.fold.state import GONE_STATUSES, InstanceStatus
 
 
@@ -187,6 +188,47 @@ def execute_emergency_recovery(ctx: Ctx, c: cmd.EmergencyRecovery, liveness: Liv
     return f"{failed} silent instances failed, {n} divergences repaired"
 
 
+def enroll_instance(ctx: Ctx, c: cmd.EnrollInstance, _: LivenessView) -> str:
+    """Record the key ``server_id``'s heartbeats must be signed with (a new key replaces
+    the old one). Signatures are checked by the orchestrator's shell before ``decide``
+    sees a heartbeat (``control_plane.orchestrator.enrollment``): verifying needs the
+    record's exact bytes and a crypto library, and ``decide`` sees only what counted."""
+    kid = key_id(c.public_key)
+    old = ctx.state.enrolled.get(c.server_id)
+    if old is not None and old.key_id == kid and old.revoked_at is None:
+        return f"{c.server_id} already enrolled with key {kid}"
+    ctx.emit(
+        ev.InstanceEnrolled,
+        causation=c.command_id,
+        server_id=c.server_id,
+        public_key=c.public_key,
+        key_id=kid,
+        enrolled_by=c.source,
+    )
+    replaced = "" if old is None else f" (replaces key {old.key_id})"
+    return f"{c.server_id} enrolled with key {kid}{replaced}"
+
+
+def revoke_instance(ctx: Ctx, c: cmd.RevokeInstance, _: LivenessView) -> str:
+    """Revoke the key; fail the live incarnation (its streams move in this transaction)."""
+    old = ctx.state.enrolled.get(c.server_id)
+    if old is None or old.revoked_at is not None:
+        raise Reject("not_enrolled", f"{c.server_id!r} has no unrevoked key")
+    ctx.emit(
+        ev.InstanceRevoked,
+        causation=c.command_id,
+        server_id=c.server_id,
+        key_id=old.key_id,
+        revoked_by=c.source,
+        reason=ev.Reasons.OPERATOR,
+    )
+    inst = ctx.state.instances.get(c.server_id)
+    if inst is None or inst.status in GONE_STATUSES:
+        return f"key {old.key_id} revoked"
+    handle_instance_failure(ctx, inst, ev.Reasons.INSTANCE_REVOKED)
+    return f"key {old.key_id} revoked; {inst.incarnation} failed"
+
+
 _HANDLERS: dict[type[Command], Callable[[Ctx, Any, LivenessView], str]] = {
     cmd.RegisterStream: register_stream,
     cmd.DeregisterStream: deregister_stream,
@@ -196,4 +238,6 @@ _HANDLERS: dict[type[Command], Callable[[Ctx, Any, LivenessView], str]] = {
     cmd.RequestRebalance: request_rebalance,
     cmd.RunConsistencyCheck: consistency_check,
     cmd.EmergencyRecovery: execute_emergency_recovery,
+    cmd.EnrollInstance: enroll_instance,
+    cmd.RevokeInstance: revoke_instance,
 }

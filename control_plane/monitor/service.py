@@ -39,11 +39,13 @@ from control_plane.alerts.model import (
     FAILOVER_RATE,
     HEARTBEAT_LATENCY,
     PROJECTION_LAG,
+    Refusal,
 )
 from control_plane.monitor import webhooks
 from control_plane.monitor.derive import FailoverWindow, SeqIndex, quantile, remembered
 from control_plane.monitor.messages import restore, to_message
 from control_plane.monitor.metrics import MonitorMetrics, Seen
+from control_plane.monitor.refusals import RefusalReader
 from control_plane.monitor.settings import MonitorSettings
 from control_plane.monitor.sources import DatabaseSignals, HeartbeatLatency, KafkaSignals, Scraper
 from events.base import ControlEvent
@@ -71,6 +73,7 @@ class _Session:
     scraper: Scraper | None
     index: SeqIndex
     failovers: FailoverWindow
+    refusals: RefusalReader
     #: events for the engine not yet in an evaluation that was published
     pending: list[ControlEvent] = field(default_factory=list)
 
@@ -184,7 +187,11 @@ class HealthMonitor:
         index.note(follower.position, follower.state.seq)
         window = FailoverWindow(timedelta(seconds=s.monitor_failover_window))
         latency = HeartbeatLatency(s, self.topics)
-        return _Session(follower, producer, kafka, latency, database, scraper, index, window)
+        refusals = RefusalReader(s.kafka_bootstrap, self.topics, timeout=net)
+        await stack.enter_async_context(started(refusals.consumer, kafka_timeout=net, what="dlq"))
+        return _Session(
+            follower, producer, kafka, latency, database, scraper, index, window, refusals
+        )
 
     async def _loop(self, session: _Session) -> None:
         interval = self.settings.monitor_interval
@@ -204,7 +211,10 @@ class HealthMonitor:
             now = self._clock()
             samples = await self._gather(session, now)
             self.signals.update(samples)
-            observation = Observation(session.follower.state, tuple(session.pending), samples)
+            refused = await self._refused(session)
+            observation = Observation(
+                session.follower.state, tuple(session.pending), samples, refused
+            )
             manager, out = self.manager.evaluate(observation, now=now)
             records = [encode(to_message(a, message_id=self._new_id())) for a in out]
             await self._publish(session.producer, out, records)
@@ -246,6 +256,15 @@ class HealthMonitor:
         for part in derived:
             samples.update(part)
         return {**scraped, **samples}  # what the monitor derived wins over a scrape
+
+    async def _refused(self, session: _Session) -> tuple[Refusal, ...]:
+        """The heartbeats refused since the last evaluation (none when the DLQ is away)."""
+        try:
+            return await session.refusals.take()
+        except ProjectionError as exc:
+            self.metrics.source_errors.labels("refusals").inc()
+            log.warning("signal source refusals failed, left out: %s", exc)
+            return ()
 
     async def _bounded(self, source: str, call: Awaitable[Samples]) -> Samples:
         try:

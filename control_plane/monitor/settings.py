@@ -119,6 +119,8 @@ class MonitorSettings(KafkaClientSettings):
     alert_reject_count: int = Field(default=3, ge=1)
     alert_dead_letter_window: float = Field(default=900.0, gt=0)
     alert_long_transactions_max: int = Field(default=0, ge=0)
+    alert_refused_window: float = Field(default=900.0, gt=0)
+    alert_refused_sources_max: int = Field(default=64, ge=1)
     alert_resolve_after: float = Field(default=60.0, ge=0)
     alert_rate_window: float = Field(default=900.0, gt=0)
     alert_rate_max: int = Field(default=4, ge=1)
@@ -168,6 +170,8 @@ class MonitorSettings(KafkaClientSettings):
             reject_count=self.alert_reject_count,
             dead_letter_window=timedelta(seconds=self.alert_dead_letter_window),
             long_transactions_max=self.alert_long_transactions_max,
+            refused_window=timedelta(seconds=self.alert_refused_window),
+            refused_sources_max=self.alert_refused_sources_max,
             signals=self.signals(),
             resolve_after=timedelta(seconds=self.alert_resolve_after),
             rate_window=timedelta(seconds=self.alert_rate_window),

@@ -21,10 +21,12 @@ from aiokafka import errors as kafka_errors
 
 from control_plane.decide.liveness import Liveness
 from control_plane.decide.marks import Batch
+from control_plane.orchestrator.enrollment import HeartbeatGate
 from events import EventError, decode_heartbeat
 from events.heartbeat import Heartbeat
 from events.topics import HEARTBEATS, Topics
 from kafka_auth import Brokers
+from projections.fold.state import ClusterState
 from projections.io.follow import OnUndecodable
 from projections.io.kafka import make_consumer
 
@@ -49,8 +51,11 @@ class HeartbeatPoller:
         request_timeout: float,
         observer_max_lag: timedelta,
         clock: Callable[[], datetime],
+        gate: HeartbeatGate,
     ) -> None:
         self.topics = topics
+        #: which heartbeats count (signatures of enrolled workers)
+        self.gate = gate
         self.interval = interval
         self.request_timeout = request_timeout
         self.observer_max_lag = observer_max_lag
@@ -94,9 +99,12 @@ class HeartbeatPoller:
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             log.warning("stopping the heartbeat consumer failed: %s", exc)
 
-    async def poll(self, liveness: Liveness, on_undecodable: OnUndecodable) -> list[Heartbeat]:
+    async def poll(
+        self, liveness: Liveness, on_undecodable: OnUndecodable, state: ClusterState
+    ) -> list[Heartbeat]:
         """Drain the topic for at most ``interval`` (the rest waits a cycle); every heartbeat
-        goes into ``liveness``; returns the latest of each server.
+        that counts (``gate``, against ``state``'s enrolled keys) goes into ``liveness``;
+        returns the latest of each server. One that does not goes to ``on_undecodable``.
 
         Draining, rather than one bounded read, keeps a backlog (after a long cycle) from
         leaving partitions unread, whose instances would look silent. While a backlog is
@@ -109,6 +117,7 @@ class HeartbeatPoller:
         deadline = time.monotonic() + self.interval
         timeout_ms = int(self.interval * 1000)
         latest: dict[str, Heartbeat] = {}
+        check, enrolled = self.gate.check, state.enrolled
         while True:
             batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=HB_BATCH)
             now = self.clock()
@@ -116,7 +125,8 @@ class HeartbeatPoller:
                 for r in records:
                     try:
                         hb = decode_heartbeat(r.value)
-                    except EventError as exc:
+                        check(r, hb, enrolled, now)
+                    except EventError as exc:  # UnauthenticatedError too
                         await on_undecodable(r, exc)
                         continue
                     liveness.observe(hb, now)

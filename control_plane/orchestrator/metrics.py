@@ -32,6 +32,7 @@ from control_plane.orchestrator.tally import Tally, advance, tally
 from events import EventError
 from events import control as ev
 from events.base import Command, ControlEvent
+from events.errors import UnauthenticatedError
 from events.topics import Topics
 from projections.fold.state import AssignmentStatus, ClusterState, InstanceStatus
 from projections.io.follow import OnUndecodable, Record
@@ -233,15 +234,22 @@ class OrchestratorMetrics:
         self.dead_letters = counter(
             "streamplane_dead_letters", "Records sent to the dead-letter topic.", ("origin",)
         )
+        self.heartbeats_refused = counter(
+            "streamplane_heartbeats_refused",
+            "Heartbeats that did not count (unsigned, badly signed, unenrolled, revoked...).",
+            ("reason",),
+        )
 
     # --- the service's hooks ------------------------------------------------------------------
 
     def counting(self, hook: OnUndecodable, topics: Topics) -> OnUndecodable:
         """``hook`` (a dead-letter writer) that also counts by the record's topic."""
-        dead_letters, prefix = self.dead_letters, topics.prefix
+        dead_letters, prefix, refused = self.dead_letters, topics.prefix, self.heartbeats_refused
 
         async def dead_letter(record: Record, exc: EventError) -> None:
             dead_letters.labels(topic_label(record.topic, prefix)).inc()
+            if isinstance(exc, UnauthenticatedError):
+                refused.labels(exc.reason).inc()
             await hook(record, exc)
 
         return dead_letter

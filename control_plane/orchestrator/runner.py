@@ -18,6 +18,12 @@ async def run_orchestrator(settings: OrchestratorSettings) -> None:
     """Run one orchestrator until SIGTERM/SIGINT (SIGUSR1 toggles heartbeat consumption),
     with its ``/metrics`` endpoint when ``metrics_address`` is set."""
     orchestrator = EnhancedStreamOrchestrator(settings)
+    if settings.open_enrollment:
+        log.warning(
+            "open enrollment (STREAMPLANE_OPEN_ENROLLMENT): heartbeats of server ids without "
+            "an enrolled key count unsigned; anyone who can write the heartbeats topic can "
+            "register an instance under such an id"
+        )
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, orchestrator.stop)
     loop.add_signal_handler(signal.SIGINT, orchestrator.stop)

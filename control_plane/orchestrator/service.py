@@ -34,6 +34,7 @@ from aiokafka.structs import OffsetAndMetadata
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
 from control_plane.decide.liveness import Liveness
 from control_plane.orchestrator.consistency_watch import ConsistencyWatch
+from control_plane.orchestrator.enrollment import HeartbeatGate
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
 from control_plane.orchestrator.leadership import ControlWriter, Membership, poll_commands
 from control_plane.orchestrator.log_lines import log_written
@@ -95,6 +96,10 @@ class EnhancedStreamOrchestrator:
             request_timeout=settings.request_timeout_s,
             observer_max_lag=self.config.observer_max_lag,
             clock=clock,
+            gate=HeartbeatGate(
+                open_enrollment=settings.open_enrollment,
+                max_age=timedelta(seconds=settings.heartbeat_max_age),
+            ),
         )
         self._stop = asyncio.Event()
         self._membership = Membership()
@@ -209,7 +214,7 @@ class EnhancedStreamOrchestrator:
 
     async def _cycle(self) -> None:
         watch = self.liveness.watch_started_at
-        heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter)
+        heartbeats = await self.heartbeats.poll(self.liveness, self._dead_letter, self.state)
         leader = self._cmd_tp in self._membership.owned
         if not self.active:
             await self._standby_cycle(leader)

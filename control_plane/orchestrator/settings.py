@@ -82,6 +82,12 @@ class OrchestratorSettings(KafkaClientSettings):
     record_cycles: bool = True
     #: seconds idle cycles' marks wait for a transaction before they are written alone
     cycle_marks_flush: float = Field(default=1.0, gt=0)
+    #: count heartbeats of server ids without an enrolled key, unsigned (a WARNING at start
+    #: says so); enrolled and revoked ids are checked either way (docs/orchestrator.md)
+    open_enrollment: bool = False
+    #: seconds a signed heartbeat may be old (by its own ``time``) and still count: bounds
+    #: replays, so it must cover the workers' clock skew
+    heartbeat_max_age: float = Field(default=60.0, gt=0)
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""
     #: seconds a failover is watched for its streams to run elsewhere before it counts as

@@ -130,7 +130,9 @@ class Demo:
         self._orch_count += 1
         name = f"orch-{chr(ord('a') + self._orch_count - 1)}"
         metrics = {"STREAMPLANE_METRICS_ADDRESS": free_address()}  # docs/metrics.md
-        child = self.children.spawn(name, "orchestrator", orchestrator_args(name), metrics)
+        # the demo's workers are not enrolled: the orchestrator says so in a WARNING line
+        env = metrics | {"STREAMPLANE_OPEN_ENROLLMENT": "true"}
+        child = self.children.spawn(name, "orchestrator", orchestrator_args(name), env)
         self.note(f"started orchestrator {name} (pid {child.pid}), log {child.log_path}")
         self.note(f"{name} metrics: http://{metrics['STREAMPLANE_METRICS_ADDRESS']}/metrics")
         return child

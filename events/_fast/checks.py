@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from pydantic import IPvAnyAddress, TypeAdapter
 
 from events._fast.codegen import Reject
+from events.enrollment import KEY_ID_PATTERN, PUBLIC_KEY_PATTERN
 from events.ids import ID_PATTERN
 
 Check = Callable[[Any], bool]
@@ -25,6 +26,10 @@ Check = Callable[[Any], bool]
 ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-"
 REASON_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 REASON_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+HEX_CHARS = "0123456789abcdef"
+B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+#: the last base64 digit of 32 bytes carries 2 bits of padding, which must be zero
+B64_LAST_OF_32 = "AEIMQUYcgkosw048"
 
 
 def is_id(text: str) -> bool:
@@ -39,6 +44,21 @@ def is_id(text: str) -> bool:
 def is_reason(text: str) -> bool:
     """``re.fullmatch`` of ``^[a-z][a-z0-9_]{0,63}$`` with Rust semantics."""
     return 0 < len(text) <= 64 and "a" <= text[0] <= "z" and not text.strip(REASON_CHARS)
+
+
+def is_key_id(text: str) -> bool:
+    """``re.fullmatch`` of ``^[0-9a-f]{16}$`` (an enrolled key's id)."""
+    return len(text) == 16 and not text.strip(HEX_CHARS)
+
+
+def is_public_key(text: str) -> bool:
+    """``re.fullmatch`` of :data:`events.enrollment.PUBLIC_KEY_PATTERN` (base64, 32 bytes)."""
+    return (
+        len(text) == 44
+        and text[43] == "="
+        and text[42] in B64_LAST_OF_32
+        and not text[:42].strip(B64_CHARS)
+    )
 
 
 class PatternCheck(NamedTuple):
@@ -56,9 +76,23 @@ PATTERN_CHECKS: dict[str, PatternCheck] = {
     ID_PATTERN: PatternCheck(is_id, 1, 128, "not {v}.strip(ID_CHARS)"),
     # the first character is one of the allowed ones, and only a-z of them sort after "a"
     REASON_PATTERN: PatternCheck(is_reason, 1, 64, '{v}[0] >= "a" and not {v}.strip(REASON_CHARS)'),
+    KEY_ID_PATTERN: PatternCheck(is_key_id, 16, 16, "not {v}.strip(HEX_CHARS)"),
+    PUBLIC_KEY_PATTERN: PatternCheck(
+        is_public_key,
+        44,
+        44,
+        '{v}[43] == "=" and {v}[42] in B64_LAST and not {v}[:42].strip(B64_CHARS)',
+    ),
 }
 #: names the inline checks use
-INLINE_NAMES = {"ID_CHARS": ID_CHARS, "REASON_CHARS": REASON_CHARS, "isfinite": math.isfinite}
+INLINE_NAMES = {
+    "ID_CHARS": ID_CHARS,
+    "REASON_CHARS": REASON_CHARS,
+    "HEX_CHARS": HEX_CHARS,
+    "B64_CHARS": B64_CHARS,
+    "B64_LAST": B64_LAST_OF_32,
+    "isfinite": math.isfinite,
+}
 
 _fromisoformat = datetime.fromisoformat
 

@@ -285,6 +285,19 @@ class StreamAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class Enrollment:
+    """The key a ``server_id``'s heartbeats must be signed with (``InstanceEnrolled``);
+    ``revoked_at`` set: none of its heartbeats counts any more (``InstanceRevoked``)."""
+
+    server_id: str
+    public_key: str
+    key_id: str
+    enrolled_at: datetime
+    enrolled_by: str = ""
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedMigration:
     stream_id: str
     from_server: str
@@ -336,6 +349,8 @@ class ClusterState:
     recent_ids: immutables.Map[int, str] = field(default_factory=immutables.Map)
     #: command id -> seq of its outcome, for idempotent commands (bounded window)
     processed_commands: immutables.Map[str, int] = field(default_factory=immutables.Map)
+    #: server_id -> the key its heartbeats must be signed with (enrolled, maybe revoked)
+    enrolled: immutables.Map[str, Enrollment] = field(default_factory=immutables.Map)
 
     def desired_streams(self, server_id: str) -> tuple[str, ...]:
         """What ``server_id`` must run: streams it owns or starts as a migration target."""

@@ -133,6 +133,10 @@ def commands() -> list[Command]:
 
 def good_value(param: Param, tmp: Path) -> str:
     """A value the parser accepts for ``param`` (for the parameters not under test)."""
+    if param.name == "public_key":  # instances enroll: a real key, or it is a usage error
+        good = tmp / "good.key.pub"
+        good.write_text("A" * 43 + "=\n")
+        return str(good)
     if param.kind == "existing_path":
         existing = tmp / "existing.jsonl"
         existing.touch()

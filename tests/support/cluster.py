@@ -56,6 +56,8 @@ DEFAULT_ENV: dict[str, str] = {
     "STREAMPLANE_FAIL_AFTER": "5",
     "STREAMPLANE_HEARTBEAT_INTERVAL": "1.0",  # worker: seconds between heartbeats
     "STREAMPLANE_DEMO_CPU_MS": "0.2",  # keep the simulated work cheap on a 2-core machine
+    # the tests' workers are not enrolled; tests/integration/test_enrollment.py turns it off
+    "STREAMPLANE_OPEN_ENROLLMENT": "true",
 }
 #: seconds any single Kafka call of the harness may take
 NET = 30.0

@@ -55,6 +55,10 @@ def projection(state: ClusterState, undecodable: int) -> dict[str, Any]:
             "aborted": plan.aborted,
         },
         "undecodable": undecodable,
+        "enrolled": {
+            k: {"key_id": e.key_id, "revoked": e.revoked_at is not None}
+            for k, e in sorted(state.enrolled.items())
+        },
         "instances": {
             k: {
                 "incarnation": i.incarnation,

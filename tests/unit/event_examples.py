@@ -26,6 +26,8 @@ _ENVELOPE: dict[str, Any] = {
 }
 _LOG_POSITION = {"seq": 42, "epoch": 3}
 
+#: an Ed25519 public key (base64 of 32 bytes; any 32 bytes pass the schema)
+_PUBLIC_KEY = "A" * 43 + "="
 _INSTANCE = {"server_id": "w-1", "incarnation": "w-1.inc-a"}
 _STREAM = {"stream_id": "camera-17"}
 
@@ -121,6 +123,18 @@ _DATA: dict[str, dict[str, Any]] = {
     "CommandCompleted": {"command_id": "cmd-7", "command_type": "DrainInstance", "detail": ""},
     "MaintenanceModeEntered": {"reason": "mass_failure", "detail": "7 of 10 instances silent"},
     "MaintenanceModeLeft": {"reason": "operator"},
+    "InstanceEnrolled": {
+        "server_id": "w-1",
+        "public_key": _PUBLIC_KEY,
+        "key_id": "66687aadf862bd77",
+        "enrolled_by": "streamplane/cli",
+    },
+    "InstanceRevoked": {
+        "server_id": "w-1",
+        "key_id": "66687aadf862bd77",
+        "revoked_by": "streamplane/cli",
+        "reason": "operator",
+    },
     "RegisterStream": {
         **_STREAM,
         "weight": 2,
@@ -141,6 +155,8 @@ _DATA: dict[str, dict[str, Any]] = {
         ),
     },
     "EmergencyRecovery": {},
+    "EnrollInstance": {"server_id": "w-1", "public_key": _PUBLIC_KEY},
+    "RevokeInstance": {"server_id": "w-1"},
     "Heartbeat": {
         **_INSTANCE,
         "ip": "2001:db8::7",

@@ -26,6 +26,7 @@ FUNCTION_RULES = {
     "long_transactions": "long_db_transactions",
     "dead_letters": "dead_letters",
     "rejected_commands": "command_rejected",
+    "refused_heartbeats": "heartbeat_refused",
 }
 
 

@@ -93,6 +93,8 @@ _SENTENCES: dict[type[ControlEvent], Callable[[Any], str]] = {
     ev.InstanceDrained: lambda e: f"{e.server_id} is drained (holds nothing)",
     ev.InstanceDeregistered: lambda e: f"{e.server_id} left",
     ev.InstanceCapacityChanged: lambda e: f"{e.server_id} now has room for {e.max_streams}",
+    ev.InstanceEnrolled: lambda e: f"{e.server_id} enrolled with key {e.key_id}",
+    ev.InstanceRevoked: lambda e: f"{e.server_id}'s key {e.key_id} revoked",
     ev.PerformanceSampled: lambda e: f"{e.server_id} reported its figures",
     ev.StreamRegistered: lambda e: f"stream {e.stream_id} added",
     ev.StreamDeregistered: lambda e: f"stream {e.stream_id} removed",

@@ -11,6 +11,7 @@ it was (never a half-applied change). **Every transition checks before it writes
 - :mod:`~projections.fold.transitions.migrations`: make-before-break migrations;
 - :mod:`~projections.fold.transitions.cluster`: leadership, rebalances, consistency,
   command outcomes, maintenance;
+- :mod:`~projections.fold.transitions.enrollment`: the keys workers must sign with;
 - :mod:`~projections.fold.transitions.draft`: the draft; ``common``: what they share.
 """
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from events import control as ev
 from events.base import ControlEvent
-from projections.fold.transitions import cluster, instances, migrations, streams
+from projections.fold.transitions import cluster, enrollment, instances, migrations, streams
 from projections.fold.transitions.common import Rejected, Transition
 from projections.fold.transitions.draft import Draft
 
@@ -53,6 +54,8 @@ TRANSITIONS: dict[type[ControlEvent], Transition] = {
     ev.CommandCompleted: cluster.command_done,
     ev.MaintenanceModeEntered: cluster.maintenance_entered,
     ev.MaintenanceModeLeft: cluster.maintenance_left,
+    ev.InstanceEnrolled: enrollment.instance_enrolled,
+    ev.InstanceRevoked: enrollment.instance_revoked,
 }
 """Event type -> its transition (what the driver runs for each event that passes the gate)."""
 

@@ -35,6 +35,7 @@ from projections.fold.state import (
     AssignmentStatus,
     ClusterState,
     EnhancedInstance,
+    Enrollment,
     InstanceStatus,
     MigrationState,
     RebalanceProgress,
@@ -195,6 +196,11 @@ class Draft:
     def processed_commands(self) -> immutables.Map[str, int]:
         done: immutables.Map[str, int] = self.values["processed_commands"]
         return done
+
+    @property
+    def enrolled(self) -> immutables.Map[str, Enrollment]:
+        keys: immutables.Map[str, Enrollment] = self.values["enrolled"]
+        return keys
 
     def set(self, **fields: Any) -> None:
         """Set state fields that are not maps (``epoch``, ``rebalance``, ...)."""

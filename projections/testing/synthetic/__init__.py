@@ -53,6 +53,8 @@ _WEIGHTED: tuple[tuple[Callable[[Generator], bool], float], ...] = (
     (cluster.consistency, 0.3),
     (cluster.maintenance, 0.2),
     (cluster.elect, 0.05),
+    (instances.enroll, 0.1),
+    (instances.revoke, 0.05),
 )
 _ACTIONS = [action for action, _ in _WEIGHTED]
 _CUM_WEIGHTS = list(itertools.accumulate(weight for _, weight in _WEIGHTED))

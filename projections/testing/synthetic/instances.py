@@ -1,15 +1,17 @@
 """Synthetic history: what happens to instances (register, fail or leave and evacuate,
-suspect, recover, quarantine, drain, resize, sample). Each function emits one legal event
-(a failure its reassignments too) through the :class:`Generator`, or returns False when
-nothing fits the current state."""
+suspect, recover, quarantine, drain, resize, sample, enroll and revoke keys). Each function
+emits one legal event (a failure its reassignments too) through the :class:`Generator`, or
+returns False when nothing fits the current state."""
 
 from __future__ import annotations
 
+import base64
 from datetime import timedelta
 from ipaddress import IPv4Address
 
 from events import control as ev
 from events.base import ControlEvent
+from events.enrollment import key_id
 from projections.fold.state import GONE_STATUSES, InstanceStatus
 from projections.testing.synthetic.generator import Generator
 from projections.testing.synthetic.streams import migrate_stream
@@ -173,4 +175,36 @@ def sample(g: Generator) -> bool:
         return False
     metrics = g.metrics[int(g.rng.random() * len(g.metrics))]
     g.emit(ev.PerformanceSampled, server_id=inst.server_id, metrics=metrics)
+    return True
+
+
+def enroll(g: Generator) -> bool:
+    """Enroll a key for a known or a new server id (a known one: a key rotation)."""
+    inst = g.live_instance() if g.rng.random() < 0.7 else None
+    server_id = inst.server_id if inst is not None else f"w{g.serial + 1}"
+    public_key = base64.b64encode(g.rng.randbytes(32)).decode("ascii")
+    g.emit(
+        ev.InstanceEnrolled,
+        server_id=server_id,
+        public_key=public_key,
+        key_id=key_id(public_key),
+        enrolled_by="streamplane/cli",
+    )
+    return True
+
+
+def revoke(g: Generator) -> bool:
+    """Revoke an enrolled key; a live instance under that id is failed and evacuated."""
+    live = sorted(k for k, e in g.state.enrolled.items() if e.revoked_at is None)
+    if not live:
+        return False
+    record = g.state.enrolled[live[int(g.rng.random() * len(live))]]
+    g.emit(ev.InstanceRevoked, server_id=record.server_id, key_id=record.key_id)
+    inst = g.state.instances.get(record.server_id)
+    if inst is not None and inst.status not in GONE_STATUSES:
+        reason = ev.Reasons.INSTANCE_REVOKED
+        g.emit(
+            ev.InstanceFailed, server_id=inst.server_id, incarnation=inst.incarnation, reason=reason
+        )
+        _evacuate(g, inst.server_id, reason)
     return True

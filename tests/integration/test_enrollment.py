@@ -1,0 +1,210 @@
+"""Enrolled workers (issue 11, section 2) with real Kafka and real processes, enrollment closed:
+enrolled workers that sign their heartbeats get streams; an unenrolled worker never
+registers; a forged heartbeat (another worker's id, signed with the forger's own key) moves
+nothing and is dead-lettered with its reason; a revoked worker is failed, its streams run
+elsewhere, and its next incarnation never registers; the monitor raises one alert per
+claimed id. One cluster for all of it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+from support.alerts import start_monitor, watching_alerts
+from support.cli_walk import run
+from support.cluster import Cluster, Proc, open_cluster
+
+from events import commands as cmd
+from events.codec import encode
+from events.control import InstanceFailed, InstanceRegistered, InstanceRevoked
+from events.enrollment import KEY_ID_HEADER, SIGNATURE_HEADER
+from events.heartbeat import Heartbeat
+from projections.fold.state import InstanceStatus
+from projections.io.dlq import DeadLetter, decode_dead_letter
+from projections.io.kafka import end_offsets, make_consumer, make_producer, started
+from worker_agent import keys
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+STREAMS = [f"s{i}" for i in range(6)]
+#: the refusals this test provokes, by server id and reason
+EXPECTED_REFUSALS = {("w3", "unenrolled"), ("w1", "wrong_key"), ("w1", "bad_signature")}
+
+
+def _forged(server_id: str) -> bytes:
+    """A valid heartbeat of a new incarnation of ``server_id``: were it believed, it would
+    supersede (fail) the live one and move its streams."""
+    hb = Heartbeat(
+        id=f"forged-{datetime.now(UTC).timestamp()}",
+        source="forger",
+        time=datetime.now(UTC),
+        server_id=server_id,
+        incarnation=f"{server_id}.forged",
+        ip="10.6.6.6",
+        port=6666,
+        max_streams=100,
+    )
+    return encode(hb)
+
+
+async def _dead_letters(c: Cluster) -> list[DeadLetter]:
+    topic = c.topics.dlq
+    ends = {TopicPartition(topic, p): e for p, e in (await end_offsets(c.bootstrap, topic)).items()}
+    out: list[DeadLetter] = []
+    consumer = make_consumer(c.bootstrap, auto_offset_reset="earliest")
+    async with started(consumer):
+        consumer.assign(sorted(ends))
+        await consumer.seek_to_beginning(*ends)
+        while [tp for tp in ends if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out += [decode_dead_letter(r.value) for r in records if r.value is not None]
+    return out
+
+
+def _refusals(letters: list[DeadLetter]) -> set[tuple[str | None, str]]:
+    """(server id, reason) of every refused heartbeat among ``letters``."""
+    return {
+        (d.key, d.error_message.split("(")[1].split(")")[0])
+        for d in letters
+        if d.error_type == "UnauthenticatedError"
+    }
+
+
+async def cli(c: Cluster, *args: str) -> tuple[int, str, str]:
+    """``streamplane ARGS --bootstrap ... --topic-prefix ...`` (keygen: ARGS only)."""
+    where = (
+        [] if "keygen" in args else ["--bootstrap", c.bootstrap, "--topic-prefix", c.topics.prefix]
+    )
+    return await asyncio.to_thread(run, [*args, *where])
+
+
+def refused(
+    c: Cluster, letters: list[DeadLetter], expected: set[tuple[str, str]]
+) -> Callable[[], Awaitable[str]]:
+    """A check for ``wait_until``: every (server id, reason) of ``expected`` is in the DLQ
+    (``letters`` is left holding the dead letters read)."""
+
+    async def check() -> str:
+        letters[:] = await _dead_letters(c)
+        missing = expected - _refusals(letters)
+        return f"not dead-lettered yet: {sorted(missing)}" if missing else ""
+
+    return check
+
+
+async def _send_forgeries(c: Cluster, w1_key_file: Path, forger_key_file: Path) -> None:
+    """w1's id signed by the forger's own key: once naming the forger's key id (wrong_key),
+    once naming w1's (bad_signature)."""
+    forger, w1 = keys.load(forger_key_file), keys.load(w1_key_file)
+    async with started(make_producer(c.bootstrap)) as producer:
+        value = _forged("w1")
+        await producer.send_and_wait(
+            c.topics.heartbeats, value, key=b"w1", headers=forger.headers(value)
+        )
+        value = _forged("w1")
+        lying = [(KEY_ID_HEADER, w1.key_id.encode()), forger.headers(value)[1]]
+        assert lying[1][0] == SIGNATURE_HEADER
+        await producer.send_and_wait(c.topics.heartbeats, value, key=b"w1", headers=lying)
+
+
+async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
+    request: pytest.FixtureRequest, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    async with open_cluster(
+        request, kafka_bootstrap, topic_prefix, tmp_path, STREAMPLANE_OPEN_ENROLLMENT="false"
+    ) as c:
+        orchestrator = c.start_orchestrator("o1")
+        monitor = start_monitor(c)
+        await c.wait_for_log_line(orchestrator, "is the leader", 30)
+        assert "open enrollment" not in orchestrator.log_text()
+        await c.wait_for_log_line(monitor, "as the topic says", 30)
+        await asyncio.sleep(1.5)  # its dead-letter reader stands at the end of the topic
+        async with watching_alerts(c) as seen:
+            await _scenario(c, orchestrator, tmp_path)
+            for source, severity in (("w1", "critical"), ("w3", "warning")):
+                key = f"heartbeat_refused:{source}"
+                await c.wait_until(lambda k=key: bool(seen.fired(k)) or f"{k} not fired", 20, key)
+                (fired,) = seen.fired(key)  # once, however many were refused
+                assert fired.severity == severity, fired
+
+
+async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
+    key_files = {w: tmp_path / f"{w}.key" for w in ("w1", "w2")}
+    # w1 through the command topic, w2 through the operator's CLI
+    public = keys.generate(key_files["w1"]).read_text().strip()
+    done, _ = await c.command(cmd.EnrollInstance, server_id="w1", public_key=public)
+    assert done.type == "CommandCompleted", done
+    code, out, err = await cli(c, "instances", "keygen", "--out", str(key_files["w2"]))
+    assert (code, out.strip(), err) == (0, f"{key_files['w2']}.pub", ""), (code, out, err)
+    code, out, err = await cli(c, "instances", "enroll", "w2", "--public-key", out.strip())
+    assert code == 0 and "enrolled with key" in out, (code, out, err)
+    code, _, err = await cli(c, "instances", "revoke", "w3")
+    assert code == 1 and "rejected: not_enrolled" in err, (code, err)
+    for w in ("w1", "w2"):
+        c.start_worker(w, max_streams=10, STREAMPLANE_WORKER_KEY_FILE=str(key_files[w]))
+    c.start_worker("w3", max_streams=10)  # not enrolled, no key
+    await c.wait_until(
+        lambda: {"w1", "w2"} <= set(c.fold().instances) or "w1, w2 not registered",
+        30,
+        "the enrolled workers registered",
+    )
+    await asyncio.gather(*(c.command(cmd.RegisterStream, stream_id=s) for s in STREAMS))
+    await c.wait_until(lambda: c.running_once(STREAMS), 30, "every stream runs once")
+    assert c.streams_on("w1") and c.streams_on("w2"), c.running_by_stream()
+
+    # a forged heartbeat moves nothing: w1 keeps its incarnation and its streams
+    w1_incarnation = c.fold().instances["w1"].incarnation
+    mark = len(c.log.events)
+    forger_key = tmp_path / "forger.key"
+    keys.generate(forger_key)
+    await _send_forgeries(c, key_files["w1"], forger_key)
+    letters: list[DeadLetter] = []
+    await c.wait_until(
+        refused(c, letters, EXPECTED_REFUSALS),
+        30,
+        "the unenrolled and forged heartbeats dead-lettered",
+    )
+    await asyncio.sleep(2)  # a cycle or more after the forgeries: nothing may follow them
+    state = c.fold()
+    assert "w3" not in state.instances
+    assert state.instances["w1"].incarnation == w1_incarnation
+    assert state.instances["w1"].status is InstanceStatus.ACTIVE
+    assert not c.log.of(InstanceRegistered, since=mark) and not c.log.of(InstanceFailed, since=mark)
+    forged = [d for d in letters if d.key == "w1"]
+    assert all(d.message_type == "Heartbeat" and d.raw_value() for d in forged), forged
+    assert {d.error_field for d in forged} >= {f"headers.{KEY_ID_HEADER}"}
+    assert "refused (wrong_key)" in orchestrator.log_text()
+    assert "heartbeats signed with key" in c.procs["w1"].log_text()
+    assert "heartbeats unsigned" in c.procs["w3"].log_text()
+
+    # a revoked worker is failed and its streams move; its next incarnation never counts
+    lost = c.streams_on("w1")
+    mark = len(c.log.events)
+    done, caused = await c.command(cmd.RevokeInstance, server_id="w1")
+    assert done.type == "CommandCompleted", done
+    assert [type(e) for e in caused] == [InstanceRevoked], caused
+    await c.wait_until(
+        lambda: (
+            [(e.server_id, e.reason) for e in c.log.of(InstanceFailed, since=mark)]
+            == [("w1", "instance_revoked")]
+            or "no InstanceFailed(w1, instance_revoked) yet"
+        ),
+        10,
+        "the revoked w1 failed",
+    )
+    await c.wait_until(
+        lambda: c.running_once(STREAMS) or ("" if c.streams_on("w2") >= lost else "not on w2"),
+        30,
+        "w1's streams run on w2, every stream once",
+    )
+    await c.wait_until(
+        refused(c, letters, {("w1", "revoked")}), 30, "the revoked worker's heartbeats refused"
+    )
+    state = c.fold()
+    assert state.instances["w1"].status is InstanceStatus.FAILED
+    assert [e.server_id for e in c.log.of(InstanceRegistered, since=mark)] == []
+    assert state.finding_count == 0, state.findings
