@@ -9,9 +9,9 @@ the answer before this file learns its name, instead of failing the response.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from events.control import MAX_WEIGHT
 from events.heartbeat import MAX_CAPACITY
@@ -281,13 +281,21 @@ class AlertsResponse(Seq):
 # --- commands -----------------------------------------------------------------------------
 
 
+#: PostgreSQL's text and jsonb cannot hold the NUL character: the read model would fail on
+#: an event carrying one, so the API refuses it at the door (400, and in the document)
+_NO_NUL = StringConstraints(pattern=r"^[^\x00]*$")
+_Text = Annotated[str, _NO_NUL]
+
+
 class RegisterStreamBody(_Body):
     stream_id: StreamId
     weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
     priority: int = Field(default=0, ge=-1000, le=1000)
-    zone: Tag | None = None
-    anti_affinity: Tag | None = None
-    params: dict[str, str] = Field(default_factory=dict, max_length=64)
+    zone: Annotated[Tag, _NO_NUL] | None = None
+    anti_affinity: Annotated[Tag, _NO_NUL] | None = None
+    params: dict[_Text, _Text] = Field(
+        default_factory=dict, max_length=64, json_schema_extra={"additionalProperties": False}
+    )
 
 
 class CapacityBody(_Body):

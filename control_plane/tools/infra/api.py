@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from control_plane.tools.infra import kafka, process
+from control_plane.tools.infra import kafka, pg_auth, process
 from control_plane.tools.infra import postgres as pg_server
 from control_plane.tools.infra.config import (
     InfraEndpoints,
@@ -37,7 +37,10 @@ def ensure_up(brokers: int = 1, postgres: bool = True) -> InfraEndpoints:
     if postgres:
         logs += (pg_server.log_path(),)
     bootstrap = cluster.bootstrap if cluster else None
-    return InfraEndpoints(kafka_bootstrap=bootstrap, database_url=url, log_paths=logs)
+    pgpass = pg_auth.pgpass_path() if postgres else None
+    return InfraEndpoints(
+        kafka_bootstrap=bootstrap, database_url=url, log_paths=logs, pgpass=pgpass
+    )
 
 
 def down(purge: bool = False, brokers: int | None = None, postgres: bool = True) -> None:
@@ -112,8 +115,11 @@ def status_lines(export: bool = False) -> list[str]:
         lines.append(f"{prefix}KAFKA_BOOTSTRAP={main_kafka.address}")
     if trio.running:
         lines.append(f"{prefix}KAFKA_BOOTSTRAP_CLUSTER3={trio.address}")
-    if pg.running:
+    if pg.running:  # URLs without passwords; those are in the pgpass file (PGPASSFILE)
         lines.append(f"{prefix}DATABASE_URL={pg.address}")
+        lines.append(f"{prefix}READ_MODEL_DATABASE_URL={pg_auth.role_url(pg_auth.READ_MODEL_ROLE)}")
+        lines.append(f"{prefix}API_DATABASE_URL={pg_auth.role_url(pg_auth.API_ROLE)}")
+        lines.append(f"{prefix}PGPASSFILE={pg_auth.pgpass_path()}")
     if export and main_kafka.running:
         lines.append(f"export STREAMPLANE_KAFKA_BOOTSTRAP={main_kafka.address}")
     if export and pg.running:
