@@ -50,12 +50,24 @@ def main() -> int:
             print(f"audit: not checked: the vulnerability data cannot be reached ({reason})")
             return 0
         report = json.loads(out.read_text())
-    vulnerable = [d for d in report.get("dependencies", []) if d.get("vulns")]
+    deps = report.get("dependencies", [])
+    # pip-audit skips a release whose data it cannot get (it says "not found on PyPI"): a
+    # mirror without PyPI's per-release JSON makes every pin a skip, which proves nothing
+    skipped = [d for d in deps if d.get("skip_reason")]
+    vulnerable = [d for d in deps if d.get("vulns")]
     for dep in vulnerable:
         for vuln in dep["vulns"]:
             fixed = ", ".join(vuln.get("fix_versions", [])) or "no fix yet"
             print(f"audit: {dep['name']}=={dep['version']}: {vuln['id']} (fixed in {fixed})")
-    checked = len(report.get("dependencies", []))
+    if skipped and len(skipped) == len(deps):
+        print(
+            f"audit: not checked: no vulnerability data for any of the {len(deps)} pins "
+            f"(e.g. {skipped[0]['skip_reason']}): PyPI's per-release JSON is not reachable"
+        )
+        return 0
+    for dep in skipped:
+        print(f"audit: not checked: {dep['skip_reason']}")
+    checked = len(deps) - len(skipped)
     print(f"audit: {checked} pinned packages checked, {len(vulnerable)} with known vulnerabilities")
     return 1 if vulnerable else 0
 

@@ -12,6 +12,8 @@ ruff check .
 ruff format --check .
 echo "==> mypy"
 mypy events projections control_plane worker_agent
+echo "==> pip-audit (known vulnerabilities of the pinned dependencies; reports, not fails, when unreachable)"
+python scripts/audit.py
 
 if [ -z "${STREAMPLANE_KAFKA_BOOTSTRAP:-}" ]; then
   echo "==> starting Kafka (KRaft, from the Apache jars) and PostgreSQL"
