@@ -88,7 +88,8 @@ def create_app(
         watch_database(db, ctx.registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.auth.announce()
         sampler = asyncio.create_task(loop_lag.run(), name="api:loop-lag")
         try:
             yield

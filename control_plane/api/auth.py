@@ -71,6 +71,26 @@ class Authenticator:
 
     store: TokenStore | None
     anonymous_reads: bool
+    host: str = "127.0.0.1"
+
+    def announce(self) -> None:
+        """Say the mode in the log; called once the server starts (not when the app is
+        made: a server that cannot even listen says only that)."""
+        if self.store is None:
+            log.warning(
+                "API authentication is OFF: no STREAMPLANE_API_TOKENS_FILE; anyone who "
+                "reaches %s may read and write (acceptable on loopback only)",
+                self.host,
+            )
+            return
+        count = len(self.store.current())
+        log.info("API authentication: bearer tokens (%d in the token file)", count)
+        if self.anonymous_reads:
+            log.warning(
+                "API anonymous reads are ON (STREAMPLANE_API_ANONYMOUS_READS): anyone who "
+                "reaches %s may read without a token; writes still need one",
+                self.host,
+            )
 
     def principal(self, token: str | None, needs: Scope) -> Principal:
         """The caller, or the 401/403 of the module docstring."""
@@ -118,32 +138,20 @@ def _loopback(host: str) -> bool:
 
 
 def authenticator(tokens_file: Path | None, anonymous_reads: bool, host: str) -> Authenticator:
-    """The mode for these settings (module docstring), with its log line at start."""
+    """The mode for these settings (module docstring); :meth:`Authenticator.announce`
+    logs it."""
     if tokens_file is None:
         if not _loopback(host):
             raise AuthConfigError(
                 f"api_tokens_file: not set, and the API would listen on {host}: create "
                 "tokens (`streamplane api tokens create`) and set STREAMPLANE_API_TOKENS_FILE"
             )
-        log.warning(
-            "API authentication is OFF: no STREAMPLANE_API_TOKENS_FILE; anyone who reaches "
-            "%s may read and write (acceptable on loopback only)",
-            host,
-        )
-        return Authenticator(None, anonymous_reads=True)
+        return Authenticator(None, anonymous_reads=True, host=host)
     try:
         store = TokenStore(tokens_file)
     except TokenFileError as exc:
         raise AuthConfigError(str(exc)) from exc
-    count = len(store.current())
-    log.info("API authentication: bearer tokens (%d in the token file)", count)
-    if anonymous_reads:
-        log.warning(
-            "API anonymous reads are ON (STREAMPLANE_API_ANONYMOUS_READS): anyone who "
-            "reaches %s may read without a token; writes still need one",
-            host,
-        )
-    return Authenticator(store, anonymous_reads)
+    return Authenticator(store, anonymous_reads, host)
 
 
 _bearer = HTTPBearer(auto_error=False, description="a token from `streamplane api tokens create`")

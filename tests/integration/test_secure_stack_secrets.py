@@ -170,8 +170,9 @@ async def _requests(base: str, tokens: dict[str, str]) -> None:
 
 
 def _cli_outputs(pg: SecurePg, tokens_file: Path) -> str:
-    """A few commands' output, a password in a URL against a closed port, and the
-    ``--help`` of every command with secrets in the environment."""
+    """A command line with a password in its URL against a closed port (a real process),
+    ``api tokens list``, and the ``--help`` of every command with secrets in the
+    environment."""
     secret_url = f"postgresql://streamplane_read_model:{pg.passwords()['streamplane_read_model']}"
     secret_url += f"@127.0.0.1:{closed_port()}/streamplane"
     env = {
@@ -179,17 +180,21 @@ def _cli_outputs(pg: SecurePg, tokens_file: Path) -> str:
         "STREAMPLANE_API_TOKENS_FILE": str(tokens_file),
         "PGPASSFILE": str(pg.pgpass),
     }
+    failed = subprocess.run(
+        [*CLI, "read-model", "--once", "--database-url", secret_url],
+        env={**pg.env, **env, "STREAMPLANE_LOG_LEVEL": "DEBUG"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 3 and "error: database_url: " in failed.stderr, failed.stderr
+    assert "PostgreSQL at 127.0.0.1:" in failed.stderr  # it says where, at DEBUG with a traceback
+    out = [f"$ streamplane read-model ...\n{failed.stdout}{failed.stderr}"]
     runner = CliRunner()
-    out = []
-    for args in (
-        ["api", "tokens", "list"],
-        ["read-model", "--once", "--database-url", secret_url],
-        *([*command.path, "--help"] for command in commands()),
-    ):
+    for args in (["api", "tokens", "list"], *([*c.path, "--help"] for c in commands())):
         result = runner.invoke(app, args, env=env)
-        out.append(f"$ streamplane {args[0]} ...\n{result.stdout}{result.stderr}")
-    failed = out[1]
-    assert "error: " in failed and "***@" in failed, failed  # the URL was there, masked
+        assert result.exit_code == 0, (args, result.output)
+        out.append(f"$ streamplane {' '.join(args)}\n{result.stdout}{result.stderr}")
     return "\n".join(out)
 
 

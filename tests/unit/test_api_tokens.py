@@ -106,6 +106,7 @@ def test_without_a_token_file_only_loopback_runs_open(caplog: pytest.LogCaptureF
     for host in ("127.0.0.1", "::1", "localhost"):
         auth = authenticator(None, False, host)
         assert auth.principal(None, Scope.admin).name == ANONYMOUS
+        auth.announce()
     assert "API authentication is OFF" in caplog.text
     for host in ("0.0.0.0", "10.0.0.7", "api.example"):
         with pytest.raises(AuthConfigError, match="api_tokens_file: not set"):

@@ -86,6 +86,7 @@ async def serve(settings: DashboardServerSettings) -> None:
         await asyncio.wait((task, listening), return_when=asyncio.FIRST_COMPLETED)
         listening.cancel()
         if server.started:
+            app.state.auth.announce()
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             print(f"dashboard: http://{host}:{port}/", flush=True)
         await task
