@@ -24,7 +24,10 @@ ENV PATH=/opt/streamplane/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     STREAMPLANE_CACHE_DIR=/home/streamplane/.cache/streamplane
 
-RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin streamplane
+RUN useradd --create-home --uid 10001 --user-group --shell /usr/sbin/nologin streamplane \
+ && install -d -o 10001 -g 10001 -m 0700 /var/lib/streamplane-api
+# /var/lib/streamplane-api: the API's token file (a volume in docker-compose.yml; a new
+# volume takes this directory's owner and mode)
 COPY --from=build /opt/streamplane /opt/streamplane
 
 # Numeric, so that runtimes checking runAsNonRoot can see it is not root.

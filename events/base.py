@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from events.ids import EventId
+from events.ids import EventId, Principal
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -66,6 +66,9 @@ class ControlEvent(Message):
 
     seq: int = Field(ge=1)
     epoch: int = Field(ge=0)
+    #: who issued the command this event was decided on (with ``causationid``); None for
+    #: the orchestrator's own decisions. On the wire only when set.
+    principal: Principal | None = None
 
 
 class Command(Message):
@@ -74,8 +77,10 @@ class Command(Message):
     FAMILY: ClassVar[str] = "command"
 
     command_id: EventId
+    #: who issued it (an API token's name, the CLI's OS user); on the wire only when set
+    principal: Principal | None = None
 
 
 ENVELOPE_FIELDS: frozenset[str] = frozenset(
-    {"id", "source", "time", "causationid", "correlationid", "seq", "epoch"}
+    {"id", "source", "time", "causationid", "correlationid", "seq", "epoch", "principal"}
 )

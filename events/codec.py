@@ -105,6 +105,10 @@ def to_wire(message: Message) -> dict[str, Any]:
     for ext in ("seq", "epoch"):
         if ext in type(message).model_fields and ext in flat:
             envelope[ext] = flat.pop(ext)
+    if "principal" in flat:  # written only when set: events without one keep their bytes
+        principal = flat.pop("principal")
+        if principal is not None:
+            envelope["principal"] = principal
     envelope["data"] = flat
     return envelope
 

@@ -36,3 +36,5 @@ EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Reason = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ShortText = Annotated[str, StringConstraints(max_length=4096)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: who issued a command (an API token's name, the CLI's OS user): any 1 to 128 characters
+Principal = Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -64,6 +64,7 @@ _ATTR_DOCS = {
     "correlationid": "Id shared by every message of one operation, or null.",
     "seq": "Position in the control log: gapless, previous + 1.",
     "epoch": "Leader term that wrote it; events of an older epoch have no effect.",
+    "principal": "Who issued the command (an API token's name, the CLI's user); absent if unknown.",
 }
 
 
@@ -101,7 +102,7 @@ def message_schema(cls: type[Message]) -> dict[str, Any]:
         "causationid": props["causationid"],
         "correlationid": props["correlationid"],
     }
-    envelope.update({k: props[k] for k in ("seq", "epoch") if k in props})
+    envelope.update({k: props[k] for k in ("seq", "epoch", "principal") if k in props})
     for name, doc in _ATTR_DOCS.items():
         if name in envelope:
             envelope[name] = {"description": doc, **envelope[name]}

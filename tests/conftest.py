@@ -114,9 +114,12 @@ def database_url() -> Iterator[str]:
     else:
         from control_plane.tools.infra import ensure_up
 
-        url = ensure_up(brokers=0, postgres=True).database_url
-        assert url is not None
-        yield url
+        endpoints = ensure_up(brokers=0, postgres=True)
+        assert endpoints.database_url is not None and endpoints.pgpass is not None
+        # the local cluster takes passwords (SCRAM) from the pgpass file: this process and
+        # the processes it starts find them there (a URL never carries one)
+        os.environ.setdefault("PGPASSFILE", str(endpoints.pgpass))
+        yield endpoints.database_url
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
+from control_plane.api.auth import AUTH_ERRORS, ReadAccess
 from control_plane.api.context import ApiContext, BoundedRoute, as_of, context
 from control_plane.api.errors import ERRORS
 from control_plane.api.models import AlertsResponse, AlertView
@@ -22,7 +23,12 @@ from events.errors import EventError
 from projections.io.alerts import read_alerts
 
 Ctx = Annotated[ApiContext, Depends(context)]
-router = APIRouter(route_class=BoundedRoute, tags=["reads"], responses=ERRORS)
+router = APIRouter(
+    route_class=BoundedRoute,
+    tags=["reads"],
+    responses={**ERRORS, **AUTH_ERRORS},
+    dependencies=[ReadAccess],
+)
 
 
 def alert_json(alert: AlertMessage) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from control_plane.api import alerts, commands, consistency, history, reads
+from control_plane.api.auth import AUTH_ERRORS, ReadAccess, authenticator
 from control_plane.api.context import ApiContext
 from control_plane.api.dashboard import router as dashboard_router
 from control_plane.api.errors import install_error_handlers
@@ -28,13 +29,17 @@ The control plane's HTTP API: reads from the PostgreSQL read model (each answer 
 control-log seq it is as of, in `as_of_seq` and the `X-Streamplane-Seq` header), time travel
 by replaying the control log, and commands sent to the orchestrator. Every 4xx/5xx answer is
 one JSON shape: `{"error", "message", "field"?, "reason"?, "command_id"?, "as_of_seq"?}`.
-No authentication yet (docs/api.md)."""
+Authentication: `Authorization: Bearer <token>`; a token has the scope `read`, `operate`
+or `admin` (each includes the ones before it): 401 without a token or with an unknown one,
+403 when its scope is too small (docs/api.md, "Authentication")."""
 
 
 def _include_dashboard(app: FastAPI, settings: ApiSettings) -> None:
     """Include the dashboard's routes; ``app.state.dashboard`` keeps them, so that the
     server ends the pages' streams first when it stops (:class:`~.server.ApiServer`)."""
-    routes = dashboard_router(settings, settings.dashboard)
+    routes = dashboard_router(
+        settings, settings.dashboard, dependencies=[ReadAccess], responses=AUTH_ERRORS
+    )
     app.state.dashboard = routes
     app.include_router(routes)
 
@@ -83,7 +88,8 @@ def create_app(
         watch_database(db, ctx.registry)
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.auth.announce()
         sampler = asyncio.create_task(loop_lag.run(), name="api:loop-lag")
         try:
             yield
@@ -95,6 +101,9 @@ def create_app(
 
     app = FastAPI(title="streamplane API", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.api = ctx
+    app.state.auth = authenticator(
+        settings.api_tokens_file, settings.api_anonymous_reads, settings.api_host
+    )
     install_error_handlers(app)
     for module in (reads, alerts, history, commands, consistency):
         app.include_router(module.router)

@@ -14,13 +14,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from control_plane.api.auth import AUTH_ERRORS, ReadAccess
 from control_plane.api.context import ApiContext, BoundedRoute, as_of, context
 from control_plane.api.errors import ERRORS
 from control_plane.api.models import ConsistencyResponse
 from control_plane.checker_run import CheckSettings, run_check
 
 Ctx = Annotated[ApiContext, Depends(context)]
-router = APIRouter(route_class=BoundedRoute, tags=["consistency"], responses=ERRORS)
+router = APIRouter(
+    route_class=BoundedRoute,
+    tags=["consistency"],
+    responses={**ERRORS, **AUTH_ERRORS},
+    dependencies=[ReadAccess],
+)
 
 
 @router.get("/consistency", response_model=ConsistencyResponse)

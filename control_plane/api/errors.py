@@ -4,6 +4,8 @@ The tree::
 
     ApiError                  root; ``status`` and ``error`` (the machine-readable code)
      +-- BadRequestError      400 ``bad_request``: a parameter or the body is wrong (``field``)
+     +-- UnauthorizedError    401 ``unauthorized``: no token, or an unknown one (auth.py)
+     +-- ForbiddenError       403 ``forbidden``: the token's scope is too small (auth.py)
      +-- NotFoundError        404 ``not_found``: no such stream/instance (as of ``as_of_seq``)
      +-- RejectedError        409 ``rejected``: the orchestrator refused the command (``reason``)
      +-- NoAnswerError        504 ``no_answer``: no orchestrator answered within the wait
@@ -72,8 +74,10 @@ class ApiError(Exception):
         seq: int | None = None,
         reason: str | None = None,
         command_id: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.message = message
         self.field = field
         self.seq = seq
@@ -141,7 +145,9 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
         command_id=exc.command_id,
         as_of_seq=exc.seq,
     )
-    return error_response(exc.status, body)
+    response = error_response(exc.status, body)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
@@ -165,8 +171,9 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _timeout(request: Request, exc: Exception) -> JSONResponse:
-    bound = request.app.state.api.settings.api_request_timeout
-    message = f"no answer within the request bound ({bound:g}s)"
+    api = getattr(request.app.state, "api", None)  # the dashboard served alone has none
+    bound = f" ({api.settings.api_request_timeout:g}s)" if api is not None else ""
+    message = f"no answer within the request bound{bound}"
     return error_response(504, ErrorBody(error="timeout", message=message))
 
 

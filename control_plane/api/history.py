@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from control_plane.api.auth import AUTH_ERRORS, ReadAccess
 from control_plane.api.context import ApiContext, BoundedRoute, as_of, context
 from control_plane.api.errors import ERRORS, BadRequestError
 from control_plane.api.models import StateResponse
@@ -20,7 +21,12 @@ from projections.fold.rows import health_data
 from projections.io.history import state_at
 
 Ctx = Annotated[ApiContext, Depends(context)]
-router = APIRouter(route_class=BoundedRoute, tags=["time travel"], responses=ERRORS)
+router = APIRouter(
+    route_class=BoundedRoute,
+    tags=["time travel"],
+    responses={**ERRORS, **AUTH_ERRORS},
+    dependencies=[ReadAccess],
+)
 
 
 def _utc(text: str) -> datetime:

@@ -13,6 +13,7 @@ import asyncpg
 from fastapi import APIRouter, Depends, Path, Query, Response
 
 from control_plane.api import queries
+from control_plane.api.auth import AUTH_ERRORS, ReadAccess
 from control_plane.api.context import ApiContext, BoundedRoute, as_of, context
 from control_plane.api.errors import ERRORS, NOT_FOUND, NotFoundError
 from control_plane.api.models import (
@@ -48,7 +49,12 @@ StreamFilter = Annotated[
     str | None, Query(pattern=ID_PATTERN, max_length=128, description="only this stream's")
 ]
 
-router = APIRouter(route_class=BoundedRoute, tags=["reads"], responses=ERRORS)
+router = APIRouter(
+    route_class=BoundedRoute,
+    tags=["reads"],
+    responses={**ERRORS, **AUTH_ERRORS},
+    dependencies=[ReadAccess],
+)
 
 
 def _next(offset: int, got: int, limit: int) -> int | None:

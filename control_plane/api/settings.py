@@ -6,6 +6,8 @@ client reads ``limit <= 10000`` there, and a deployment cannot silently move it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -49,6 +51,11 @@ class ApiSettings(KafkaClientSettings):
     api_default_limit: int = Field(default=1000, ge=1, le=MAX_LIMIT)
     #: how long uvicorn lets open requests finish on shutdown, seconds
     api_shutdown_grace: float = Field(default=10.0, gt=0)
+    #: the file of token hashes (``streamplane api tokens create``); unset: the API is open
+    #: on a loopback address and refuses any other (docs/api.md, "Authentication")
+    api_tokens_file: Path | None = None
+    #: reads (and the dashboard) without a token; writes still need one
+    api_anonymous_reads: bool = False
     database: DatabaseSettings = DatabaseSettings()
     #: the live dashboard's bounds (JSON in ``STREAMPLANE_DASHBOARD``; docs/dashboard.md)
     dashboard: DashboardSettings = DashboardSettings()

@@ -31,7 +31,7 @@ from control_plane.cli.drift import repair_assignments, repair_read_model
 from control_plane.client import send_command
 from control_plane.decide.checker import ConsistencyReport, plan_repairs, to_command
 from control_plane.drift_io import check_assignments
-from control_plane.tools.options import Bootstrap, Prefix
+from control_plane.tools.options import Bootstrap, OperatorSettings, Prefix
 from events import commands as cmd
 from events import control as ev
 from events.topics import Topics
@@ -86,6 +86,7 @@ async def repair(
         wait_s=cs.command_wait,
         repair=True,
         divergences=items[: cmd.MAX_REPORTED_DIVERGENCES],
+        principal=OperatorSettings().who(),
     )
     return [
         {"kind": e.kind, "stream_id": e.stream_id, "server_id": e.server_id, "action": e.action}
@@ -192,7 +193,11 @@ def _live(rm: ReadModelSettings, repair_: bool) -> None:
     """The orchestrator's own check (RunConsistencyCheck without divergences)."""
     done, caused = asyncio.run(
         send_command(
-            rm.kafka_access, Topics(rm.topic_prefix), cmd.RunConsistencyCheck, repair=repair_
+            rm.kafka_access,
+            Topics(rm.topic_prefix),
+            cmd.RunConsistencyCheck,
+            repair=repair_,
+            principal=OperatorSettings().who(),
         )
     )
     for e in caused:

@@ -22,6 +22,7 @@ from control_plane.cli.drift import audit_drift
 from control_plane.cli.enrollment import add_enrollment_commands
 from control_plane.cli.read_side import api, projector, read_model
 from control_plane.cli.simulate import simulate
+from control_plane.cli.tokens import tokens_app
 from control_plane.client import read_state, send_command
 from control_plane.orchestrator.settings import OrchestratorSettings
 from control_plane.tools.decisions import app as decisions_app
@@ -33,6 +34,7 @@ from control_plane.tools.options import (
     Bootstrap,
     LogFormatOption,
     LogLevelOption,
+    OperatorSettings,
     Prefix,
     ServerId,
     StreamId,
@@ -68,7 +70,10 @@ app.add_typer(
 )
 app.command("worker")(worker)
 app.command("projector")(projector)
-app.command("api")(api)
+api_app = cli_app(no_args_is_help=False, invoke_without_command=True)
+api_app.callback()(api)
+api_app.add_typer(tokens_app, name="tokens")
+app.add_typer(api_app, name="api")
 app.command("read-model")(read_model)
 app.command("demo")(demo)
 app.command("monitor")(monitor)
@@ -88,6 +93,7 @@ def _send(
     """Send the command and print its outcome; a rejection (exit 1) or no answer (exit 3)
     is raised to :mod:`control_plane.tools.exits`."""
     s = _settings(bootstrap, prefix)
+    fields["principal"] = OperatorSettings().who()
     done, caused = asyncio.run(
         send_command(s.kafka_access, Topics(s.topic_prefix), build, wait_s=wait, **fields)
     )

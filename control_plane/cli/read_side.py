@@ -96,6 +96,7 @@ def read_model(
 
 
 def api(
+    ctx: typer.Context,
     bootstrap: Bootstrap = None,
     topic_prefix: Prefix = None,
     database_url: DatabaseUrl = None,
@@ -113,8 +114,11 @@ def api(
     log_format: LogFormatOption = None,
 ) -> None:
     """Serve the HTTP API (health, instances, streams, history, time travel, commands,
-    /metrics, /openapi.json, /docs)."""
+    /metrics, /openapi.json, /docs); `api tokens ...` manages its bearer tokens."""
+    if ctx.invoked_subcommand is not None:
+        return
     from control_plane.api import ApiSettings
+    from control_plane.api.auth import AuthConfigError
     from control_plane.api.server import ListenError
 
     setup_logging(level=log_level, fmt=log_format)
@@ -134,7 +138,7 @@ def api(
 
     try:
         asyncio.run(_until_signalled(main))
-    except ListenError as exc:  # the address is in use or not ours: a usage error
+    except (ListenError, AuthConfigError) as exc:  # in use, not ours, no tokens: usage
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 

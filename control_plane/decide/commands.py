@@ -37,6 +37,17 @@ def on_command(ctx: Ctx, c: Command, liveness: LivenessView) -> None:
         return
     handler = _HANDLERS[type(c)]
     mark = len(ctx.events)
+    ctx.principal = c.principal
+    try:
+        _carry_out(ctx, c, liveness, handler, mark)
+    finally:
+        ctx.principal = None
+
+
+def _carry_out(
+    ctx: Ctx, c: Command, liveness: LivenessView, handler: Callable[..., str], mark: int
+) -> None:
+    """Run the handler, then record the outcome (``CommandCompleted``/``CommandRejected``)."""
     try:
         detail = handler(ctx, c, liveness)
     except Reject as r:

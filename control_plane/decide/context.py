@@ -37,6 +37,9 @@ class Ctx:
     republish: set[str] = field(default_factory=set)
     #: human-readable alerts for the shell to log (no capacity, poison, ...)
     alerts: list[str] = field(default_factory=list)
+    #: who issued the command being carried out (None outside a command): the events the
+    #: command states itself (those with its ``causationid``) carry it
+    principal: str | None = None
     #: the balancer with ``config.balancer``'s thresholds
     balancer: SmartLoadBalancer = field(init=False)
 
@@ -52,6 +55,7 @@ class Ctx:
             seq=self.state.seq + 1,
             epoch=self.state.epoch,
             causationid=causation,
+            principal=self.principal if causation is not None else None,
             **fields,
         )
         return self.emit_event(event)

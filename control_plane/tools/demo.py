@@ -149,6 +149,7 @@ class Demo:
     def start_dashboard(self) -> Child:
         child = demo_dashboard.start(self.children, self.settings.demo_dashboard_port)
         self.note(f"started the dashboard (pid {child.pid}), log {child.log_path}")
+        self.note("the dashboard reads without a token (anonymous reads on, loopback only)")
         return child
 
     async def _show_dashboard(self, child: Child) -> None:

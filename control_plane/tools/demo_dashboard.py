@@ -19,8 +19,11 @@ from control_plane.tools.harness import Child, Children
 
 #: the dashboard served alone (control_plane.api.dashboard.server), as a child process
 DASHBOARD = (sys.executable, "-m", "control_plane.api.dashboard")
-#: the demo's dashboard listens on loopback only (it has no authentication)
+#: the demo's dashboard listens on loopback only, and reads without a token
 HOST = "127.0.0.1"
+#: the token file the demo's dashboard is given (in the demo's log directory): it holds no
+#: token, so only the anonymous reads it turns on get through, and the dashboard says so
+TOKENS_FILE = "api-tokens.json"
 _URL = re.compile(r"^dashboard: (\S+)$", re.M)
 
 
@@ -40,7 +43,11 @@ def start(children: Children, port: int, host: str = HOST) -> Child:
     """Start the dashboard on ``host:port``, or on any free port when that one is taken."""
     chosen = port if port_free(host, port) else 0
     args = [*DASHBOARD, "--host", host, "--port", str(chosen)]
-    return children.spawn("dashboard", "dashboard", args)
+    env = {
+        "STREAMPLANE_API_TOKENS_FILE": str(children.log_dir / TOKENS_FILE),
+        "STREAMPLANE_API_ANONYMOUS_READS": "true",
+    }
+    return children.spawn("dashboard", "dashboard", args, env)
 
 
 async def url_of(child: Child, within: float) -> str | None:

@@ -7,16 +7,37 @@ naming the option before anything connects anywhere: ids follow the contract's p
 
 from __future__ import annotations
 
+import getpass
 import re
 from typing import Annotated
 
 import typer
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from events.ids import ID_PATTERN
 from telemetry.logs import LogFormat, LogLevel
 
 _ID = re.compile(ID_PATTERN)
 ID_RULE = "1 to 128 letters, digits or . _ : -"
+
+
+class OperatorSettings(BaseSettings):
+    """Who the CLI's commands are recorded as issued by (env prefix ``STREAMPLANE_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
+
+    #: the principal of the commands this CLI sends (default: the OS user)
+    principal: str | None = Field(default=None, min_length=1, max_length=128)
+
+    def who(self) -> str | None:
+        """``principal``, else the OS user; None when neither is known (no such user)."""
+        if self.principal:
+            return self.principal
+        try:
+            return getpass.getuser()[:128] or None
+        except (OSError, KeyError):  # no login name and no passwd entry for the uid
+            return None
 
 
 def check_id(value: str | None) -> str | None:

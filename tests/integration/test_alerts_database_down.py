@@ -33,6 +33,8 @@ class PrivatePostgres:
             "STREAMPLANE_PG_PORT": str(port),
         }
         self.url = f"postgresql://postgres@127.0.0.1:{port}/streamplane"
+        #: its passwords (SCRAM): the pgpass file that `infra` writes below its cache dir
+        self.pgpass = str(home / "postgres-secrets" / "pgpass")
 
     def _run(self, call: str) -> None:
         code = f"from control_plane.tools.infra import postgres; postgres.{call}"
@@ -83,6 +85,7 @@ async def test_postgres_down_fires_and_its_return_resolves(
     monitor = start_monitor(
         c,
         STREAMPLANE_DATABASE_URL=private_postgres.url,
+        PGPASSFILE=private_postgres.pgpass,
         STREAMPLANE_ALERT_DATABASE_DOWN_AFTER="2",
     )
     key = "database_unreachable:cluster"

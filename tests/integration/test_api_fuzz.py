@@ -3,6 +3,8 @@ requests, valid and invalid, against a real ``streamplane api`` process (uvicorn
 read model in PostgreSQL) in front of a real orchestrator and a real worker. Every answer
 must be no 5xx, have a status the document lists, and a body its schema describes
 (schemathesis' checks). A failure names the operation and the request that broke it.
+The API runs with a token file and every request carries an ``admin`` token, so the fuzz
+reaches the handlers behind authentication (test_api_auth.py checks the refusals).
 
 Bounded: at most MAX_EXAMPLES generated requests per operation and mode (valid data, then
 invalid data), a few minutes in all on 2 cores.
@@ -25,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from support.cluster import open_cluster
 
+from control_plane.api.tokens import Scope, create
 from control_plane.tools.harness import CLI
 from events import commands as cmd
 
@@ -42,11 +45,11 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-async def _ready(base: str, seq: int, within: float = 60.0) -> None:
+async def _ready(base: str, seq: int, headers: dict[str, str], within: float = 60.0) -> None:
     """Wait until the API answers /health with its read model at ``seq`` or later."""
     import asyncio
 
-    async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=5, headers=headers) as client:
         async with asyncio.timeout(within):
             while True:
                 try:
@@ -59,15 +62,18 @@ async def _ready(base: str, seq: int, within: float = 60.0) -> None:
 
 
 @pytest.fixture
-async def api_base(
+async def api(
     request: pytest.FixtureRequest,
     kafka_bootstrap: str,
     topic_prefix: str,
     database_url: str,
     pg_schema: str,
     tmp_path: Path,
-) -> AsyncIterator[str]:
-    """The URL of a ``streamplane api`` process over a real cluster with a few streams."""
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The URL of a ``streamplane api`` process over a real cluster with a few streams, and
+    the headers of an ``admin`` token it accepts."""
+    tokens_file = tmp_path / "api-tokens.json"
+    auth = {"Authorization": f"Bearer {create(tokens_file, name='fuzz', scope=Scope.admin)}"}
     async with open_cluster(request, kafka_bootstrap, topic_prefix, tmp_path) as c:
         c.start_orchestrator("o1")
         c.start_worker("w1", max_streams=50)
@@ -79,15 +85,18 @@ async def api_base(
             "STREAMPLANE_DATABASE_URL": database_url,
             "STREAMPLANE_DATABASE_SCHEMA": pg_schema,
             "STREAMPLANE_API_COMMAND_WAIT": "10",
+            "STREAMPLANE_API_TOKENS_FILE": str(tokens_file),
         }
         args = [*CLI, "api", "--host", "127.0.0.1", "--port", str(port)]
         c.children.spawn("api", "api", args, env)
         base = f"http://127.0.0.1:{port}"
-        await _ready(base, c.fold().seq)
-        yield base
+        await _ready(base, c.fold().seq, auth)
+        yield base, auth
 
 
-def _fuzz(operation: Any, mode: schemathesis.GenerationMode, base: str) -> None:
+def _fuzz(
+    operation: Any, mode: schemathesis.GenerationMode, base: str, auth: dict[str, str]
+) -> None:
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -101,7 +110,9 @@ def _fuzz(operation: Any, mode: schemathesis.GenerationMode, base: str) -> None:
             # the document cannot say "at most one of two query parameters" (OpenAPI has no
             # such constraint), so a schema-valid request with both is rightly a 400
             excluded.append(positive_data_acceptance)
-        case.call_and_validate(base_url=base, timeout=REQUEST_TIMEOUT, excluded_checks=excluded)
+        case.call_and_validate(
+            base_url=base, headers=auth, timeout=REQUEST_TIMEOUT, excluded_checks=excluded
+        )
 
     run()
 
@@ -111,11 +122,15 @@ def _takes_input(operation: Any) -> bool:
     return any(len(part) for part in parts)
 
 
-def test_no_5xx_and_every_answer_matches_the_document(api_base: str) -> None:
+def test_no_5xx_and_every_answer_matches_the_document(api: tuple[str, dict[str, str]]) -> None:
+    api_base, auth = api
     # the API's own count before the fuzz: _ready's polls may have met a 503 while the
     # read model was still creating its tables (a documented answer, not the fuzz's)
     before = _answered(httpx.get(f"{api_base}/metrics", timeout=10).text)
     schema = schemathesis.openapi.from_url(f"{api_base}/openapi.json")
+    # the token is ours to give (every request carries it): schemathesis must not make up
+    # an Authorization header, nor count a request without one as "invalid data accepted"
+    schema.config.generation.update(with_security_parameters=False)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 16, [op.label for op in operations]
     failures: list[str] = []
@@ -124,7 +139,7 @@ def test_no_5xx_and_every_answer_matches_the_document(api_base: str) -> None:
             if mode is schemathesis.GenerationMode.NEGATIVE and not _takes_input(operation):
                 continue  # nothing to make invalid (hypothesis would call it unsatisfiable)
             try:
-                _fuzz(operation, mode, api_base)
+                _fuzz(operation, mode, api_base, auth)
             except (Exception, BaseExceptionGroup) as exc:  # fuzz every operation, then fail
                 failures.append(f"{operation.label} ({mode.value}): {exc}")
     assert not failures, "\n\n".join(failures)

@@ -118,12 +118,15 @@ def _params(command: Any) -> tuple[Param, ...]:
 
 
 def commands() -> list[Command]:
-    """Every leaf command of ``streamplane``, in the app's order."""
+    """Every leaf command of ``streamplane``, in the app's order, and every group that runs
+    by itself too (``streamplane api`` serves; ``streamplane api tokens ...`` manages)."""
     root = typer.main.get_command(app)
 
     def walk(group: Any, path: tuple[str, ...]) -> Iterator[Command]:
         for name, sub in group.commands.items():
             if hasattr(sub, "commands"):
+                if sub.invoke_without_command:
+                    yield Command((*path, name), _params(sub))
                 yield from walk(sub, (*path, name))
             else:
                 yield Command((*path, name), _params(sub))

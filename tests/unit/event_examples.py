@@ -217,6 +217,8 @@ def example_fields(type_name: str) -> dict[str, Any]:
     elif cls.FAMILY == "alert":
         fields["source"] = "streamplane/monitor"
         fields["causationid"] = fields["correlationid"] = None
+    if "principal" in cls.model_fields:  # commands and control events: who issued it
+        fields["principal"] = "ops-alice"
     # an alert carries the seq it is as of, but no epoch
     fields.update({k: v for k, v in _LOG_POSITION.items() if k in cls.model_fields})
     fields.update(_DATA[type_name])

@@ -307,3 +307,45 @@ def test_dockerignore_keeps_out_local_state_but_not_the_sources():
     packages = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["packages"]["find"]
     needed = {"pyproject.toml", "README.md", *(p.rstrip("*") for p in packages["include"])}
     assert not needed & patterns
+
+
+# --- PostgreSQL: passwords and roles -----------------------------------------------------------
+
+
+def test_postgres_takes_passwords_and_its_roles_sql_is_current():
+    from control_plane.tools.infra.pg_auth import COMPOSE_ROLES_SQL, compose_roles_sql
+
+    env = environment("postgres")
+    assert env["POSTGRES_HOST_AUTH_METHOD"] == "scram-sha-256"
+    assert "--auth-host=scram-sha-256" in env["POSTGRES_INITDB_ARGS"]
+    assert "POSTGRES_PASSWORD" not in env and env["POSTGRES_PASSWORD_FILE"]
+    assert SERVICES["postgres"]["depends_on"]["pg-secrets"]["condition"] == (
+        "service_completed_successfully"
+    )
+    assert (REPO / COMPOSE_ROLES_SQL).read_text() == compose_roles_sql(), (
+        "regenerate: python -c 'from control_plane.tools.infra.pg_auth import *; "
+        'open(COMPOSE_ROLES_SQL, "w").write(compose_roles_sql())\''
+    )
+
+
+def test_each_service_connects_as_its_role_without_a_password_in_the_url():
+    roles = {"read-model": "streamplane_read_model", "api": "streamplane_api"}
+    roles["monitor"] = "streamplane_api"  # it only reads the read model
+    for name in OURS:
+        env = environment(name)
+        url = env.get("STREAMPLANE_DATABASE_URL")
+        if url is None:
+            continue
+        user = url.split("://", 1)[1].split("@", 1)[0]
+        assert ":" not in user, f"{name}: a password in the URL"
+        assert user == roles[name], f"{name} connects as {user}"
+        assert env["PGPASSFILE"].startswith("/run/streamplane-secrets/")
+        assert any(str(v).startswith("pg-secrets:") for v in SERVICES[name]["volumes"])
+
+
+def test_the_api_has_a_token_file_on_a_volume():
+    env = environment("api")
+    path = env["STREAMPLANE_API_TOKENS_FILE"]
+    mounts = [str(v).split(":")[1] for v in SERVICES["api"]["volumes"]]
+    assert any(path.startswith(m + "/") for m in mounts), (path, mounts)
+    assert any("/var/lib/streamplane-api" in args for op, args in dockerfile() if op == "RUN")

@@ -311,3 +311,27 @@ def test_parked_stream_stays_parked_through_commands() -> None:
     _send(sim, cmd.RunConsistencyCheck, repair=True)
     sim.run(2)
     assert sim.state.streams["p"].status is AssignmentStatus.FAILED
+
+
+@pytest.mark.parametrize(("cls", "fields"), ALL_COMMANDS)
+def test_the_principal_travels_exactly_with_the_causation(
+    cls: type[Command], fields: dict[str, Any]
+) -> None:
+    """Every event a command caused (its ``causationid``) names who issued it; the
+    orchestrator's own decisions in the same cycle (placements, waits) name no one."""
+    sim = _cluster(5, 5, streams=4)
+    c = sim.command(cls, principal="ops-alice", **fields)
+    before = len(sim.log)
+    sim.cycle()
+    assert _outcome(sim, c).principal == "ops-alice"
+    for e in sim.log[before:]:
+        expected = "ops-alice" if e.causationid == c.command_id else None
+        assert e.principal == expected, e
+
+
+def test_a_command_without_a_principal_causes_events_without_one() -> None:
+    sim = _cluster(5)
+    c = sim.command(cmd.RegisterStream, stream_id="anon")
+    sim.cycle()
+    assert _outcome(sim, c).principal is None
+    assert all(e.principal is None for e in sim.log)

@@ -16,7 +16,8 @@ says more.
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from control_plane.api.dashboard.routes import DashboardRouter, build_router
 from control_plane.api.dashboard.settings import DashboardServerSettings, DashboardSettings
@@ -34,11 +35,22 @@ class Source(Protocol):
     def topic_prefix(self) -> str: ...
 
 
-def router(settings: Source, dashboard: DashboardSettings | None = None) -> DashboardRouter:
+def router(
+    settings: Source,
+    dashboard: DashboardSettings | None = None,
+    *,
+    dependencies: Sequence[Any] = (),
+    responses: dict[int | str, dict[str, Any]] | None = None,
+) -> DashboardRouter:
     """The dashboard's routes (``/``, ``/dashboard/...``) reading the log that ``settings``
-    name, with the bounds of ``dashboard`` (its defaults when None)."""
+    name, with the bounds of ``dashboard`` (its defaults when None); ``dependencies`` guard
+    the routes that carry data (the snapshot and the stream), not the page and its files."""
     return build_router(
-        settings.kafka_access, Topics(settings.topic_prefix), dashboard or DashboardSettings()
+        settings.kafka_access,
+        Topics(settings.topic_prefix),
+        dashboard or DashboardSettings(),
+        dependencies=dependencies,
+        responses=responses,
     )
 
 

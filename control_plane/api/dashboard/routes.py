@@ -15,7 +15,7 @@ browser is noticed, and the ``retry`` the browser waits before it reconnects.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
@@ -49,10 +49,15 @@ class DashboardRouter(APIRouter):
 
 
 def build_router(
-    bootstrap: Brokers, topics: Topics, settings: DashboardSettings
+    bootstrap: Brokers,
+    topics: Topics,
+    settings: DashboardSettings,
+    *,
+    dependencies: Sequence[Any] = (),
+    responses: dict[int | str, dict[str, Any]] | None = None,
 ) -> DashboardRouter:
     """The routes of the module docstring over one :class:`Hub` (started by the lifespan
-    of the app that includes them)."""
+    of the app that includes them); ``dependencies`` guard the two routes with data."""
     hub = Hub(bootstrap, topics, settings)
     files = {name: _read(name) for name in STATIC}
     page = _read("index.html")
@@ -75,7 +80,14 @@ def build_router(
             raise HTTPException(404, f"name: no dashboard file {name!r}")
         return Response(files[name], media_type=STATIC[name], headers=NO_CACHE)
 
-    @router.get("/dashboard/snapshot", summary="The dashboard's data as of now")
+    guarded = list(dependencies)
+
+    @router.get(
+        "/dashboard/snapshot",
+        summary="The dashboard's data as of now",
+        dependencies=guarded,
+        responses=responses,
+    )
     async def snapshot() -> dict[str, Any]:
         data, sub = _subscribe(hub)
         hub.unsubscribe(sub)
@@ -83,7 +95,7 @@ def build_router(
 
     # not in the OpenAPI document: a stream that never ends is no request/response pair
     # for a client generator or a fuzzer (docs/dashboard.md describes it)
-    @router.get("/dashboard/events", include_in_schema=False)
+    @router.get("/dashboard/events", include_in_schema=False, dependencies=guarded)
     async def events() -> StreamingResponse:
         data, sub = _subscribe(hub)
         head = f"retry: {settings.reconnect_ms}\n\n".encode() + frame(data)

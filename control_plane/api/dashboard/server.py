@@ -24,19 +24,26 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from control_plane.api.auth import AuthConfigError, ReadAccess, authenticator
 from control_plane.api.dashboard import router
 from control_plane.api.dashboard.routes import DashboardRouter
 from control_plane.api.dashboard.settings import DashboardServerSettings
+from control_plane.api.errors import install_error_handlers
 from telemetry.logs import setup_logging
 from telemetry.metrics import LoopLag, asgi_app, process_registry
 
 
 def create_app(settings: DashboardServerSettings) -> tuple[FastAPI, DashboardRouter]:
-    """The app: the dashboard's routes and ``/metrics`` (process figures, loop lag)."""
-    routes = router(settings, settings.dashboard)
+    """The app: the dashboard's routes and ``/metrics`` (process figures, loop lag); the
+    data behind the API's tokens (``read``), as in the API (control_plane.api.auth)."""
+    routes = router(settings, settings.dashboard, dependencies=[ReadAccess])
     registry = process_registry()
     lag = LoopLag(registry)
     app = FastAPI(title="streamplane dashboard", docs_url=None, redoc_url=None)
+    app.state.auth = authenticator(
+        settings.api_tokens_file, settings.api_anonymous_reads, settings.api_host
+    )
+    install_error_handlers(app)
     app.include_router(routes)
     app.mount("/metrics", asgi_app(registry))
     app.state.loop_lag = lag
@@ -79,6 +86,7 @@ async def serve(settings: DashboardServerSettings) -> None:
         await asyncio.wait((task, listening), return_when=asyncio.FIRST_COMPLETED)
         listening.cancel()
         if server.started:
+            app.state.auth.announce()
             host, port = server.servers[0].sockets[0].getsockname()[:2]
             print(f"dashboard: http://{host}:{port}/", flush=True)
         await task
@@ -113,5 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = ".".join(str(p) for p in first["loc"])
         print(f"error: {where}: {first['msg']} (got {first.get('input')!r})", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except AuthConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0

@@ -9,6 +9,8 @@ holds it as one field of its own settings object (one settings object per proces
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -64,4 +66,8 @@ class DashboardServerSettings(KafkaClientSettings):
     api_port: int = Field(default=8080, ge=0, le=65535)
     #: how long open streams get to end on shutdown before they are cut, seconds
     api_shutdown_grace: float = Field(default=5.0, gt=0)
+    #: the API's token file: the dashboard's data needs a ``read`` token (docs/api.md)
+    api_tokens_file: Path | None = None
+    #: the dashboard without a token (the demo turns it on)
+    api_anonymous_reads: bool = False
     dashboard: DashboardSettings = DashboardSettings()

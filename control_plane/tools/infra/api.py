@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from control_plane.tools.infra import kafka, process, secure
+from control_plane.tools.infra import kafka, pg_auth, process, secure
 from control_plane.tools.infra import postgres as pg_server
 from control_plane.tools.infra.config import (
     InfraEndpoints,
@@ -48,7 +48,10 @@ def ensure_up(
     if postgres:
         logs += (pg_server.log_path(),)
     bootstrap = cluster.bootstrap if cluster else None
-    return InfraEndpoints(kafka_bootstrap=bootstrap, database_url=url, log_paths=logs)
+    pgpass = pg_auth.pgpass_path() if postgres else None
+    return InfraEndpoints(
+        kafka_bootstrap=bootstrap, database_url=url, log_paths=logs, pgpass=pgpass
+    )
 
 
 def credentials_dir(brokers: int = 1) -> Path:
@@ -135,8 +138,11 @@ def status_lines(export: bool = False) -> list[str]:
     for name, variable in (("kafka-secure1", "SECURE"), ("kafka-secure3", "SECURE_CLUSTER3")):
         if components[name].running:
             lines.append(f"{prefix}KAFKA_BOOTSTRAP_{variable}={components[name].address}")
-    if pg.running:
+    if pg.running:  # URLs without passwords; those are in the pgpass file (PGPASSFILE)
         lines.append(f"{prefix}DATABASE_URL={pg.address}")
+        lines.append(f"{prefix}READ_MODEL_DATABASE_URL={pg_auth.role_url(pg_auth.READ_MODEL_ROLE)}")
+        lines.append(f"{prefix}API_DATABASE_URL={pg_auth.role_url(pg_auth.API_ROLE)}")
+        lines.append(f"{prefix}PGPASSFILE={pg_auth.pgpass_path()}")
     if export and main_kafka.running:
         lines.append(f"export STREAMPLANE_KAFKA_BOOTSTRAP={main_kafka.address}")
     if export and pg.running:

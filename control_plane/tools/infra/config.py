@@ -144,7 +144,8 @@ def pg_port() -> int:
 
 
 def database_url() -> str:
-    """asyncpg/libpq URL of the local `streamplane` database (trust auth on loopback)."""
+    """asyncpg/libpq URL of the local `streamplane` database as the superuser; the password
+    is in the pgpass file (`PGPASSFILE`, control_plane.tools.infra.pg_auth), never in a URL."""
     return f"postgresql://{PG_USER}@127.0.0.1:{pg_port()}/{DATABASE_NAME}"
 
 
@@ -155,3 +156,5 @@ class InfraEndpoints:
     kafka_bootstrap: str | None
     database_url: str | None
     log_paths: tuple[Path, ...] = field(default=())
+    #: the pgpass file with every role's password (set ``PGPASSFILE`` to it)
+    pgpass: Path | None = None

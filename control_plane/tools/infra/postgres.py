@@ -1,4 +1,5 @@
-"""A private PostgreSQL (Debian's server binaries) on its own port, trust auth on loopback."""
+"""A private PostgreSQL (Debian's server binaries) on its own port, loopback only, with
+password (SCRAM-SHA-256) authentication and separate roles (:mod:`.pg_auth`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from control_plane.tools.infra import process
+from control_plane.tools.infra import pg_auth, process
 from control_plane.tools.infra.config import (
     DATABASE_NAME,
     PG_USER,
@@ -119,10 +120,36 @@ def ready() -> bool:
     return subprocess.run(cmd, check=False).returncode == 0
 
 
-def _psql(sql: str, database: str = "postgres") -> str:
+def _psql(sql: str, database: str = "postgres", secret: bool = False) -> str:
+    """Run ``sql`` (on stdin: never on a command line) as the superuser, with the pgpass
+    file; with ``secret`` a failure says only that it failed (psql echoes the SQL)."""
     cmd = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(pg_port()), "-U", PG_USER]
-    cmd += ["-d", database, "-tAX", "-v", "ON_ERROR_STOP=1", "-c", sql]
-    return _run(cmd, "psql").strip()
+    cmd += ["-d", database, "-tAX", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+    env = {**os.environ, "PGPASSFILE": str(pg_auth.pgpass_path())}
+    result = subprocess.run(cmd, input=sql, capture_output=True, text=True, check=False, env=env)
+    if result.returncode != 0:
+        detail = "(output withheld: the statement holds a password)" if secret else result.stderr
+        raise InfraError(f"psql failed ({' '.join(cmd)}): {detail}")
+    return result.stdout.strip()
+
+
+def _write_hba(base: Path, text: str) -> None:
+    hba = _data(base) / "pg_hba.conf"
+    hba.write_text(text)
+    os.chmod(hba, 0o600)
+    if os.geteuid() == 0:
+        shutil.chown(hba, PG_USER, PG_USER)
+
+
+def _reload(base: Path) -> None:
+    cmd = [*_as_server_user(), str(bin_dir() / "pg_ctl"), "-D", str(_data(base)), "reload"]
+    _run(cmd, "reloading PostgreSQL")
+
+
+def _secure(base: Path) -> None:
+    pg_auth.secure(
+        _data(base), _psql, reload=lambda: _reload(base), write_hba=lambda t: _write_hba(base, t)
+    )
 
 
 def _ensure_database() -> None:
@@ -136,6 +163,7 @@ def up() -> str:
     if server_pid(base) is not None and process.port_open(pg_port()):
         process.wait_for(ready, START_TIMEOUT, "PostgreSQL to accept connections")
         _ensure_database()
+        _secure(base)
         return database_url()
     if process.port_open(pg_port()):
         raise InfraError(
@@ -154,6 +182,7 @@ def up() -> str:
     _run(cmd, f"starting PostgreSQL (log: {log_file})")
     process.wait_for(ready, START_TIMEOUT, "PostgreSQL to accept connections")
     _ensure_database()
+    _secure(base)
     return database_url()
 
 

@@ -220,6 +220,14 @@
 
   // --- the stream ------------------------------------------------------------------------
 
+  // An EventSource cannot send a header: a token given as #token=... in the page's URL
+  // goes into a cookie that only the dashboard's GETs accept (the API never takes a cookie
+  // for a write), and leaves the address bar (a fragment never reaches the server).
+  const given = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (given) {
+    document.cookie = `streamplane_token=${encodeURIComponent(given)}; path=/; SameSite=Strict`;
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   const source = new EventSource("/dashboard/events");
   source.onmessage = (event) => {
     const msg = JSON.parse(event.data);
