@@ -20,6 +20,7 @@ from aiokafka import errors as kafka_errors
 
 from control_plane.alerts.model import Refusal
 from events.topics import DLQ, Topics
+from kafka_auth import Brokers
 from projections.io.dlq import DeadLetter, decode_dead_letter
 from projections.io.kafka import kafka_error, make_consumer
 
@@ -43,7 +44,7 @@ class RefusalReader:
     """A group-less consumer of the dead-letter topic (``consumer``: the caller starts and
     stops it, e.g. with ``projections.io.kafka.started``)."""
 
-    def __init__(self, bootstrap: str, topics: Topics, *, timeout: float) -> None:
+    def __init__(self, bootstrap: Brokers, topics: Topics, *, timeout: float) -> None:
         self.timeout = timeout
         self._tps = [TopicPartition(topics.dlq, p) for p in range(DLQ.partitions)]
         self.consumer = make_consumer(

@@ -187,7 +187,7 @@ class HealthMonitor:
         index.note(follower.position, follower.state.seq)
         window = FailoverWindow(timedelta(seconds=s.monitor_failover_window))
         latency = HeartbeatLatency(s, self.topics)
-        refusals = RefusalReader(s.kafka_bootstrap, self.topics, timeout=net)
+        refusals = RefusalReader(s.kafka_access, self.topics, timeout=net)
         await stack.enter_async_context(started(refusals.consumer, kafka_timeout=net, what="dlq"))
         return _Session(
             follower, producer, kafka, latency, database, scraper, index, window, refusals
