@@ -35,6 +35,7 @@ from typer.testing import CliRunner
 from control_plane.api.tokens import Scope, create
 from control_plane.cli import app
 from control_plane.tools.harness import CLI
+from control_plane.tools.infra.postgres import fallback_home
 from events import commands as cmd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -200,7 +201,7 @@ def _cli_outputs(pg: SecurePg, tokens_file: Path) -> str:
 
 def _postgres_log(pg: SecurePg) -> str:
     logs = list(pg.cache.glob("postgres/postgres.log")) + list(
-        Path("/tmp").glob(f"streamplane-pg-{os.getuid()}/postgres.log")
+        fallback_home(pg.cache).glob("postgres.log")
     )
     return "\n".join(p.read_text(errors="replace") for p in logs[:1])
 

@@ -4,6 +4,7 @@ password (SCRAM-SHA-256) authentication and separate roles (:mod:`.pg_auth`)."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -53,17 +54,24 @@ def _traversable_by_server_user(path: Path) -> bool:
 
 def home() -> Path:
     """Base dir (data, log, pid) under the cache dir, or under /tmp when the postgres user
-    cannot reach the cache dir (e.g. a checkout below /root)."""
+    cannot reach the cache dir (e.g. a checkout below /root). The /tmp dir is named after the
+    cache dir: two checkouts must not share a cluster (the passwords live in each cache)."""
     preferred = cache_dir() / "postgres"
     preferred.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(preferred, PG_USER, PG_USER)
     if _traversable_by_server_user(preferred):
         return preferred
-    fallback = Path(f"/tmp/streamplane-pg-{os.getuid()}")
+    fallback = fallback_home(cache_dir())
     fallback.mkdir(mode=0o700, exist_ok=True)
     shutil.chown(fallback, PG_USER, PG_USER)
     return fallback
+
+
+def fallback_home(cache: Path) -> Path:
+    """The /tmp base dir of the cluster of cache dir ``cache`` (see :func:`home`)."""
+    tag = hashlib.sha256(str(cache.resolve()).encode()).hexdigest()[:12]
+    return Path(f"/tmp/streamplane-pg-{os.getuid()}-{tag}")
 
 
 def _data(base: Path) -> Path:
