@@ -29,13 +29,15 @@ from control_plane.drift_io import (
     check_assignments,
     check_read_model,
     read_assignments,
+    read_faust_table,
     read_model_rows,
 )
-from events.topics import Topics
+from events.topics import Topics, changelog_topic, projector_app_id
 from kafka_auth import Brokers
 from projections.fold.drift import (
     AssignmentsView,
     DriftReport,
+    Projection,
     ReadModelRows,
     Tail,
     compare_assignments,
@@ -62,6 +64,9 @@ class CheckSettings(BaseSettings):
     heartbeat_window: float = Field(default=300.0, gt=0)
     #: seconds to wait for the orchestrator to answer a repair command
     command_wait: float = Field(default=60.0, gt=0)
+    #: the Faust projector's app id when it was set (``STREAMPLANE_PROJECTOR_ID``, the
+    #: projector's own setting): its tables' changelog topics are named after it
+    projector_id: str | None = Field(default=None, validation_alias="STREAMPLANE_PROJECTOR_ID")
 
     def config(self) -> CheckConfig:
         """The pure checker's bounds."""
@@ -86,6 +91,7 @@ async def run_check(
     *,
     read_model: bool = True,
     assignments: bool = True,
+    faust_tables: bool = True,
     on_progress: ProgressCallback | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> CheckRun:
@@ -102,11 +108,20 @@ async def run_check(
         if assignments
         else None
     )
+    # so is the Faust projector's assignments table (its changelog; None: no projector ran)
+    table = (
+        asyncio.create_task(
+            read_faust_table(bootstrap, faust_changelog(topics, check), kafka_timeout=timeout)
+        )
+        if faust_tables
+        else None
+    )
     try:
         head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
     except BaseException:
-        if records is not None:
-            records.cancel()
+        for task in (records, table):
+            if task is not None:
+                task.cancel()
         raise
     projections: list[DriftReport] = []
     if read_model:
@@ -115,6 +130,18 @@ async def run_check(
         view = await records
         projections.append(
             await assignments_report(bootstrap, topics, head, view, kafka_timeout=timeout)
+        )
+    table_view = await table if table is not None else None
+    if table_view is not None:
+        projections.append(
+            await assignments_report(
+                bootstrap,
+                topics,
+                head,
+                table_view,
+                kafka_timeout=timeout,
+                projection=Projection.FAUST_TABLES,
+            )
         )
     desired = await read_desired(bootstrap, topics, kafka_timeout=timeout)
     window = timedelta(seconds=max(check.heartbeat_window, check.silent_after))
@@ -125,6 +152,27 @@ async def run_check(
     views = CheckViews(clock(), heartbeats, desired, tuple(projections), acknowledged)
     report = ConsistencyChecker(check.config()).check(head.state, views)
     return CheckRun(report, head, views)
+
+
+def faust_changelog(topics: Topics, check: CheckSettings) -> str:
+    """The changelog topic of the Faust projector's ``assignments`` table."""
+    return changelog_topic(projector_app_id(topics.prefix, check.projector_id), "assignments")
+
+
+async def wait_for_table(
+    bootstrap: Brokers, topics: Topics, check: CheckSettings, seq: int, *, kafka_timeout: float
+) -> bool:
+    """Wait (at most ``check.command_wait``) until the Faust table shows ``seq`` or later:
+    the projector has carried out the repairs logged up to it. False: it did not."""
+    deadline = asyncio.get_running_loop().time() + check.command_wait
+    topic = faust_changelog(topics, check)
+    while True:
+        view = await read_faust_table(bootstrap, topic, kafka_timeout=kafka_timeout)
+        if view is not None and view.as_of_seq >= seq:
+            return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.5)
 
 
 async def read_model_report(
@@ -146,13 +194,26 @@ async def assignments_report(
     view: AssignmentsView,
     *,
     kafka_timeout: float,
+    projection: Projection = Projection.ASSIGNMENTS,
 ) -> DriftReport:
-    """The assignments topic (``view``) against the replay when its as-of seq is the log's
-    last, else against the log folded to its as-of seq (read again there)."""
+    """The assignments topic or the Faust table (``view``) against the replay when its
+    as-of seq is the log's last, else against the log folded to its as-of seq (the topic is
+    read again there; the table's view is kept)."""
     if view.as_of_seq == head.state.seq:
-        return compare_assignments(head.state, Tail(head.state), view)
-    report, _ = await check_assignments(bootstrap, topics, kafka_timeout=kafka_timeout)
+        return compare_assignments(head.state, Tail(head.state), view, projection)
+    again = None if projection is Projection.ASSIGNMENTS else view
+    report, _ = await check_assignments(
+        bootstrap, topics, kafka_timeout=kafka_timeout, view=again, projection=projection
+    )
     return report
 
 
-__all__ = ["CheckRun", "CheckSettings", "assignments_report", "read_model_report", "run_check"]
+__all__ = [
+    "CheckRun",
+    "CheckSettings",
+    "assignments_report",
+    "faust_changelog",
+    "read_model_report",
+    "run_check",
+    "wait_for_table",
+]

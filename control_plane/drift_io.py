@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import orjson
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
@@ -117,15 +118,47 @@ async def read_assignments(
     """Every record of ``topic`` up to the end seen now, folded to the newest per key (an
     absent topic reads as empty: nothing was projected yet)."""
     try:
-        ends = await end_offsets(bootstrap, topic, kafka_timeout=kafka_timeout)
+        records = await _read_records(bootstrap, topic, kafka_timeout=kafka_timeout)
     except UnknownTopicError:
         return AssignmentsView({}, 0)
+    return latest_assignments(records)
+
+
+async def read_faust_table(
+    bootstrap: Brokers, topic: str, *, kafka_timeout: float
+) -> AssignmentsView | None:
+    """The Faust projector's ``assignments`` table, from its changelog ``topic`` (keys are
+    JSON strings there), folded like the assignments topic; None when the topic does not
+    exist (no projector ever ran: nothing to compare)."""
+    try:
+        records = await _read_records(bootstrap, topic, kafka_timeout=kafka_timeout)
+    except UnknownTopicError:
+        return None
+    return latest_assignments((_json_key(k), v) for k, v in records)
+
+
+def _json_key(key: bytes | None) -> bytes | None:
+    if key is None:
+        return None
+    try:
+        name = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        return key  # kept as it is: it shows up as a drifted key
+    return name.encode() if isinstance(name, str) else key
+
+
+async def _read_records(
+    bootstrap: Brokers, topic: str, *, kafka_timeout: float
+) -> list[tuple[bytes | None, bytes | None]]:
+    """``(key, value)`` of every record of ``topic`` up to the end seen now, in offset order
+    per partition. Raises :class:`UnknownTopicError` when the topic does not exist."""
+    ends = await end_offsets(bootstrap, topic, kafka_timeout=kafka_timeout)
     tps = {TopicPartition(topic, p): end for p, end in ends.items()}
     records: list[tuple[bytes | None, bytes | None]] = []
     if not any(tps.values()):
         # nothing to read; and a consumer stopped right after ``assign`` can raise
         # CancelledError from aiokafka's committed-offset task
-        return latest_assignments(records)
+        return records
     consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
     async with started(consumer, kafka_timeout=kafka_timeout, what=f"reader of {topic}"):
         consumer.assign(list(tps))
@@ -144,15 +177,22 @@ async def read_assignments(
                             pending.discard(tp)
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"read {topic}") from exc
-    return latest_assignments(records)
+    return records
 
 
 async def check_assignments(
-    bootstrap: Brokers, topics: Topics, *, kafka_timeout: float
+    bootstrap: Brokers,
+    topics: Topics,
+    *,
+    kafka_timeout: float,
+    view: AssignmentsView | None = None,
+    projection: Projection = Projection.ASSIGNMENTS,
 ) -> tuple[DriftReport, ClusterState]:
-    """Compare the assignments topic with the log folded to its as-of seq; returns the
-    report and that state (what a repair republishes)."""
-    view = await read_assignments(bootstrap, topics.assignments, kafka_timeout=kafka_timeout)
+    """Compare the assignments topic (or ``view``, e.g. the Faust table, as ``projection``)
+    with the log folded to its as-of seq; returns the report and that state (what a repair
+    republishes)."""
+    if view is None:
+        view = await read_assignments(bootstrap, topics.assignments, kafka_timeout=kafka_timeout)
     at, offset = await snapshot_start(bootstrap, topics, until_seq=view.as_of_seq)
     tail: Tail | None = None
     async for events in read_events(
@@ -164,7 +204,13 @@ async def check_assignments(
                 continue
             tail, events = Tail(at), events[folded:]
         tail = fold_tail(tail, events)
-    return compare_assignments(at, tail or Tail(at), view), at
+    return compare_assignments(at, tail or Tail(at), view, projection), at
 
 
-__all__ = ["check_assignments", "check_read_model", "read_assignments", "read_model_rows"]
+__all__ = [
+    "check_assignments",
+    "check_read_model",
+    "read_assignments",
+    "read_faust_table",
+    "read_model_rows",
+]

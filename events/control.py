@@ -273,6 +273,12 @@ class ConsistencyDivergenceFound(ControlEvent):
     detail: ShortText = ""
 
 
+#: the ``action`` of a ``ConsistencyDivergenceRepaired`` that asks the Faust projector to
+#: write its ``stream_id`` again into its tables from its fold of the log (the repair of a
+#: drifted table entry: the projector owns its tables, so the log tells it; docs/consistency.md)
+PROJECTOR_REWRITE = "the projector writes the key again into its tables from the log"
+
+
 class ConsistencyDivergenceRepaired(ControlEvent):
     type: Literal["ConsistencyDivergenceRepaired"] = "ConsistencyDivergenceRepaired"
     check_id: EventId

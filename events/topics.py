@@ -90,3 +90,15 @@ class Topics(NamedTuple):
     @property
     def cycles(self) -> str:
         return self.name(CYCLES)
+
+
+def projector_app_id(prefix: str, projector_id: str | None = None) -> str:
+    """The Faust app id of the projector of ``prefix`` (``STREAMPLANE_PROJECTOR_ID``
+    overrides it): its consumer group and the stem of its tables' changelog topics."""
+    return projector_id or f"{prefix}-projector"
+
+
+def changelog_topic(app_id: str, table: str) -> str:
+    """The topic Faust keeps the projector's ``table`` in (``<app id>-<table>-changelog``);
+    keys and values are JSON (docs/projections.md)."""
+    return f"{app_id}-{table}-changelog"

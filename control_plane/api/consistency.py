@@ -35,13 +35,20 @@ async def consistency(
     response: Response,
     read_model: Annotated[bool, Query(description="compare the PostgreSQL read model")] = True,
     assignments: Annotated[bool, Query(description="compare the assignments topic")] = True,
+    faust_tables: Annotated[
+        bool, Query(description="compare the Faust projector's assignments table")
+    ] = True,
 ) -> Any:
     """The ConsistencyReport: divergences per kind with examples, what was compared, how
     far each projection lags, and the consistency_score (1.0: clean)."""
     s = ctx.settings
     async with asyncio.timeout(s.api_replay_timeout):
         run = await run_check(
-            s.read_model_settings(), CheckSettings(), read_model=read_model, assignments=assignments
+            s.read_model_settings(),
+            CheckSettings(),
+            read_model=read_model,
+            assignments=assignments,
+            faust_tables=faust_tables,
         )
     as_of(response, run.report.as_of_seq)
     return run.report.to_json()

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import typer
 
-from control_plane.checker_run import CheckRun, CheckSettings, run_check
+from control_plane.checker_run import CheckRun, CheckSettings, run_check, wait_for_table
 from control_plane.cli.drift import repair_assignments, repair_read_model
 from control_plane.client import send_command
 from control_plane.decide.checker import ConsistencyReport, plan_repairs, to_command
@@ -51,6 +51,7 @@ async def _check(rm: ReadModelSettings, cs: CheckSettings, opts: dict[str, bool]
         cs,
         read_model=opts["read_model"],
         assignments=opts["assignments"],
+        faust_tables=opts["faust_tables"],
         on_progress=_progress,
     )
 
@@ -88,10 +89,16 @@ async def repair(
         divergences=items[: cmd.MAX_REPORTED_DIVERGENCES],
         principal=OperatorSettings().who(),
     )
+    fixed = [e for e in caused if isinstance(e, ev.ConsistencyDivergenceRepaired)]
+    rewrites = [e.seq for e in fixed if e.action == ev.PROJECTOR_REWRITE]
+    if rewrites:  # the projector carries these out as it folds the log: wait for it
+        topics = Topics(rm.topic_prefix)
+        await wait_for_table(
+            rm.kafka_access, topics, cs, max(rewrites), kafka_timeout=rm.kafka_timeout
+        )
     return [
         {"kind": e.kind, "stream_id": e.stream_id, "server_id": e.server_id, "action": e.action}
-        for e in caused
-        if isinstance(e, ev.ConsistencyDivergenceRepaired)
+        for e in fixed
     ]
 
 
@@ -149,6 +156,13 @@ def check(
             "--assignments/--no-assignments", help="Check the <prefix>.assignments topic."
         ),
     ] = True,
+    faust_tables: Annotated[
+        bool,
+        typer.Option(
+            "--faust-tables/--no-faust-tables",
+            help="Check the Faust projector's assignments table (its changelog topic).",
+        ),
+    ] = True,
     live: Annotated[
         bool,
         typer.Option(
@@ -178,7 +192,7 @@ def check(
     if live:
         _live(rm, repair_)
         return
-    opts = {"read_model": read_model, "assignments": assignments}
+    opts = {"read_model": read_model, "assignments": assignments, "faust_tables": faust_tables}
     summary = asyncio.run(check_and_repair(rm, CheckSettings(), repair_=repair_, opts=opts))
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

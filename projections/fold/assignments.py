@@ -37,11 +37,14 @@ import orjson
 from pydantic import BaseModel
 
 from events.base import ControlEvent
+from events.control import PROJECTOR_REWRITE
 from events.heartbeat import Heartbeat, StreamRunState
 from projections.fold.state import ClusterState, EnhancedInstance, StreamAssignment
 
 #: the ``reason`` of records a projector writes when it re-publishes a stream on start
 RESYNC_REASON = "projector_resync"
+#: the ``reason`` of a table entry the projector wrote again on a checker's repair
+TABLE_REPAIR_REASON = "consistency_repair"
 #: fields of an assignment record that describe the stream (the rest says when and why)
 ASSIGNMENT_CONTENT = ("stream_id", "server_id", "incarnation", "status", "migration", "assigned_at")
 #: fields of an instance value that are bookkeeping, not content
@@ -250,6 +253,28 @@ def instance_updates(after: ClusterState, server_ids: tuple[str, ...]) -> list[U
     return out
 
 
+def table_repairs(after: ClusterState, event: ControlEvent) -> list[Update]:
+    """The projector's table entries that ``event`` asks it to write again: a
+    ``ConsistencyDivergenceRepaired`` whose action is ``PROJECTOR_REWRITE`` names a stream;
+    its value as of ``after`` (or a tombstone), with reason :data:`TABLE_REPAIR_REASON`."""
+    if getattr(event, "action", None) != PROJECTOR_REWRITE:
+        return []
+    sid = getattr(event, "stream_id", None)
+    if sid is None:
+        return []
+    stream = after.streams.get(sid)
+    if stream is None:
+        return [Update(sid, None)]
+    value = assignment_value(
+        stream,
+        seq=after.seq,
+        epoch=after.epoch,
+        time=after.last_event_time,
+        reason=TABLE_REPAIR_REASON,
+    )
+    return [Update(sid, value)]
+
+
 def resync_assignments(
     state: ClusterState, current: Mapping[str, Mapping[str, Any]]
 ) -> list[Update]:
@@ -316,6 +341,8 @@ def liveness_supersedes(new: Mapping[str, Any], old: Mapping[str, Any] | None) -
 __all__ = [
     "ASSIGNMENT_CONTENT",
     "RESYNC_REASON",
+    "TABLE_REPAIR_REASON",
+    "table_repairs",
     "Changes",
     "Update",
     "assignment_updates",

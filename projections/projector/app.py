@@ -56,6 +56,8 @@ from events.topics import (
     EVENTS,
     HEARTBEATS,
     Topics,
+    changelog_topic,
+    projector_app_id,
 )
 from kafka_auth import KafkaAccess, KafkaClientSettings
 from projections.fold import apply
@@ -68,6 +70,7 @@ from projections.fold.assignments import (
     liveness_value,
     resync_assignments,
     resync_instances,
+    table_repairs,
 )
 from projections.fold.state import ClusterState
 from projections.io.dlq import encode_dead_letter, make_dead_letter
@@ -106,11 +109,11 @@ class ProjectorSettings(KafkaClientSettings):
 
     @property
     def app_id(self) -> str:
-        return self.projector_id or f"{self.topic_prefix}-projector"
+        return projector_app_id(self.topic_prefix, self.projector_id)
 
     def changelog_topic(self, table: str) -> str:
         """The Kafka topic Faust keeps ``table`` in (``<app id>-<table>-changelog``)."""
-        return f"{self.app_id}-{table}-changelog"
+        return changelog_topic(self.app_id, table)
 
 
 def faust_credentials(access: KafkaAccess) -> faust.SASLCredentials | None:
@@ -224,6 +227,10 @@ class FaustProjector:
         updates = assignment_updates(after, event, changed.streams)
         await self._publish(updates)
         self._write(self.assignments, updates)
+        repairs = table_repairs(after, event)  # a checker's repair of a drifted entry
+        if repairs:
+            self._write(self.assignments, repairs)
+            log.info("table entries written again on a consistency repair: %s", repairs[0].key)
 
     async def _publish(self, updates: list[Update]) -> None:
         for update in updates:

@@ -27,6 +27,7 @@ from events import commands as cmd
 from events import control as ev
 from events.heartbeat import StreamRunState
 from projections.fold import apply, fold
+from projections.fold.assignments import TABLE_REPAIR_REASON, Update, table_repairs
 from projections.fold.drift import Drift, DriftReport, Projection
 from projections.fold.state import GONE_STATUSES, InstanceStatus
 from tests.unit.decide_sim import START, Run, Sim, cluster, invariant_violations
@@ -274,3 +275,32 @@ def test_a_row_key_no_id_may_have_is_reported_by_key_only() -> None:
     report = CHECKER.check(sim.state, CheckViews(now=sim.now, projections=(rm,)))
     (item,) = to_command(report.divergences, actions={"read_model": "rebuilt"})
     assert (item.stream_id, item.key, item.action) == (None, "streams:bad id!", "rebuilt")
+
+
+def test_a_drifted_faust_table_entry_is_logged_and_the_projectors_fold_writes_it_again() -> None:
+    sim = cluster(4, streams=2)
+    drift = Drift(Projection.FAUST_TABLES, "assignments", "s1", {"a": 1}, None, (), 5)
+    table = DriftReport(Projection.FAUST_TABLES, 5, 5, 0, 2, (drift,))
+    report = CHECKER.check(sim.state, CheckViews(now=sim.now, projections=(table,)))
+    assert named(report) == [("projection_drift", "s1", None)]
+    plan = plan_repairs(report)
+    assert plan.rebuild == frozenset()  # the shell cannot write the projector's tables
+    assert [(d.view, d.stream_id) for d in plan.send] == [("faust_tables", "s1")]
+    d = repair(sim, report)
+    fixed = [e for e in d.events if isinstance(e, ev.ConsistencyDivergenceRepaired)]
+    assert [(e.stream_id, e.action) for e in fixed] == [("s1", ev.PROJECTOR_REWRITE)]
+    # the projector, folding that event, writes s1's entry as of the state after it
+    after = sim.state
+    [update] = table_repairs(after, fixed[0])
+    stream = after.streams["s1"]
+    assert update.key == "s1" and update.value is not None
+    assert (update.value["server_id"], update.value["reason"]) == (
+        stream.server_id,
+        TABLE_REPAIR_REASON,
+    )
+    assert update.value["as_of_seq"] == after.seq
+    # any other repair, or one of a stream the log no longer has
+    other = fixed[0].model_copy(update={"action": "desired set re-sent"})
+    assert table_repairs(after, other) == []
+    gone = fixed[0].model_copy(update={"stream_id": "nope"})
+    assert table_repairs(after, gone) == [Update("nope", None)]

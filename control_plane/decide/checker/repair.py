@@ -35,6 +35,9 @@ from projections.fold.state import GONE_STATUSES
 ACK_PREFIX = "acknowledged event "
 #: the projections the checker's shell rebuilds or republishes itself
 SHELL_VIEWS = frozenset({"read_model", "assignments"})
+#: the projections whose owner process repairs them on an event of the log: the Faust
+#: projector writes a drifted table entry again (``events.control.PROJECTOR_REWRITE``)
+LOGGED_VIEWS = frozenset({"faust_tables"})
 
 
 class RepairPlan(NamedTuple):
@@ -51,7 +54,9 @@ def plan_repairs(report: ConsistencyReport) -> RepairPlan:
     rebuild = frozenset(
         d.view for d in report.divergences if d.kind is K.PROJECTION_DRIFT and d.view in SHELL_VIEWS
     )
-    send = [d for d in report.divergences if d.kind is not K.PROJECTION_DRIFT]
+    send = [
+        d for d in report.divergences if d.kind is not K.PROJECTION_DRIFT or d.view in LOGGED_VIEWS
+    ]
     kept = send[:MAX_REPORTED_DIVERGENCES]
     return RepairPlan(rebuild, tuple(kept), len(send) - len(kept))
 
@@ -144,6 +149,10 @@ def _repair_one(ctx: Ctx, silent: tuple[str, ...], d: ReportedDivergence) -> tup
         return f"{ACK_PREFIX}{d.key}: the fold refused or noted it; the log is append-only", True
     if d.action:  # the shell rebuilt it
         return d.action, True
+    if d.kind == K.PROJECTION_DRIFT and d.view in LOGGED_VIEWS:
+        if not d.stream_id:
+            return "not repaired: no stream id to write again", False
+        return ev.PROJECTOR_REWRITE, True
     if d.kind == K.ORPHANED and d.stream_id:
         return _replace_orphan(ctx, silent, d.stream_id)
     if d.kind in (K.DUPLICATED, K.WORKER_MISMATCH, K.DESIRED_DRIFT) and d.server_id:
@@ -181,6 +190,7 @@ def _replace_orphan(ctx: Ctx, silent: tuple[str, ...], stream_id: str) -> tuple[
 
 __all__ = [
     "ACK_PREFIX",
+    "LOGGED_VIEWS",
     "SHELL_VIEWS",
     "RepairPlan",
     "acknowledged_id",

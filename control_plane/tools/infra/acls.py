@@ -12,6 +12,7 @@ The table (docs/infra.md, "Secure mode", shows the same):
 | operator       | commands; assignments (`check        | commands, events, assignments,      |
 |                | --repair` republishes a drifted key) | alerts, snapshots, desired,         |
 |                |                                      | heartbeats, cycles (check, simulate)|
+|                |                                      | the projector's table changelogs    |
 | projector      | assignments, dlq, its Faust topics   | events, heartbeats                  |
 | read-model     | dlq                                  | events                              |
 | monitor        | alerts                               | alerts, events, heartbeats, dlq     |
@@ -127,6 +128,8 @@ def role_acls(role: Role, prefix: str) -> list[Acl]:
         own = f"{prefix}-projector"
         acls += _prefixed(user, Resource.TOPIC, own, Operation.ALL)
         acls += _prefixed(user, Resource.GROUP, own, Operation.ALL)
+    if role.name == "operator":  # `check` reads the projector's table changelogs
+        acls += _prefixed(user, Resource.TOPIC, f"{prefix}-projector", Operation.READ)
     if role.name == "monitor":  # the projector group's offset on the log (its lag)
         acls += _prefixed(user, Resource.GROUP, prefix, Operation.DESCRIBE)
     return acls

@@ -18,6 +18,8 @@ class Projection(StrEnum):
 
     READ_MODEL = "read_model"
     ASSIGNMENTS = "assignments"
+    #: the Faust projector's ``assignments`` table (its changelog topic)
+    FAUST_TABLES = "faust_tables"
 
 
 class Drift(NamedTuple):

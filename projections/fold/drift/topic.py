@@ -101,10 +101,16 @@ def fold_tail(tail: Tail, events: Iterable[ControlEvent]) -> Tail:
     return Tail(state, frozenset(changed))
 
 
-def compare_assignments(at: ClusterState, tail: Tail, view: AssignmentsView) -> DriftReport:
+def compare_assignments(
+    at: ClusterState,
+    tail: Tail,
+    view: AssignmentsView,
+    projection: Projection = Projection.ASSIGNMENTS,
+) -> DriftReport:
     """Compare the topic's newest records with ``at`` (the log folded to ``view.as_of_seq``);
     ``tail`` is the rest of the log folded onto ``at``. A record that shows a later change
-    from the tail is fine; one that still shows ``at``'s value there is lag."""
+    from the tail is fine; one that still shows ``at``'s value there is lag. ``projection``:
+    the assignments topic, or the Faust ``assignments`` table (same records, by changelog)."""
     drifts, lag = [], 0
     keys = sorted(set(at.streams) | set(view.latest))
     for key in keys:
@@ -119,7 +125,7 @@ def compare_assignments(at: ClusterState, tail: Tail, view: AssignmentsView) -> 
             continue
         drifts.append(
             Drift(
-                Projection.ASSIGNMENTS,
+                projection,
                 "assignments",
                 key,
                 _content(expected),
@@ -128,9 +134,7 @@ def compare_assignments(at: ClusterState, tail: Tail, view: AssignmentsView) -> 
                 at.seq,
             )
         )
-    return DriftReport(
-        Projection.ASSIGNMENTS, at.seq, tail.state.seq, lag, len(keys), tuple(drifts)
-    )
+    return DriftReport(projection, at.seq, tail.state.seq, lag, len(keys), tuple(drifts))
 
 
 def assignment_repairs(at: ClusterState, report: DriftReport) -> list[Update]:
