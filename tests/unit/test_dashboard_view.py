@@ -158,3 +158,52 @@ def test_timeline_sorts_an_event_older_than_the_newest_bucket() -> None:
     tl.record([_failed(1, T0 + timedelta(seconds=5))], {"running": 1})
     tl.record([_failed(2, T0 + timedelta(seconds=2))], {"running": 2})
     assert [b["t"] for b in tl.view()] == sorted(b["t"] for b in tl.view())
+
+
+def _assigned(
+    seq: int, at: datetime, stream: str, reason: str, server: str = "w2"
+) -> ev.StreamAssigned:
+    return ev.StreamAssigned(
+        id=f"e{seq}", source="t", time=at, seq=seq, epoch=1, stream_id=stream,
+        server_id=server, incarnation=f"{server}.i", reason=reason,
+    )  # fmt: skip
+
+
+def _migration(seq: int, at: datetime, stream: str, done: bool) -> ControlEvent:
+    common = {"id": f"e{seq}", "source": "t", "time": at, "seq": seq, "epoch": 1}
+    if not done:
+        return ev.MigrationStarted(
+            **common, stream_id=stream, migration_id="m1", from_server="w2", to_server="w3",
+            to_incarnation="w3.i", deadline=at + timedelta(seconds=30), reason="rebalance",
+        )  # fmt: skip
+    return ev.MigrationCompleted(**common, stream_id=stream, migration_id="m1")
+
+
+def test_timeline_counts_moves_by_reason_and_stream_seconds_without_an_owner() -> None:
+    # s1 and s2 ran on w1 when the page's state was taken
+    tl = Timeline(bucket=5.0, points=10, owners={"s1": "w1", "s2": "w1"})
+    start = int(T0.timestamp() * 1000)
+    # w1 fails and its two streams wait (down) from t=0 ...
+    tl.record([_failed(1, T0)], {"running": 1, "unassigned": 2})
+    # ... until 3 s later both are placed on w2: 2 streams x 3 s without an owner; s3 is new
+    at = T0 + timedelta(seconds=3)
+    [b] = tl.record(
+        [_assigned(2, at, "s1", "instance_failed"), _assigned(3, at, "s2", "capacity_returned"),
+         _assigned(4, at, "s3", "new_stream")],
+        {"running": 3},
+    )  # fmt: skip
+    assert (b["t"], b["moves"], b["reasons"], b["down_s"]) == (
+        start, 2, {"instance_failed": 1, "capacity_returned": 1}, 6.0
+    )  # fmt: skip
+    # nothing is down any more; a migration is a move when it completes, with its reason
+    later = T0 + timedelta(seconds=12)
+    [c] = tl.record([_migration(5, later, "s1", done=False)], {"running": 3})
+    assert (c["t"], c["moves"], c["down_s"]) == (start + 10_000, 0, 0.0)
+    [c] = tl.record([_migration(6, later, "s1", done=True)], {"running": 3})
+    assert (c["moves"], c["reasons"]) == (1, {"rebalance": 1})
+    # placed again on the server it was on: not a move
+    [d] = tl.record([_assigned(7, later, "s3", "orphaned")], {"running": 3})
+    assert d["moves"] == 1
+    # the buckets handed out are copies: changing one changes nothing kept
+    b["reasons"]["instance_failed"] = 99
+    assert tl.view()[0]["reasons"] == {"instance_failed": 1, "capacity_returned": 1}

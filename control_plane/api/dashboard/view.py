@@ -25,7 +25,7 @@ from typing import Any
 import immutables
 
 from control_plane.api.dashboard.settings import DashboardSettings
-from control_plane.api.dashboard.timeline import Timeline
+from control_plane.api.dashboard.timeline import DOWN_STATUSES, Timeline
 from events import control as ev
 from events.base import ControlEvent
 from projections.fold.assignments import event_reason, iso
@@ -191,7 +191,14 @@ class DashboardView:
         for s in self.state.streams.values():
             self.counts[s.status.value] += 1
         self.feed: deque[Json] = deque(maxlen=settings.feed_size)
-        self.timeline = Timeline(bucket=settings.timeline_bucket, points=settings.timeline_points)
+        owners = {k: v.server_id for k, v in self.state.streams.items() if v.server_id}
+        down = sum(self.counts[status] for status in DOWN_STATUSES)
+        self.timeline = Timeline(
+            bucket=settings.timeline_bucket,
+            points=settings.timeline_points,
+            owners=owners,
+            down=down,
+        )
 
     def _header(self) -> Json:
         s = self.state

@@ -199,6 +199,24 @@
       ["failover", Charts.COLORS.failed], ["rebalance", Charts.COLORS.assigned], ["moves", "#c3c9d4"]];
     $("timeline-legend").replaceChildren(...items.map(([name, color]) =>
       h("li", {}, h("span", { class: "swatch", style: `background:${color}` }), name)));
+    drawChurn(buckets);
+  }
+
+  // Moves by reason and stream-seconds without a running owner, summed over the chart's
+  // buckets (each bucket counts its own: control_plane/api/dashboard/timeline.py).
+  function drawChurn(buckets) {
+    let moves = 0, down = 0;
+    const reasons = new Map();
+    for (const b of buckets) {
+      moves += b.moves || 0;
+      down += b.down_s || 0;
+      for (const [why, n] of Object.entries(b.reasons || {})) reasons.set(why, (reasons.get(why) || 0) + n);
+    }
+    const churn = $("churn");
+    churn.querySelector('[data-field="moves"]').textContent = String(moves);
+    churn.querySelector('[data-field="down"]').textContent = down.toFixed(1);
+    const list = [...reasons].sort((a, b) => b[1] - a[1]).map(([why, n]) => `${why} ${n}`);
+    churn.querySelector('[data-field="reasons"]').textContent = list.length ? list.join(", ") : "none";
   }
 
   function draw() {
