@@ -5,13 +5,16 @@ the command with its one ``error:`` line and exit code 1 (:mod:`control_plane.to
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from control_plane.tools.exits import cli_app
-from control_plane.tools.infra import api
+from control_plane.tools.infra import api, compose_secure, kafka, secure
+from control_plane.tools.infra.acls import all_acls
 from events.topics import DEFAULT_PREFIX
 
 infra_app = cli_app(
@@ -82,3 +85,38 @@ def kill_broker(node_id: int, brokers: Annotated[int, typer.Option()] = 3) -> No
 def start_broker(node_id: int, brokers: Annotated[int, typer.Option()] = 3) -> None:
     """Start one killed or stopped Kafka node again."""
     api.start_broker(node_id, brokers=brokers)
+
+
+@infra_app.command("compose-secrets")
+def compose_secrets(
+    directory: Annotated[
+        Path, typer.Option("--dir", help="Where to write them (the kafka-secrets volume).")
+    ],
+    kafka_uid: Annotated[
+        int, typer.Option(help="Owner of the broker's files (the Kafka image's user).")
+    ] = compose_secure.KAFKA_IMAGE_UID,
+    app_uid: Annotated[
+        int, typer.Option(help="Owner of the password files (the streamplane image's user).")
+    ] = compose_secure.APP_IMAGE_UID,
+) -> None:
+    """Secure compose (docker-compose.secure.yml): a password per principal, the broker's
+    server.properties and its storage format arguments, all 0600 (docs/infra.md)."""
+    owner = os.geteuid() == 0  # only root may give files away
+    names = compose_secure.write_secrets(
+        directory, kafka_uid=kafka_uid if owner else None, app_uid=app_uid if owner else None
+    )
+    typer.echo(f"# {directory}: {', '.join(names)} (0600; no secret printed)")
+
+
+@infra_app.command()
+def grant(
+    bootstrap: Annotated[str, typer.Option(help="The secure broker, host:port.")],
+    credentials: Annotated[Path, typer.Option(help="The directory holding admin.password (0600).")],
+    topic_prefix: Annotated[
+        str, typer.Option(help="The topic prefix the roles' ACLs cover.")
+    ] = DEFAULT_PREFIX,
+) -> None:
+    """Create every role's ACLs on TOPIC_PREFIX as the admin (idempotent)."""
+    admin = compose_secure.admin_access(bootstrap, credentials)
+    n = kafka.run_async(secure.create_acls(admin, all_acls(topic_prefix)))
+    typer.echo(f"# {n} ACL rule(s) for {topic_prefix}.* on {bootstrap}")

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,20 +56,13 @@ def _java() -> str:
     return process.require_tool("java", "openjdk-17-jre-headless")
 
 
-def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
-    """server.properties of one combined node; RF and min ISR follow the cluster size."""
-    rf, min_isr = (1, 1) if cluster.size == 1 else (3, 2)
-    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in cluster.nodes)
-    settings = {
+def base_properties(*, replicas: int) -> dict[str, object]:
+    """The settings of every broker the project runs (local jars and compose's secure
+    mode), apart from its listeners: RF and min ISR follow the cluster size."""
+    rf, min_isr = (1, 1) if replicas == 1 else (3, 2)
+    return {
         "process.roles": "broker,controller",
-        "node.id": node.node_id,
-        "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": node.data_dir,
         "num.partitions": 1,
         # Topics come only from ensure_topics, with the contract's settings: an auto-created
         # control log would get one partition and seven days' retention.
@@ -96,9 +89,31 @@ def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
         "broker.session.timeout.ms": 6000,
         "broker.heartbeat.interval.ms": 1000,
     }
+
+
+def render_properties(settings: Mapping[str, object]) -> str:
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _properties(cluster: KafkaCluster, node: KafkaNode) -> str:
+    """server.properties of one combined node; RF and min ISR follow the cluster size."""
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in cluster.nodes)
+    settings = base_properties(replicas=cluster.size)
+    settings.update(
+        {
+            "node.id": node.node_id,
+            "controller.quorum.voters": voters,
+            "listeners": f"PLAINTEXT://127.0.0.1:{node.port},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": node.data_dir,
+        }
+    )
     if cluster.secure:
         settings.update(secure.broker_properties(cluster, node))
-    return "".join(f"{key}={value}\n" for key, value in settings.items())
+    return render_properties(settings)
 
 
 def _marker(cluster: KafkaCluster, node: KafkaNode) -> str:
@@ -134,12 +149,17 @@ def _cluster_id(cluster: KafkaCluster) -> str:
     path = cluster.home / "cluster.id"
     if path.exists():
         return path.read_text().strip()
+    cid = new_cluster_id()
+    path.write_text(cid + "\n")
+    return cid
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id as ``kafka-storage random-uuid`` makes one."""
     while True:  # Kafka's own generator also skips ids that look like command-line flags
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cid.startswith("-"):
-            break
-    path.write_text(cid + "\n")
-    return cid
+            return cid
 
 
 def _format(cluster: KafkaCluster, node: KafkaNode, libs: Path) -> None:

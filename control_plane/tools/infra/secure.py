@@ -97,43 +97,68 @@ def _password(cluster: KafkaCluster, principal: str) -> str:
 
 def broker_properties(cluster: KafkaCluster, node: KafkaNode) -> dict[str, object]:
     """The listener, SASL and authorizer settings of one secure node."""
-    admin = _password(cluster, ADMIN)
-    scram = f'username="{ADMIN}" password="{admin}";'
-    return {
-        "listeners": f"SASL_PLAINTEXT://127.0.0.1:{node.port},"
-        f"CONTROLLER://127.0.0.1:{node.controller_port}",
-        "advertised.listeners": f"SASL_PLAINTEXT://127.0.0.1:{node.port}",
-        "inter.broker.listener.name": "SASL_PLAINTEXT",
-        "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+    return sasl_properties(
+        _password(cluster, ADMIN),
+        listeners={"SASL_PLAINTEXT": f"127.0.0.1:{node.port}"},
+        advertised={"SASL_PLAINTEXT": f"127.0.0.1:{node.port}"},
+        controller=f"127.0.0.1:{node.controller_port}",
+        inter_broker="SASL_PLAINTEXT",
+    )
+
+
+def sasl_properties(
+    admin_password: str,
+    *,
+    listeners: dict[str, str],
+    advertised: dict[str, str],
+    controller: str,
+    inter_broker: str,
+) -> dict[str, object]:
+    """SASL/SCRAM on every client listener (name -> ``host:port`` to bind; ``advertised``:
+    name -> the address clients are told), PLAIN for the controller's, the authorizer with
+    nothing allowed by default and the admin as the only super user."""
+    scram = f'username="{ADMIN}" password="{admin_password}";'
+    names = [*listeners, "CONTROLLER"]
+    out: dict[str, object] = {
+        "listeners": ",".join(f"{name}://{listeners[name]}" for name in listeners)
+        + f",CONTROLLER://{controller}",
+        "advertised.listeners": ",".join(f"{name}://{advertised[name]}" for name in advertised),
+        "inter.broker.listener.name": inter_broker,
+        "listener.security.protocol.map": ",".join(f"{name}:SASL_PLAINTEXT" for name in names),
         "sasl.enabled.mechanisms": MECHANISM,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
-            f"org.apache.kafka.common.security.scram.ScramLoginModule required {scram}"
-        ),
         # SCRAM users live in the metadata log, which the controllers serve: they cannot
-        # authenticate their own listener with it. PLAIN with the admin alone, on loopback.
+        # authenticate their own listener with it. PLAIN with the admin alone.
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "listener.name.controller.plain.sasl.jaas.config": (
             "org.apache.kafka.common.security.plain.PlainLoginModule required "
-            f'username="{ADMIN}" password="{admin}" user_{ADMIN}="{admin}";'
+            f'username="{ADMIN}" password="{admin_password}" '
+            f'user_{ADMIN}="{admin_password}";'
         ),
         "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
         "allow.everyone.if.no.acl.found": "false",
         "super.users": f"User:{ADMIN}",
     }
+    for name in listeners:
+        out[f"listener.name.{name.lower()}.scram-sha-512.sasl.jaas.config"] = (
+            f"org.apache.kafka.common.security.scram.ScramLoginModule required {scram}"
+        )
+    return out
+
+
+def scram_arguments(passwords: dict[str, str]) -> list[str]:
+    """``--add-scram`` arguments of ``StorageTool format`` for ``principal -> password``."""
+    out = []
+    for principal, password in passwords.items():
+        out += ["--add-scram", f"{MECHANISM}=[name={principal},password={password}]"]
+    return out
 
 
 def format_arguments(cluster: KafkaCluster) -> list[str]:
     """``--add-scram`` arguments of ``StorageTool format``: every principal, bootstrapped
     into the metadata log (goes into an @argfile, never onto the command line)."""
-    out = []
-    for principal in PRINCIPALS:
-        out += [
-            "--add-scram",
-            f"{MECHANISM}=[name={principal},password={_password(cluster, principal)}]",
-        ]
-    return out
+    return scram_arguments({p: _password(cluster, p) for p in PRINCIPALS})
 
 
 def write_argfile(path: Path, args: list[str]) -> None:
