@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import sys
 import time
@@ -52,6 +53,9 @@ from replay import prepare_log, raw_read
 from control_plane.tools.harness import CLI
 from events.codec import encode
 from events.topics import ALL_TOPICS, Topics, changelog_topic, projector_app_id
+from projections.fold import apply
+from projections.fold.assignments import changes
+from projections.fold.state import ClusterState
 from projections.io.kafka import end_offsets, make_consumer, make_producer, started
 from projections.io.read_store import ReadModelSettings
 from projections.io.replay import ReplaySettings
@@ -115,6 +119,21 @@ async def _schema(url: str, schema: str) -> None:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
         await conn.close()
+
+
+def _last_projected_seq(events: list[Any]) -> int:
+    """The seq of the last of ``events`` that changes an assignment record."""
+    state, last = ClusterState(), 0
+    for event in events:
+        before, state = state, apply(state, event)
+        if changes(before, state, event).streams:
+            last = event.seq
+    return last
+
+
+async def _top_seq(kafka: str, topic: str) -> int:
+    seqs = [_seq_of(v, "as_of_seq") for _, v in await _records(kafka, topic)]
+    return max((s for s in seqs if s is not None), default=0)
 
 
 def _summary(lags: list[float]) -> dict[str, Any]:
@@ -181,7 +200,10 @@ async def lag_run(args: argparse.Namespace, kafka: str, url: str) -> dict[str, A
     schema = prefix.replace("-", "_")
     await _schema(url, schema)
     timed = int(args.rate * args.seconds)
-    encoded = (encode(e) for e in iter_history(WARMUP + timed, seed=args.seed))
+    history = iter_history(WARMUP + timed, seed=args.seed)
+    warmup = [next(history) for _ in range(WARMUP)]
+    projected = _last_projected_seq(warmup)
+    encoded = (encode(e) for e in itertools.chain(warmup, history))
     env = {"DATABASE_URL": url, "DATABASE_SCHEMA": schema}
     if args.commit_interval is not None:  # the projector's Faust commit interval, seconds
         env["PROJECTOR_COMMIT_INTERVAL"] = str(args.commit_interval)
@@ -199,6 +221,10 @@ async def lag_run(args: argparse.Namespace, kafka: str, url: str) -> dict[str, A
                 if time.monotonic() - began > 120:
                     raise SystemExit("the read model did not catch up with the warm-up")
                 await asyncio.sleep(0.2)
+            while await _top_seq(kafka, topics.assignments) < projected:  # Faust is up too
+                if time.monotonic() - began > 180:
+                    raise SystemExit("the projector did not catch up with the warm-up")
+                await asyncio.sleep(0.5)
             print(f"warm-up done; writing {timed} events at {args.rate:g}/s", flush=True)
             took = await _write(producer, topics.events, encoded, args.rate, timed)
         final = WARMUP + timed
