@@ -27,6 +27,7 @@ from control_plane.decide.checker import (
 )
 from control_plane.drift_io import (
     check_assignments,
+    check_instances_table,
     check_read_model,
     read_assignments,
     read_faust_table,
@@ -77,6 +78,11 @@ class CheckSettings(BaseSettings):
         )
 
 
+#: the Faust projector's tables the check compares (by their changelog topics)
+FAUST_TABLES = ("assignments", "instances")
+FAUST = Projection.FAUST_TABLES
+
+
 class CheckRun(NamedTuple):
     """A check's report, the replay it was made on, and the views read."""
 
@@ -108,18 +114,17 @@ async def run_check(
         if assignments
         else None
     )
-    # so is the Faust projector's assignments table (its changelog; None: no projector ran)
-    table = (
-        asyncio.create_task(
-            read_faust_table(bootstrap, faust_changelog(topics, check), kafka_timeout=timeout)
+    # so are the Faust projector's tables (their changelogs; None: no projector ran)
+    tables = {
+        name: asyncio.create_task(
+            read_faust_table(bootstrap, faust_changelog(topics, check, name), kafka_timeout=timeout)
         )
-        if faust_tables
-        else None
-    )
+        for name in (FAUST_TABLES if faust_tables else ())
+    }
     try:
         head = await replay(bootstrap, topics.events, on_progress=on_progress, settings=cfg)
     except BaseException:
-        for task in (records, table):
+        for task in (records, *tables.values()):
             if task is not None:
                 task.cancel()
         raise
@@ -131,18 +136,17 @@ async def run_check(
         projections.append(
             await assignments_report(bootstrap, topics, head, view, kafka_timeout=timeout)
         )
-    table_view = await table if table is not None else None
-    if table_view is not None:
-        projections.append(
-            await assignments_report(
-                bootstrap,
-                topics,
-                head,
-                table_view,
-                kafka_timeout=timeout,
-                projection=Projection.FAUST_TABLES,
+    for name, task in tables.items():
+        table = await task
+        if table is None:
+            continue
+        if name == "assignments":
+            drift = await assignments_report(
+                bootstrap, topics, head, table, kafka_timeout=timeout, projection=FAUST
             )
-        )
+        else:  # folded again to just before its as-of seq (a table may show half an event)
+            drift = await check_instances_table(bootstrap, topics, table, kafka_timeout=timeout)
+        projections.append(drift)
     desired = await read_desired(bootstrap, topics, kafka_timeout=timeout)
     window = timedelta(seconds=max(check.heartbeat_window, check.silent_after))
     heartbeats = await read_heartbeats(
@@ -154,18 +158,24 @@ async def run_check(
     return CheckRun(report, head, views)
 
 
-def faust_changelog(topics: Topics, check: CheckSettings) -> str:
-    """The changelog topic of the Faust projector's ``assignments`` table."""
-    return changelog_topic(projector_app_id(topics.prefix, check.projector_id), "assignments")
+def faust_changelog(topics: Topics, check: CheckSettings, table: str = "assignments") -> str:
+    """The changelog topic of the Faust projector's ``table``."""
+    return changelog_topic(projector_app_id(topics.prefix, check.projector_id), table)
 
 
 async def wait_for_table(
-    bootstrap: Brokers, topics: Topics, check: CheckSettings, seq: int, *, kafka_timeout: float
+    bootstrap: Brokers,
+    topics: Topics,
+    check: CheckSettings,
+    seq: int,
+    *,
+    kafka_timeout: float,
+    table: str = "assignments",
 ) -> bool:
-    """Wait (at most ``check.command_wait``) until the Faust table shows ``seq`` or later:
-    the projector has carried out the repairs logged up to it. False: it did not."""
+    """Wait (at most ``check.command_wait``) until the Faust ``table`` shows ``seq`` or
+    later: the projector has carried out the repairs logged up to it. False: it did not."""
     deadline = asyncio.get_running_loop().time() + check.command_wait
-    topic = faust_changelog(topics, check)
+    topic = faust_changelog(topics, check, table)
     while True:
         view = await read_faust_table(bootstrap, topic, kafka_timeout=kafka_timeout)
         if view is not None and view.as_of_seq >= seq:

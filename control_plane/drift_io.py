@@ -9,6 +9,7 @@ these read the PostgreSQL read model in one read-only repeatable-read transactio
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import orjson
@@ -28,8 +29,10 @@ from projections.fold.drift import (
     ReadModelRows,
     Tail,
     compare_assignments,
+    compare_instances,
     compare_read_model,
     fold_tail,
+    instance_values_after,
     latest_assignments,
     missing_read_model,
 )
@@ -193,22 +196,55 @@ async def check_assignments(
     republishes)."""
     if view is None:
         view = await read_assignments(bootstrap, topics.assignments, kafka_timeout=kafka_timeout)
-    at, offset = await snapshot_start(bootstrap, topics, until_seq=view.as_of_seq)
+    at, tail = await fold_at(bootstrap, topics, view.as_of_seq, kafka_timeout=kafka_timeout)
+    return compare_assignments(at, tail, view, projection), at
+
+
+async def fold_at(
+    bootstrap: Brokers, topics: Topics, seq: int, *, kafka_timeout: float
+) -> tuple[ClusterState, Tail]:
+    """The log folded to ``seq`` (from the newest snapshot before it), and the rest of the
+    log folded onto that (the tail a lagging projection is compared with)."""
+    at, offset = await snapshot_start(bootstrap, topics, until_seq=seq)
     tail: Tail | None = None
     async for events in read_events(
         bootstrap, topics.events, from_offset=offset, kafka_timeout=kafka_timeout
     ):
         if tail is None:
-            at, folded = fold_until(at, events, seq=view.as_of_seq)
+            at, folded = fold_until(at, events, seq=seq)
             if folded == len(events):
                 continue
             tail, events = Tail(at), events[folded:]
         tail = fold_tail(tail, events)
-    return compare_assignments(at, tail or Tail(at), view, projection), at
+    return at, tail or Tail(at)
+
+
+async def check_instances_table(
+    bootstrap: Brokers, topics: Topics, view: AssignmentsView, *, kafka_timeout: float
+) -> DriftReport:
+    """The Faust ``instances`` table (``view``) against the log folded to just before its
+    as-of seq and every value an instance took since (:func:`compare_instances`)."""
+    until = max(0, view.as_of_seq - 1)
+    before, offset = await snapshot_start(bootstrap, topics, until_seq=until)
+    seen: dict[str, list[Any]] = {}
+    state: ClusterState | None = None
+    async for events in read_events(
+        bootstrap, topics.events, from_offset=offset, kafka_timeout=kafka_timeout
+    ):
+        if state is None:
+            before, folded = fold_until(before, events, seq=until)
+            if folded == len(events):
+                continue
+            state, events = before, events[folded:]
+        state = instance_values_after(state, events, seen)
+    head = (state or before).seq
+    return compare_instances(before, seen, view, head_seq=head)
 
 
 __all__ = [
     "check_assignments",
+    "check_instances_table",
+    "fold_at",
     "check_read_model",
     "read_assignments",
     "read_faust_table",

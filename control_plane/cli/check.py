@@ -90,12 +90,18 @@ async def repair(
         principal=OperatorSettings().who(),
     )
     fixed = [e for e in caused if isinstance(e, ev.ConsistencyDivergenceRepaired)]
-    rewrites = [e.seq for e in fixed if e.action == ev.PROJECTOR_REWRITE]
-    if rewrites:  # the projector carries these out as it folds the log: wait for it
-        topics = Topics(rm.topic_prefix)
-        await wait_for_table(
-            rm.kafka_access, topics, cs, max(rewrites), kafka_timeout=rm.kafka_timeout
-        )
+    rewrites = [e for e in fixed if e.action == ev.PROJECTOR_REWRITE]
+    for table, ids in (("assignments", "stream_id"), ("instances", "server_id")):
+        seqs = [e.seq for e in rewrites if getattr(e, ids) is not None]
+        if seqs:  # the projector carries these out as it folds the log: wait for it
+            await wait_for_table(
+                rm.kafka_access,
+                Topics(rm.topic_prefix),
+                cs,
+                max(seqs),
+                kafka_timeout=rm.kafka_timeout,
+                table=table,
+            )
     return [
         {"kind": e.kind, "stream_id": e.stream_id, "server_id": e.server_id, "action": e.action}
         for e in fixed

@@ -253,26 +253,33 @@ def instance_updates(after: ClusterState, server_ids: tuple[str, ...]) -> list[U
     return out
 
 
-def table_repairs(after: ClusterState, event: ControlEvent) -> list[Update]:
-    """The projector's table entries that ``event`` asks it to write again: a
-    ``ConsistencyDivergenceRepaired`` whose action is ``PROJECTOR_REWRITE`` names a stream;
-    its value as of ``after`` (or a tombstone), with reason :data:`TABLE_REPAIR_REASON`."""
+def table_repairs(after: ClusterState, event: ControlEvent) -> list[tuple[str, Update]]:
+    """The projector's table entries that ``event`` asks it to write again, as ``(table,
+    update)``: a ``ConsistencyDivergenceRepaired`` whose action is ``PROJECTOR_REWRITE``
+    names a stream (its ``assignments`` entry, reason :data:`TABLE_REPAIR_REASON`) or a
+    server (its ``instances`` entry), each as of ``after`` (or a tombstone)."""
     if getattr(event, "action", None) != PROJECTOR_REWRITE:
         return []
+    out: list[tuple[str, Update]] = []
     sid = getattr(event, "stream_id", None)
-    if sid is None:
-        return []
-    stream = after.streams.get(sid)
-    if stream is None:
-        return [Update(sid, None)]
-    value = assignment_value(
-        stream,
-        seq=after.seq,
-        epoch=after.epoch,
-        time=after.last_event_time,
-        reason=TABLE_REPAIR_REASON,
-    )
-    return [Update(sid, value)]
+    if sid is not None:
+        stream = after.streams.get(sid)
+        value = None
+        if stream is not None:
+            value = assignment_value(
+                stream,
+                seq=after.seq,
+                epoch=after.epoch,
+                time=after.last_event_time,
+                reason=TABLE_REPAIR_REASON,
+            )
+        out.append(("assignments", Update(sid, value)))
+    server = getattr(event, "server_id", None)
+    if server is not None:
+        inst = after.instances.get(server)
+        value = None if inst is None else instance_value(inst, seq=after.seq)
+        out.append(("instances", Update(server, value)))
+    return out
 
 
 def resync_assignments(

@@ -227,10 +227,9 @@ class FaustProjector:
         updates = assignment_updates(after, event, changed.streams)
         await self._publish(updates)
         self._write(self.assignments, updates)
-        repairs = table_repairs(after, event)  # a checker's repair of a drifted entry
-        if repairs:
-            self._write(self.assignments, repairs)
-            log.info("table entries written again on a consistency repair: %s", repairs[0].key)
+        for table, update in table_repairs(after, event):  # a checker's repair of a drift
+            self._write(self.assignments if table == "assignments" else self.instances, [update])
+            log.info("%s entry %r written again on a consistency repair", table, update.key)
 
     async def _publish(self, updates: list[Update]) -> None:
         for update in updates:

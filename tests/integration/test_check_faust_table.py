@@ -1,7 +1,7 @@
 """``streamplane check`` compares the Faust projector's tables too (issue 12): a real
 orchestrator, a real worker and a real ``streamplane projector``. An entry of its
-``assignments`` table is dropped for real (a tombstone in the table's changelog topic, which
-is the table's durable state); the check names exactly it (exit 1), ``--repair`` logs a
+``assignments`` table, then one of its ``instances`` table, is dropped for real (a tombstone
+in the table's changelog topic, which is the table's durable state); the check names exactly it (exit 1), ``--repair`` logs a
 ``ConsistencyDivergenceRepaired`` that the projector carries out by writing the entry again
 from its fold of the log, and the check after it is clean (exit 0)."""
 
@@ -50,8 +50,8 @@ async def _check(c: Cluster, *extra: str) -> tuple[int, dict[str, Any]]:
     return result.exit_code, json.loads(result.stdout)
 
 
-async def _table(c: Cluster) -> dict[str, Any]:
-    topic = faust_changelog(c.topics, CheckSettings())
+async def _table(c: Cluster, table: str = "assignments") -> dict[str, Any]:
+    topic = faust_changelog(c.topics, CheckSettings(), table)
     view = await read_faust_table(c.bootstrap, topic, kafka_timeout=NET)
     return {} if view is None else {k: v for k, v in view.latest.items() if v is not None}
 
@@ -98,3 +98,21 @@ async def test_a_dropped_table_entry_is_named_and_written_again_by_the_projector
     assert entry["reason"] == TABLE_REPAIR_REASON and entry["stream_id"] == victim, entry
     repaired = [e for e in c.log.of(ev.ConsistencyDivergenceRepaired) if e.stream_id == victim]
     assert [e.action for e in repaired] == [ev.PROJECTOR_REWRITE]
+
+    # the same for the instances table: w1's entry dropped, named by server, written again
+    async with started(make_producer(c.bootstrap, linger_ms=0)) as producer:
+        topic = faust_changelog(c.topics, CheckSettings(), "instances")
+        await producer.send_and_wait(topic, None, key=orjson.dumps("w1"))
+    assert "w1" not in await _table(c, "instances")
+    code, out = await _check(c)
+    found = [d for ds in out["report"]["examples"].values() for d in ds]
+    assert (code, out["report"]["counts"]) == (1, {"projection_drift": 1}), found
+    assert (found[0]["view"], found[0]["server_id"], found[0]["key"]) == (
+        "faust_tables",
+        "w1",
+        "instances:w1",
+    ), found
+    code, out = await _check(c, "--repair")
+    assert code == 0 and out["clean"], out
+    assert [(r["server_id"], r["action"]) for r in out["repairs"]] == [("w1", ev.PROJECTOR_REWRITE)]
+    assert (await _table(c, "instances"))["w1"]["server_id"] == "w1"

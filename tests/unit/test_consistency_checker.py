@@ -291,8 +291,9 @@ def test_a_drifted_faust_table_entry_is_logged_and_the_projectors_fold_writes_it
     assert [(e.stream_id, e.action) for e in fixed] == [("s1", ev.PROJECTOR_REWRITE)]
     # the projector, folding that event, writes s1's entry as of the state after it
     after = sim.state
-    [update] = table_repairs(after, fixed[0])
+    [(table_name, update)] = table_repairs(after, fixed[0])
     stream = after.streams["s1"]
+    assert table_name == "assignments"
     assert update.key == "s1" and update.value is not None
     assert (update.value["server_id"], update.value["reason"]) == (
         stream.server_id,
@@ -303,4 +304,10 @@ def test_a_drifted_faust_table_entry_is_logged_and_the_projectors_fold_writes_it
     other = fixed[0].model_copy(update={"action": "desired set re-sent"})
     assert table_repairs(after, other) == []
     gone = fixed[0].model_copy(update={"stream_id": "nope"})
-    assert table_repairs(after, gone) == [Update("nope", None)]
+    assert table_repairs(after, gone) == [("assignments", Update("nope", None))]
+    # an instances entry: named by its server
+    server = sorted(after.instances)[0]
+    entry = fixed[0].model_copy(update={"stream_id": None, "server_id": server})
+    [(table_name, update)] = table_repairs(after, entry)
+    assert (table_name, update.key) == ("instances", server)
+    assert update.value is not None and update.value["as_of_seq"] == after.seq

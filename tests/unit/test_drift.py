@@ -20,8 +20,10 @@ from projections.fold.drift import (
     Tail,
     assignment_repairs,
     compare_assignments,
+    compare_instances,
     compare_read_model,
     fold_tail,
+    instance_values_after,
     latest_assignments,
 )
 from projections.fold.rows import instance_row, stream_row
@@ -251,3 +253,54 @@ def test_faust_changelog_keys_are_json_strings() -> None:
     assert _json_key(b"s-1") == b"s-1"  # not JSON: kept, so it shows up as a drifted key
     assert _json_key(b"17") == b"17"  # JSON but not a string: kept
     assert _json_key(None) is None
+
+
+def test_the_faust_instances_table_is_compared_at_its_as_of_seq(
+    history: list[ControlEvent],
+) -> None:
+    from projections.fold.assignments import instance_updates
+
+    state, records = ClusterState(), []
+    for event in history:  # what the projector writes to its instances table, in order
+        before, state = state, apply(state, event)
+        for u in instance_updates(state, changes(before, state, event).instances):
+            records.append((u.key.encode(), None if u.value is None else orjson.dumps(u.value)))
+
+    def check(view: Any) -> Any:
+        until = view.as_of_seq - 1
+        before, n = fold_until(ClusterState(), history, seq=until)
+        seen: dict[str, list[Any]] = {}
+        head = instance_values_after(before, history[n:], seen)
+        return compare_instances(before, seen, view, head_seq=head.seq)
+
+    assert check(latest_assignments(records)).clean
+    # a table read part-way (the last records, even half of one event's, not there yet) is
+    # lag, never drift, wherever the read stops
+    for cut in range(len(records) - 12, len(records)):
+        report = check(latest_assignments(records[:cut]))
+        assert report.clean, (cut, report.drifts)
+    assert check(latest_assignments(records[:-3])).lag >= 1
+    # a changed entry is drift of that server, in the instances table of the Faust view
+    view = latest_assignments(records)
+    victim = sorted(k for k, v in view.latest.items() if v is not None)[0]
+    bad = dict(view.latest[victim], max_streams=12345)
+    report = check(latest_assignments([*records, (victim.encode(), orjson.dumps(bad))]))
+    (drift,) = report.drifts
+    assert (drift.projection, drift.table, drift.key) == (
+        Projection.FAUST_TABLES,
+        "instances",
+        victim,
+    )
+    assert "max_streams" in drift.fields
+    # a stale entry (the later updates of a server never written) is drift too
+    from projections.fold.assignments import same_instance
+
+    def values(key: bytes) -> list[Any]:
+        return [orjson.loads(v) for k, v in records if k == key and v is not None]
+
+    moved = sorted(
+        k for k, _ in records if len(vs := values(k)) > 1 and not same_instance(vs[0], vs[-1])
+    )[0]
+    first = next(r for r in records if r[0] == moved)
+    report = check(latest_assignments([*[r for r in records if r[0] != moved], first]))
+    assert [d.key for d in report.drifts] == [moved.decode()]

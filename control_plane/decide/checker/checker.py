@@ -80,9 +80,10 @@ class ConsistencyChecker:
         checked = {"entities": len(state.streams) + len(state.instances)}
         checked["findings"] = len(state.findings)
         lag: dict[str, int] = {}
-        for report in views.projections:
-            checked[report.projection.value] = report.checked
-            lag[report.projection.value] = report.lag
+        for report in views.projections:  # a view may come in parts (the Faust tables)
+            name = report.projection.value
+            checked[name] = checked.get(name, 0) + report.checked
+            lag[name] = lag.get(name, 0) + report.lag
         if views.desired is not None:
             checked["desired"] = len(views.desired)
             lag["desired"] = sum(1 for d in views.desired.values() if d.seq > state.seq)

@@ -150,8 +150,8 @@ def _repair_one(ctx: Ctx, silent: tuple[str, ...], d: ReportedDivergence) -> tup
     if d.action:  # the shell rebuilt it
         return d.action, True
     if d.kind == K.PROJECTION_DRIFT and d.view in LOGGED_VIEWS:
-        if not d.stream_id:
-            return "not repaired: no stream id to write again", False
+        if not d.stream_id and not d.server_id:
+            return "not repaired: no stream or server id to write again", False
         return ev.PROJECTOR_REWRITE, True
     if d.kind == K.ORPHANED and d.stream_id:
         return _replace_orphan(ctx, silent, d.stream_id)

@@ -45,7 +45,9 @@ from projections.fold.drift.topic import (
     Tail,
     assignment_repairs,
     compare_assignments,
+    compare_instances,
     fold_tail,
+    instance_values_after,
     latest_assignments,
 )
 
@@ -60,10 +62,12 @@ __all__ = [
     "Tail",
     "assignment_repairs",
     "compare_assignments",
+    "compare_instances",
     "compare_read_model",
     "expected_instance_row",
     "expected_stream_row",
     "fold_tail",
+    "instance_values_after",
     "latest_assignments",
     "missing_read_model",
 ]

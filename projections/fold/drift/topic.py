@@ -15,7 +15,9 @@ from projections.fold.assignments import (
     Update,
     assignment_value,
     changes,
+    instance_value,
     same_assignment,
+    same_instance,
 )
 from projections.fold.drift.report import (
     DRIFT_REPAIR_REASON,
@@ -99,6 +101,57 @@ def fold_tail(tail: Tail, events: Iterable[ControlEvent]) -> Tail:
         before, state = state, apply(state, event)
         changed.update(changes(before, state, event).streams)
     return Tail(state, frozenset(changed))
+
+
+def instance_values_after(
+    at: ClusterState, events: Iterable[ControlEvent], seen: dict[str, list[JsonDict | None]]
+) -> ClusterState:
+    """Fold ``events`` onto ``at``, adding to ``seen`` each value an instance took (None:
+    gone), in order: every value a projector's ``instances`` table may show while it is
+    part-way through them. Returns the state after them."""
+    state = at
+    for event in events:
+        before, state = state, apply(state, event)
+        for key in changes(before, state, event).instances:
+            inst = state.instances.get(key)
+            seen.setdefault(key, []).append(
+                None if inst is None else instance_value(inst, seq=state.seq)
+            )
+    return state
+
+
+def compare_instances(
+    before: ClusterState,
+    seen: Mapping[str, list[JsonDict | None]],
+    view: AssignmentsView,
+    *,
+    head_seq: int,
+) -> DriftReport:
+    """The Faust projector's ``instances`` table (``view``) against the log. ``before`` is
+    the log folded to just before the view's as-of seq (the last event the table may show
+    only part of: an assignment changes two instances, written one after the other), and
+    ``seen`` the values each instance took from there to ``head_seq``
+    (:func:`instance_values_after`). An entry is right if it shows its value in ``before``
+    or one it took since (lag when not the newest); ``as_of_seq`` is bookkeeping."""
+    drifts, lag = [], 0
+    keys = sorted(set(before.instances) | set(view.latest) | set(seen))
+    for key in keys:
+        inst = before.instances.get(key)
+        expected = None if inst is None else instance_value(inst, seq=before.seq)
+        found, later = view.latest.get(key), seen.get(key, [])
+        if any(same_instance(v, found) for v in [expected, *later]):
+            lag += bool(later) and not same_instance(later[-1], found)
+            continue
+        newest = later[-1] if later else expected
+        fields: tuple[str, ...] = ()
+        if isinstance(newest, dict) and isinstance(found, dict):
+            names = sorted((set(newest) | set(found)) - {"as_of_seq"})
+            fields = tuple(k for k in names if newest.get(k) != found.get(k))
+        drifts.append(
+            Drift(Projection.FAUST_TABLES, "instances", key, newest, found, fields, view.as_of_seq)
+        )
+    report = (Projection.FAUST_TABLES, view.as_of_seq, head_seq, lag, len(keys), tuple(drifts))
+    return DriftReport(*report)
 
 
 def compare_assignments(
