@@ -1,9 +1,10 @@
 """``streamplane check`` compares the Faust projector's tables too (issue 12): a real
 orchestrator, a real worker and a real ``streamplane projector``. An entry of its
 ``assignments`` table, then one of its ``instances`` table, is dropped for real (a tombstone
-in the table's changelog topic, which is the table's durable state); the check names exactly it (exit 1), ``--repair`` logs a
-``ConsistencyDivergenceRepaired`` that the projector carries out by writing the entry again
-from its fold of the log, and the check after it is clean (exit 0)."""
+in the table's changelog topic, which is the table's durable state); the check names exactly
+it (exit 1), ``--repair`` logs a ``ConsistencyDivergenceRepaired`` that the projector carries
+out by writing the entry again from its fold of the log, and the check after it is clean
+(exit 0)."""
 
 from __future__ import annotations
 
