@@ -26,6 +26,18 @@ from telemetry.metrics import Derived, LoopLag, Spec, Value, process_registry
 SPECS = (
     Spec("streamplane_projector_applied_seq", "gauge", "Seq of the last control event folded."),
     Spec("streamplane_projector_events_folded", "counter", "Control-log records folded."),
+    Spec(
+        "streamplane_projector_active",
+        "gauge",
+        "1 while this process holds the control log (and writes), 0 on a standby.",
+    ),
+    Spec("streamplane_projector_takeovers", "counter", "Times this process took the log over."),
+    Spec(
+        "streamplane_projector_resync_writes",
+        "counter",
+        "Writes of takeovers where the topic or a table differed from the caught-up fold.",
+        ("target",),
+    ),
 )
 
 
@@ -57,9 +69,28 @@ class ProjectorMetrics:
         )
 
 
-def projector_samples(*, seq: int, folded: int) -> dict[str, Value]:
+#: where a takeover writes: the topic and the two tables it materialises
+RESYNC_TARGETS = ("topic", "instances", "assignments")
+
+
+def projector_samples(
+    *,
+    seq: int,
+    folded: int,
+    active: bool = False,
+    takeovers: int = 0,
+    resynced: Mapping[str, int] | None = None,
+) -> dict[str, Value]:
     """The scrape-time samples (pure)."""
-    return {"streamplane_projector_applied_seq": seq, "streamplane_projector_events_folded": folded}
+    return {
+        "streamplane_projector_applied_seq": seq,
+        "streamplane_projector_events_folded": folded,
+        "streamplane_projector_active": int(active),
+        "streamplane_projector_takeovers": takeovers,
+        "streamplane_projector_resync_writes": {
+            (target,): (resynced or {}).get(target, 0) for target in RESYNC_TARGETS
+        },
+    }
 
 
 def fold_lag(highwater: int | None, next_offset: int) -> int | None:
