@@ -174,6 +174,10 @@ class ProjectorProc:
         except OSError:
             return None
 
+    def text(self) -> str:
+        """Everything it logged so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def output(self) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return f"--- {self.name} ---\n{text[-4000:]}"
+        """The tail of its log, to show when a test fails."""
+        return f"--- {self.name} ---\n{self.text()[-4000:]}"
