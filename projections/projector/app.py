@@ -14,16 +14,13 @@ Two agents:
 
 A record that does not decode goes to ``<prefix>.dlq`` and the agent goes on.
 
-**Where the fold state comes from.** Faust's own offsets and changelogs cannot rebuild a
-``ClusterState``, so on start the projector replays the control log from offset 0 with
-:func:`projections.io.replay.replay` (the fast path: big fetches, no Faust overhead). Several
-projectors may run in one group (Faust's scaling): only the member holding the control log's
-partition writes the ``instances`` and ``assignments`` tables and ``<prefix>.assignments``.
-When the group hands it that partition (Faust's ``on_rebalance_complete``: the tables are
-recovered, no record is processed yet), it catches its fold up to the log's end, compares
-the tables and the topic with it and writes only the differences
-(:mod:`projections.projector.takeover`); its agent then skips every record below that end,
-whatever offset the group resumes from, and folds the rest live.
+**Where the fold state comes from.** Faust's offsets and changelogs cannot rebuild a
+``ClusterState``: on start the projector replays the control log with
+:func:`projections.io.replay.replay`. Of several projectors in one group, only the member
+holding the control log's partition writes the two tables and the topic; when the group hands
+it the partition, it catches up to the log's end and writes only what differs
+(:mod:`projections.projector.takeover`), then skips the records below that end and folds the
+rest live. A standby catches its fold up every ``projector_standby_catch_up`` seconds.
 
 **No exactly_once.** Faust runs at-least-once; correctness comes from idempotence instead: the
 fold ignores an exact duplicate ``seq``, table writes are keyed upserts of values derived from
@@ -39,13 +36,13 @@ from typing import Any, NamedTuple
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
 from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
+from projections.errors import KafkaIOError
 from projections.fold import apply
 from projections.fold.assignments import (
     Update,
@@ -62,7 +59,7 @@ from projections.io.topics import ensure_topics, min_isr, replication_factor
 from projections.projector.metrics import (
     RESYNC_TARGETS,
     ProjectorMetrics,
-    fold_lag,
+    measure_lag,
     projector_samples,
 )
 from projections.projector.settings import ProjectorSettings, faust_credentials
@@ -102,6 +99,8 @@ class FaustProjector:
         #: bumped by every revocation: a takeover that sees it change writes nothing
         self._generation = 0
         self._control_tp = TP(self.topics.events, 0)
+        #: one fold catch-up at a time (a standby's periodic one, a takeover's)
+        self._folding = asyncio.Lock()
         self.dead_letters = 0
         self.folded = 0
         self.takeovers = 0
@@ -165,6 +164,9 @@ class FaustProjector:
         app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
         app.timer(self.settings.projector_metrics_interval, name="lag")(self.measure_lag)
+        if self.settings.projector_standby_catch_up > 0:
+            every = self.settings.projector_standby_catch_up
+            app.timer(every, name="standby-catch-up")(self.standby_catch_up)
         app.task(self.metrics.loop_lag.run)
 
     def _raw_topic(self, name: str) -> Any:
@@ -238,8 +240,25 @@ class FaustProjector:
         if not self.active:
             await self.take_over()
 
+    async def standby_catch_up(self) -> None:
+        """A standby folds the log's new records now and then (writing nothing), so that
+        taking over has only the tail to fold."""
+        if self.active or self._folding.locked():
+            return
+        async with self._folding:
+            try:
+                caught = await catch_up(self.settings, self.state, self.offset)
+            except KafkaIOError as exc:  # tried again next time, or at the takeover
+                log.warning("standby catch-up failed: %s", exc)
+                return
+            self.state, self.offset = caught.state, caught.offset
+
     async def take_over(self) -> None:
         """Catch the fold up to the log's end, then make the tables and the topic equal it."""
+        async with self._folding:
+            await self._take_over()
+
+    async def _take_over(self) -> None:
         generation = self._generation
         caught = await catch_up(self.settings, self.state, self.offset)
         self.state, self.offset = caught.state, caught.offset  # a fold of the log either way
@@ -319,23 +338,7 @@ class FaustProjector:
 
     async def measure_lag(self) -> None:
         """Set the lag gauges (``projections.projector.metrics``) from the consumer."""
-        consumer = self.app.consumer
-        behind: dict[str, int] = {}
-        for tp in consumer.assignment():
-            try:
-                highwater, position = consumer.highwater(tp), await consumer.position(tp)
-            except KafkaError as exc:  # e.g. revoked meanwhile: measured again next time
-                log.debug("lag of %s not measured: %s", tp, exc)
-                continue
-            if highwater is not None and position is not None:
-                role = topic_label(tp.topic, self.topics.prefix)
-                behind[role] = behind.get(role, 0) + max(0, highwater - position)
-            if tp.topic == self.topics.events:
-                lag = fold_lag(highwater, self.offset)
-                if lag is not None:
-                    self.metrics.lag.set(lag)
-        for role, offsets in behind.items():
-            self.metrics.consumer_lag.labels(role).set(offsets)
+        await measure_lag(self.app.consumer, self.topics, self.offset, self.metrics)
 
 
 class Start(NamedTuple):

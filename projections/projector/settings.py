@@ -41,6 +41,9 @@ class ProjectorSettings(KafkaClientSettings):
     projector_commit_interval: float = Field(default=1.0, gt=0)
     #: seconds without a heartbeat before the group gives a dead projector's partitions away
     projector_session_timeout: float = Field(default=30.0, gt=0)
+    #: seconds between two catch-ups of a standby's fold with the log, so that a takeover has
+    #: only the tail to fold (0: a standby folds only when it takes over)
+    projector_standby_catch_up: float = Field(default=30.0, ge=0)
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""
     #: seconds between two measurements of the consumer and projection lags
