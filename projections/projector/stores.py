@@ -2,7 +2,8 @@
 stream iteration.
 
 Faust's RocksDB store puts a key in the database of the partition of the event being
-processed, and refuses a write when there is none. A takeover writes the ``instances`` and
+processed, and refuses a write when there is none (faust-streaming/faust#261; the memory
+store has no such limit). A takeover writes the ``instances`` and
 ``assignments`` tables before any record is processed (``projections.projector.takeover``),
 as the memory store allows; those tables have one partition and ``use_partitioner=True``
 (their changelog records go to partition 0 by Faust's partitioner), so such a write goes to
