@@ -2,7 +2,8 @@
 nothing while the other holds the control log; when the holder is killed -9 mid-stream (the
 log keeps growing), the standby takes over from where the log stands: the assignments topic
 and both tables (read back from their changelogs) end equal to the replay of the log, no
-record of a key ever goes back in ``as_of_seq``, and the changelogs are replicated 3 times."""
+record of a key ever goes back in ``as_of_seq``, and the changelogs are replicated 3 times.
+With either table store."""
 
 from __future__ import annotations
 
@@ -69,8 +70,9 @@ async def _replication(bootstrap: str, topics: list[str]) -> dict[str, int]:
     return {t["topic"]: min(len(p["replicas"]) for p in t["partitions"]) for t in described}
 
 
+@pytest.mark.parametrize("store", ["memory", "rocksdb"])
 async def test_a_standby_takes_the_log_over_when_the_holder_is_killed(
-    three_broker_cluster: Any, topic_prefix: str, tmp_path: Path
+    three_broker_cluster: Any, topic_prefix: str, tmp_path: Path, store: str
 ) -> None:
     bootstrap = three_broker_cluster.bootstrap
     history = generate_history(3000, seed=7, instances=8, streams=60)
@@ -81,8 +83,9 @@ async def test_a_standby_takes_the_log_over_when_the_holder_is_killed(
     await ensure_topics(bootstrap, topics, ALL_TOPICS)
     await append(bootstrap, topics.events, head, txn)
 
-    first = ProjectorProc("p1", settings, tmp_path)
-    second = ProjectorProc("p2", settings, tmp_path)
+    env = {"STREAMPLANE_PROJECTOR_STORE": store}
+    first = ProjectorProc("p1", settings, tmp_path, **env)
+    second = ProjectorProc("p2", settings, tmp_path, **env)
     procs = [first, second]
     published = len(head)
 
