@@ -136,6 +136,18 @@ async def ensure_topics(
             raise kafka_error(exc, f"ensure topics under {topics.prefix!r}") from exc
 
 
+async def replication_factor(bootstrap: Brokers, *, kafka_timeout: float = DEFAULT_TIMEOUT) -> int:
+    """The replication factor the contract gives a topic on this cluster: min(brokers, 3)."""
+    admin = make_admin(bootstrap)
+    async with started(admin, kafka_timeout=kafka_timeout, what="Kafka admin client"):
+        try:
+            async with asyncio.timeout(kafka_timeout):
+                cluster = await admin.describe_cluster()
+        except (TimeoutError, kafka_errors.KafkaError) as exc:
+            raise kafka_error(exc, "describe the cluster") from exc
+    return min(len(cluster["brokers"]), MAX_REPLICATION)
+
+
 async def _create(
     admin: AIOKafkaAdminClient, topics: Topics, specs: list[TopicSpec], rf: int
 ) -> None:

@@ -14,16 +14,13 @@ Two agents:
 
 A record that does not decode goes to ``<prefix>.dlq`` and the agent goes on.
 
-**Where the fold state comes from.** Faust's own offsets and changelogs cannot rebuild a
-``ClusterState``, so on start the projector replays the control log from offset 0 with
-:func:`projections.io.replay.replay` (the fast path: big fetches, no Faust overhead) up to the end
-``E`` it finds. The agent then skips every record below ``E`` (already folded) whatever offset
-Faust's consumer group resumes from (``auto_offset_reset="earliest"`` for a new group), and
-folds the rest live. Once the tables are recovered from their changelogs (Faust's
-``on_rebalance_complete``, before any record is processed), the projector compares them with
-the replayed state and writes only the differences, publishing those streams with reason
-``projector_resync``: the tables and the topic converge even if the previous run died between
-folding an event and writing its effects.
+**Where the fold state comes from.** Faust's offsets and changelogs cannot rebuild a
+``ClusterState``: on start the projector replays the control log with
+:func:`projections.io.replay.replay`. Of several projectors in one group, only the member
+holding the control log's partition writes the two tables and the topic; when the group hands
+it the partition, it catches up to the log's end and writes only what differs
+(:mod:`projections.projector.takeover`), then skips the records below that end and folds the
+rest live. A standby catches its fold up every ``projector_standby_catch_up`` seconds.
 
 **No exactly_once.** Faust runs at-least-once; correctness comes from idempotence instead: the
 fold ignores an exact duplicate ``seq``, table writes are keyed upserts of values derived from
@@ -34,32 +31,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import faust
 import orjson
-from aiokafka.errors import KafkaError
+from faust.types import TP
 from prometheus_client import CollectorRegistry
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
-from events.topics import (
-    ASSIGNMENTS,
-    DEFAULT_BOOTSTRAP,
-    DEFAULT_PREFIX,
-    DLQ,
-    EVENTS,
-    HEARTBEATS,
-    Topics,
-    changelog_topic,
-    projector_app_id,
-)
-from kafka_auth import KafkaAccess, KafkaClientSettings
+from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
+from projections.errors import KafkaIOError
 from projections.fold import apply
 from projections.fold.assignments import (
     Update,
@@ -68,64 +51,26 @@ from projections.fold.assignments import (
     instance_updates,
     liveness_supersedes,
     liveness_value,
-    resync_assignments,
-    resync_instances,
     table_repairs,
 )
 from projections.fold.state import ClusterState
 from projections.io.dlq import encode_dead_letter, make_dead_letter
 from projections.io.replay import ReplayResult, ReplaySettings, replay
-from projections.io.topics import ensure_topics
-from projections.projector.metrics import ProjectorMetrics, fold_lag, projector_samples
+from projections.io.topics import ensure_topics, min_isr, replication_factor
+from projections.projector.metrics import (
+    RESYNC_TARGETS,
+    ProjectorMetrics,
+    measure_lag,
+    projector_samples,
+)
+from projections.projector.settings import ProjectorSettings, faust_credentials
+from projections.projector.takeover import catch_up, plan, published_assignments
 from projections.projector.transport import SafeApp
-from telemetry.metrics import MetricsAddress, process_registry, serving, topic_label
+from telemetry.metrics import process_registry, serving, topic_label
 
 log = logging.getLogger(__name__)
 
 TABLES = ("instances", "assignments", "liveness")
-
-
-class ProjectorSettings(KafkaClientSettings):
-    """The Faust projector process (env prefix ``STREAMPLANE_``)."""
-
-    model_config = SettingsConfigDict(env_prefix="STREAMPLANE_", frozen=True, extra="ignore")
-
-    kafka_bootstrap: str = DEFAULT_BOOTSTRAP
-    topic_prefix: str = DEFAULT_PREFIX
-    #: Faust app id = consumer group and changelog prefix; default ``<prefix>-projector``
-    projector_id: str | None = None
-    #: replication of Faust's changelog topics (3 on a production cluster)
-    projector_replication_factor: int = Field(default=1, ge=1)
-    #: seconds for any single Kafka call of the start-up replay
-    projector_kafka_timeout: float = Field(default=30.0, gt=0)
-    #: Faust's data directory (memory store: only bookkeeping); default under the temp dir
-    projector_data_dir: str | None = None
-    #: Faust's offset commit interval, seconds
-    projector_commit_interval: float = Field(default=1.0, gt=0)
-    #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
-    metrics_address: MetricsAddress = ""
-    #: seconds between two measurements of the consumer and projection lags
-    projector_metrics_interval: float = Field(default=5.0, gt=0)
-
-    @property
-    def app_id(self) -> str:
-        return projector_app_id(self.topic_prefix, self.projector_id)
-
-    def changelog_topic(self, table: str) -> str:
-        """The Kafka topic Faust keeps ``table`` in (``<app id>-<table>-changelog``)."""
-        return changelog_topic(self.app_id, table)
-
-
-def faust_credentials(access: KafkaAccess) -> faust.SASLCredentials | None:
-    """Faust's form of the process's Kafka credentials (None: plaintext)."""
-    if not access.uses_sasl:
-        return None
-    return faust.SASLCredentials(
-        username=access.sasl_username,
-        password=access.password(),
-        ssl_context=access.ssl_context(),
-        mechanism=access.sasl_mechanism,
-    )
 
 
 def _json(value: dict[str, Any] | None) -> bytes | None:
@@ -140,38 +85,58 @@ class FaustProjector:
         settings: ProjectorSettings,
         initial: ReplayResult,
         *,
+        replication: int = 1,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
+        #: replication factor of the changelog topics Faust creates
+        self.replication = replication
         self.state: ClusterState = initial.state
         #: next control-log offset to fold; records below it are already in ``state``
         self.offset = initial.offset
+        #: whether this member holds the control log's partition (and so writes its effects)
+        self.active = False
+        #: bumped by every revocation: a takeover that sees it change writes nothing
+        self._generation = 0
+        self._control_tp = TP(self.topics.events, 0)
+        #: one fold catch-up at a time (a standby's periodic one, a takeover's)
+        self._folding = asyncio.Lock()
         self.dead_letters = 0
         self.folded = 0
+        self.takeovers = 0
+        #: writes of takeovers, by target (``metrics.RESYNC_TARGETS``)
+        self.resynced: dict[str, int] = {}
         self.metrics = ProjectorMetrics(
-            lambda: projector_samples(seq=self.state.seq, folded=self.folded), registry
+            lambda: projector_samples(
+                seq=self.state.seq,
+                folded=self.folded,
+                active=self.active,
+                takeovers=self.takeovers,
+                resynced=self.resynced,
+            ),
+            registry,
         )
         self.app = self._make_app()
         self._define()
 
     def _make_app(self) -> faust.App:
         s = self.settings
-        data_dir = Path(s.projector_data_dir or Path(tempfile.gettempdir()) / "streamplane-faust")
-        data_dir.mkdir(parents=True, exist_ok=True)  # Faust fails on a missing one
+        s.data_dir.mkdir(parents=True, exist_ok=True)  # Faust fails on a missing one
         return SafeApp(
             s.app_id,
             broker=f"kafka://{s.kafka_bootstrap}",
             broker_credentials=faust_credentials(s.kafka_access),
-            store="memory://",
+            store=s.store_url,
             web_enabled=False,
-            datadir=str(data_dir / s.app_id),
+            datadir=str(s.data_dir),
             key_serializer="raw",
             value_serializer="raw",
-            topic_replication_factor=s.projector_replication_factor,
+            topic_replication_factor=self.replication,
             topic_partitions=1,
             consumer_auto_offset_reset="earliest",
             broker_commit_interval=s.projector_commit_interval,
+            broker_session_timeout=s.projector_session_timeout,
             producer_acks=-1,
             # Faust's worker clears the root handlers when it starts: hand it ours (an
             # incremental config leaves their formatter, JSON or text, as the settings chose)
@@ -186,14 +151,23 @@ class FaustProjector:
         self.assignments_topic = self._raw_topic(t.assignments)
         self.dlq_topic = self._raw_topic(t.dlq)
         # Keys and values are JSON (Faust's default for tables). use_partitioner: one
-        # partition anyway, and it lets the start-up resync write outside a stream iteration.
-        self.instances = app.Table("instances", partitions=1, use_partitioner=True)
-        self.assignments = app.Table("assignments", partitions=1, use_partitioner=True)
-        self.liveness = app.Table("liveness", partitions=6)
+        # partition anyway, and it lets a takeover write outside a stream iteration.
+        changelog = {"min.insync.replicas": str(min_isr(self.replication))}
+        self.instances = app.Table(
+            "instances", partitions=1, use_partitioner=True, extra_topic_configs=changelog
+        )
+        self.assignments = app.Table(
+            "assignments", partitions=1, use_partitioner=True, extra_topic_configs=changelog
+        )
+        self.liveness = app.Table("liveness", partitions=6, extra_topic_configs=changelog)
         app.agent(self.events_topic, name="control-log")(self._control_agent)
         app.agent(self.heartbeats_topic, name="liveness")(self._heartbeat_agent)
+        app.on_partitions_revoked.connect(self._on_partitions_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
         app.timer(self.settings.projector_metrics_interval, name="lag")(self.measure_lag)
+        if self.settings.projector_standby_catch_up > 0:
+            every = self.settings.projector_standby_catch_up
+            app.timer(every, name="standby-catch-up")(self.standby_catch_up)
         app.task(self.metrics.loop_lag.run)
 
     def _raw_topic(self, name: str) -> Any:
@@ -210,6 +184,11 @@ class FaustProjector:
     async def on_control_record(self, offset: int, key: bytes | None, value: bytes | None) -> None:
         """Fold one control-log record (skipped when already folded) and write its effects."""
         if offset < self.offset:
+            return
+        if not self.active:
+            # Faust hands records over only after on_rebalance_complete: should it not, the
+            # next takeover folds this record (the offset stays), nothing is written now
+            log.error("control-log record %d before this member took the log over", offset)
             return
         self.offset = offset + 1
         try:
@@ -243,20 +222,77 @@ class FaustProjector:
             else:
                 table[update.key] = update.value
 
+    # --- holding the control log (projections.projector.takeover) ----------------------
+
+    async def _on_partitions_revoked(
+        self, sender: Any, revoked: Any, *args: Any, signal: Any = None, **kwargs: Any
+    ) -> None:
+        self._generation += 1
+        if self._control_tp in revoked and self.active:
+            self.active = False
+            log.info("control log revoked at offset %d (seq %d)", self.offset, self.state.seq)
+
     async def _on_rebalance_complete(
         self, sender: Any, *args: Any, signal: Any = None, **kwargs: Any
     ) -> None:
-        """Tables are recovered; make them (and the topic) match the replayed state."""
-        state = self.state
-        self._write(self.instances, resync_instances(state, dict(self.instances.items())))
-        updates = resync_assignments(state, dict(self.assignments.items()))
-        await self._publish(updates)
-        self._write(self.assignments, updates)
+        """Tables are recovered and no record is processed yet: take the log over if the
+        group handed this member its partition."""
+        if self._control_tp not in self.app.consumer.assignment():
+            self.active = False
+            log.info("standby: another member holds %s", self.topics.events)
+            return
+        if not self.active:
+            await self.take_over()
+
+    async def standby_catch_up(self) -> None:
+        """A standby folds the log's new records now and then (writing nothing), so that
+        taking over has only the tail to fold."""
+        if self.active or self._folding.locked():
+            return
+        async with self._folding:
+            try:
+                caught = await catch_up(self.settings, self.state, self.offset)
+            except KafkaIOError as exc:  # tried again next time, or at the takeover
+                log.warning("standby catch-up failed: %s", exc)
+                return
+            self.state, self.offset = caught.state, caught.offset
+
+    async def take_over(self) -> None:
+        """Catch the fold up to the log's end, then make the tables and the topic equal it."""
+        async with self._folding:
+            await self._take_over()
+
+    async def _take_over(self) -> None:
+        generation = self._generation
+        caught = await catch_up(self.settings, self.state, self.offset)
+        self.state, self.offset = caught.state, caught.offset  # a fold of the log either way
+        topic = await published_assignments(self.settings)
+        if generation != self._generation:
+            log.info("takeover abandoned: the group rebalanced meanwhile")
+            return
+        writes = plan(
+            self.state,
+            topic=topic,
+            instances=dict(self.instances.items()),
+            assignments=dict(self.assignments.items()),
+        )
+        self._write(self.instances, writes.instances)
+        self._write(self.assignments, writes.assignments)
+        await self._publish(writes.published)
+        self.active = True
+        self.takeovers += 1
+        for target, done in zip(RESYNC_TARGETS, writes, strict=True):
+            self.resynced[target] = self.resynced.get(target, 0) + len(done)
         log.info(
-            "projector resynced at seq %d (offset %d): %d assignment record(s) republished",
-            state.seq,
+            "took %s over at seq %d (offset %d, %d event(s) caught up): %d record(s) "
+            "republished, %d instance and %d assignment table write(s)",
+            self.topics.events,
+            self.state.seq,
             self.offset,
-            len(updates),
+            caught.events,
+            len(writes.published),
+            len(writes.instances),
+            len(writes.assignments),
         )
 
     # --- heartbeats -----------------------------------------------------------------
@@ -306,34 +342,25 @@ class FaustProjector:
 
     async def measure_lag(self) -> None:
         """Set the lag gauges (``projections.projector.metrics``) from the consumer."""
-        consumer = self.app.consumer
-        behind: dict[str, int] = {}
-        for tp in consumer.assignment():
-            try:
-                highwater, position = consumer.highwater(tp), await consumer.position(tp)
-            except KafkaError as exc:  # e.g. revoked meanwhile: measured again next time
-                log.debug("lag of %s not measured: %s", tp, exc)
-                continue
-            if highwater is not None and position is not None:
-                role = topic_label(tp.topic, self.topics.prefix)
-                behind[role] = behind.get(role, 0) + max(0, highwater - position)
-            if tp.topic == self.topics.events:
-                lag = fold_lag(highwater, self.offset)
-                if lag is not None:
-                    self.metrics.lag.set(lag)
-        for role, offsets in behind.items():
-            self.metrics.consumer_lag.labels(role).set(offsets)
+        await measure_lag(self.app.consumer, self.topics, self.offset, self.metrics)
 
 
-async def prepare(settings: ProjectorSettings) -> ReplayResult:
+class Start(NamedTuple):
+    """What the process starts from: the replayed log and the changelogs' replication."""
+
+    initial: ReplayResult
+    replication: int
+
+
+async def prepare(settings: ProjectorSettings) -> Start:
     """Create the topics the projector writes and replay the control log (the start state)."""
     topics = Topics(settings.topic_prefix)
-    await ensure_topics(settings.kafka_access, topics, (EVENTS, HEARTBEATS, ASSIGNMENTS, DLQ))
-    result = await replay(
-        settings.kafka_access,
-        topics.events,
-        settings=ReplaySettings(kafka_timeout=settings.projector_kafka_timeout),
+    access, timeout = settings.kafka_access, settings.projector_kafka_timeout
+    await ensure_topics(access, topics, (EVENTS, HEARTBEATS, ASSIGNMENTS, DLQ))
+    replication = settings.projector_replication_factor or await replication_factor(
+        access, kafka_timeout=timeout
     )
+    result = await replay(access, topics.events, settings=ReplaySettings(kafka_timeout=timeout))
     log.info(
         "replayed %s: %d event(s), seq %d, next offset %d, %d undecodable (logged)",
         topics.events,
@@ -342,7 +369,7 @@ async def prepare(settings: ProjectorSettings) -> ReplayResult:
         result.offset,
         result.rejected,
     )
-    return result
+    return Start(result, replication)
 
 
 def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> None:
@@ -352,8 +379,10 @@ def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> Non
     asyncio.set_event_loop(loop)
     registry = process_registry()  # served from the start: a long replay is worth watching
     with serving(registry, settings.metrics_address):
-        initial = loop.run_until_complete(prepare(settings))
-        projector = FaustProjector(settings, initial, registry=registry)
+        start = loop.run_until_complete(prepare(settings))
+        projector = FaustProjector(
+            settings, start.initial, replication=start.replication, registry=registry
+        )
         worker = faust.Worker(projector.app, loop=loop, loglevel=loglevel, quiet=True)
         worker.execute_from_commandline()
 
@@ -368,3 +397,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+__all__ = ["FaustProjector", "ProjectorSettings", "Start", "main", "prepare", "run_projector"]

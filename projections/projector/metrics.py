@@ -17,15 +17,33 @@ and the counters are read at scrape time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
+from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from telemetry.metrics import Derived, LoopLag, Spec, Value, process_registry
+from events.topics import Topics
+from telemetry.metrics import Derived, LoopLag, Spec, Value, process_registry, topic_label
+
+log = logging.getLogger(__name__)
 
 SPECS = (
     Spec("streamplane_projector_applied_seq", "gauge", "Seq of the last control event folded."),
     Spec("streamplane_projector_events_folded", "counter", "Control-log records folded."),
+    Spec(
+        "streamplane_projector_active",
+        "gauge",
+        "1 while this process holds the control log (and writes), 0 on a standby.",
+    ),
+    Spec("streamplane_projector_takeovers", "counter", "Times this process took the log over."),
+    Spec(
+        "streamplane_projector_resync_writes",
+        "counter",
+        "Writes of takeovers where the topic or a table differed from the caught-up fold.",
+        ("target",),
+    ),
 )
 
 
@@ -57,9 +75,28 @@ class ProjectorMetrics:
         )
 
 
-def projector_samples(*, seq: int, folded: int) -> dict[str, Value]:
+#: where a takeover writes: the topic and the two tables it materialises
+RESYNC_TARGETS = ("topic", "instances", "assignments")
+
+
+def projector_samples(
+    *,
+    seq: int,
+    folded: int,
+    active: bool = False,
+    takeovers: int = 0,
+    resynced: Mapping[str, int] | None = None,
+) -> dict[str, Value]:
     """The scrape-time samples (pure)."""
-    return {"streamplane_projector_applied_seq": seq, "streamplane_projector_events_folded": folded}
+    return {
+        "streamplane_projector_applied_seq": seq,
+        "streamplane_projector_events_folded": folded,
+        "streamplane_projector_active": int(active),
+        "streamplane_projector_takeovers": takeovers,
+        "streamplane_projector_resync_writes": {
+            (target,): (resynced or {}).get(target, 0) for target in RESYNC_TARGETS
+        },
+    }
 
 
 def fold_lag(highwater: int | None, next_offset: int) -> int | None:
@@ -68,3 +105,26 @@ def fold_lag(highwater: int | None, next_offset: int) -> int | None:
     if highwater is None:
         return None
     return max(0, highwater - next_offset - 1)
+
+
+async def measure_lag(
+    consumer: Any, topics: Topics, next_offset: int, metrics: ProjectorMetrics
+) -> None:
+    """Set the lag gauges from Faust's consumer (``next_offset``: the next control-log
+    offset the projector would fold)."""
+    behind: dict[str, int] = {}
+    for tp in consumer.assignment():
+        try:
+            highwater, position = consumer.highwater(tp), await consumer.position(tp)
+        except KafkaError as exc:  # e.g. revoked meanwhile: measured again next time
+            log.debug("lag of %s not measured: %s", tp, exc)
+            continue
+        if highwater is not None and position is not None:
+            role = topic_label(tp.topic, topics.prefix)
+            behind[role] = behind.get(role, 0) + max(0, highwater - position)
+        if tp.topic == topics.events:
+            lag = fold_lag(highwater, next_offset)
+            if lag is not None:
+                metrics.lag.set(lag)
+    for role, offsets in behind.items():
+        metrics.consumer_lag.labels(role).set(offsets)

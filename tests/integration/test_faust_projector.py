@@ -15,21 +15,16 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import TopicPartition
+from support.projector import as_of_seq_problems, assignments_match, instances_match, latest
 
 from events import control as ev
 from events import encode
 from events.heartbeat import Heartbeat, StreamReport, StreamRunState
 from events.topics import ALL_TOPICS, Topics
-from projections.errors import UnknownTopicError
 from projections.fold import fold
-from projections.fold.assignments import assignment_value as record
-from projections.fold.assignments import instance_value, same_assignment, same_instance
 from projections.fold.state import ClusterState
 from projections.io.dlq import decode_dead_letter
 from projections.io.kafka import (
-    end_offsets,
-    make_consumer,
     make_producer,
     publish,
     started,
@@ -43,52 +38,6 @@ pytestmark = pytest.mark.integration
 WAIT = 45.0
 
 
-async def _latest(bootstrap: str, topic: str) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """Latest value per key of ``topic`` (tombstones drop the key), and every record."""
-    latest: dict[str, Any] = {}
-    records: list[tuple[str, Any]] = []
-    try:
-        ends = {
-            TopicPartition(topic, p): e for p, e in (await end_offsets(bootstrap, topic)).items()
-        }
-    except UnknownTopicError:
-        return latest, records
-    tps = sorted(ends)
-    consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
-    async with started(consumer):
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp_records in batch.values():
-                for r in tp_records:
-                    key = orjson.loads(r.key) if r.key and r.key[:1] == b'"' else r.key.decode()
-                    value = None if r.value is None else orjson.loads(r.value)
-                    records.append((key, value))
-                    if value is None:
-                        latest.pop(key, None)
-                    else:
-                        latest[key] = value
-    return latest, records
-
-
-def _assignments_match(state: ClusterState, latest: dict[str, Any]) -> bool:
-    if set(latest) != set(state.streams):
-        return False
-    return all(
-        same_assignment(latest[sid], record(s, seq=0, epoch=0, time=None, reason=""))
-        for sid, s in state.streams.items()
-    )
-
-
-def _instances_match(state: ClusterState, latest: dict[str, Any]) -> bool:
-    if set(latest) != set(state.instances):
-        return False
-    return all(
-        same_instance(latest[k], instance_value(i, seq=0)) for k, i in state.instances.items()
-    )
-
-
 async def _converges(projector: _Projector, state: ClusterState) -> dict[str, Any]:
     """Poll topic and changelogs until they equal ``state``; returns the assignments."""
     settings = projector.settings
@@ -98,13 +47,13 @@ async def _converges(projector: _Projector, state: ClusterState) -> dict[str, An
     try:
         async with asyncio.timeout(WAIT):
             while True:
-                topic, _ = await _latest(bootstrap, topics.assignments)
-                table, _ = await _latest(bootstrap, settings.changelog_topic("assignments"))
-                instances, _ = await _latest(bootstrap, settings.changelog_topic("instances"))
+                topic, _ = await latest(bootstrap, topics.assignments)
+                table, _ = await latest(bootstrap, settings.changelog_topic("assignments"))
+                instances, _ = await latest(bootstrap, settings.changelog_topic("instances"))
                 seen = (
-                    _assignments_match(state, topic),
-                    _assignments_match(state, table),
-                    _instances_match(state, instances),
+                    assignments_match(state, topic),
+                    assignments_match(state, table),
+                    instances_match(state, instances),
                 )
                 if all(seen):
                     return topic
@@ -215,12 +164,12 @@ async def test_projector_tables_and_topic_follow_the_fold_across_a_restart(
             await producer.send_and_wait(topics.heartbeats, b"{}", key=b"w-c")
         await _converges(projector, fold(head + middle))
 
-        liveness, _ = await _latest(kafka_bootstrap, settings.changelog_topic("liveness"))
+        liveness, _ = await latest(kafka_bootstrap, settings.changelog_topic("liveness"))
         assert set(liveness) == {"w-a", "w-b"}
         assert liveness["w-a"]["last_heartbeat"].startswith("2026-01-01")  # the old one lost
         assert liveness["w-a"]["running"] == 3
 
-        _, dlq_records = await _latest(kafka_bootstrap, topics.dlq)
+        _, dlq_records = await latest(kafka_bootstrap, topics.dlq)
         letters = [decode_dead_letter(orjson.dumps(v)) for _, v in dlq_records]
         assert sorted(letter.origin_topic for letter in letters) == [
             topics.events,
@@ -241,10 +190,6 @@ async def test_projector_tables_and_topic_follow_the_fold_across_a_restart(
         await projector.stop()
 
     # records of one key only ever advance
-    _, records = await _latest(kafka_bootstrap, topics.assignments)
-    last: dict[str, int] = {}
-    for key, value in records:
-        if value is not None:
-            assert value["as_of_seq"] >= last.get(key, 0), (key, value)
-            last[key] = value["as_of_seq"]
-    assert max(last.values()) <= len(history)
+    _, records = await latest(kafka_bootstrap, topics.assignments)
+    assert not as_of_seq_problems(records), as_of_seq_problems(records)[:10]
+    assert max(v["as_of_seq"] for _, v in records if v is not None) <= len(history)

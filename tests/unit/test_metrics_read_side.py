@@ -23,6 +23,21 @@ def test_the_projector_lag_leaves_out_the_commit_marker_that_ends_the_log() -> N
     assert projector_samples(seq=7, folded=3) == {
         "streamplane_projector_applied_seq": 7,
         "streamplane_projector_events_folded": 3,
+        "streamplane_projector_active": 0,  # a standby until the group hands it the log
+        "streamplane_projector_takeovers": 0,
+        "streamplane_projector_resync_writes": {
+            ("topic",): 0,
+            ("instances",): 0,
+            ("assignments",): 0,
+        },
+    }
+    holder = projector_samples(seq=7, folded=3, active=True, takeovers=2, resynced={"topic": 5})
+    assert holder["streamplane_projector_active"] == 1
+    assert holder["streamplane_projector_takeovers"] == 2
+    assert holder["streamplane_projector_resync_writes"] == {
+        ("topic",): 5,
+        ("instances",): 0,
+        ("assignments",): 0,
     }
 
 

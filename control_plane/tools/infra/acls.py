@@ -13,7 +13,8 @@ The table (docs/infra.md, "Secure mode", shows the same):
 |                | --repair` republishes a drifted key) | alerts, snapshots, desired,         |
 |                |                                      | heartbeats, cycles (check, simulate)|
 |                |                                      | the projector's table changelogs    |
-| projector      | assignments, dlq, its Faust topics   | events, heartbeats                  |
+| projector      | assignments, dlq, its Faust topics   | events, heartbeats, assignments     |
+|                |                                      | (what a takeover finds published)   |
 | read-model     | dlq                                  | events                              |
 | monitor        | alerts                               | alerts, events, heartbeats, dlq     |
 
@@ -97,7 +98,7 @@ ROLES: tuple[Role, ...] = (
         (COMMANDS, ASSIGNMENTS),
         (COMMANDS, EVENTS, ASSIGNMENTS, ALERTS, SNAPSHOTS, DESIRED, HEARTBEATS, CYCLES),
     ),
-    Role("projector", (ASSIGNMENTS, DLQ), (EVENTS, HEARTBEATS)),
+    Role("projector", (ASSIGNMENTS, DLQ), (EVENTS, HEARTBEATS, ASSIGNMENTS)),
     Role("read-model", (DLQ,), (EVENTS,)),
     Role("monitor", (ALERTS,), (ALERTS, EVENTS, HEARTBEATS, DLQ)),
 )
