@@ -264,8 +264,12 @@ class FaustProjector:
 
     async def _take_over(self) -> None:
         generation = self._generation
-        caught = await catch_up(self.settings, self.state, self.offset)
+        caught = await catch_up(self.settings, self.state, self.offset, dead_letters=True)
         self.state, self.offset = caught.state, caught.offset  # a fold of the log either way
+        if caught.rejected:  # dead-lettered by the catch-up, as the live agent would
+            self.dead_letters += caught.rejected
+            label = topic_label(self.topics.events, self.topics.prefix)
+            self.metrics.dead_letters.labels(label).inc(caught.rejected)
         topic = await published_assignments(self.settings)
         if generation != self._generation:
             log.info("takeover abandoned: the group rebalanced meanwhile")

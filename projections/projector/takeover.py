@@ -32,6 +32,7 @@ import orjson
 from events.topics import Topics
 from projections.fold.assignments import Update, resync_assignments, resync_instances
 from projections.fold.state import ClusterState
+from projections.io.dlq import DeadLetterWriter
 from projections.io.latest import read_latest
 from projections.io.replay import ReplayResult, ReplaySettings, replay
 from projections.projector.settings import ProjectorSettings
@@ -58,15 +59,29 @@ def plan(state: ClusterState, *, topic: JsonMap, instances: JsonMap, assignments
     )
 
 
-async def catch_up(settings: ProjectorSettings, state: ClusterState, offset: int) -> ReplayResult:
-    """Fold the control log from ``offset`` onto ``state`` up to its current end."""
-    return await replay(
-        settings.kafka_access,
-        Topics(settings.topic_prefix).events,
-        from_state=state,
-        from_offset=offset,
-        settings=ReplaySettings(kafka_timeout=settings.projector_kafka_timeout),
-    )
+async def catch_up(
+    settings: ProjectorSettings, state: ClusterState, offset: int, *, dead_letters: bool = False
+) -> ReplayResult:
+    """Fold the control log from ``offset`` onto ``state`` up to its current end. With
+    ``dead_letters`` (a takeover: this member now writes) an undecodable record goes to the
+    DLQ as the live agent would send it; a standby only logs and counts it (the holder sends
+    it)."""
+    topics = Topics(settings.topic_prefix)
+    cfg = ReplaySettings(kafka_timeout=settings.projector_kafka_timeout)
+    if not dead_letters:
+        return await replay(
+            settings.kafka_access, topics.events, from_state=state, from_offset=offset, settings=cfg
+        )
+    timeout = settings.projector_kafka_timeout
+    async with DeadLetterWriter(settings.kafka_access, topics.dlq, kafka_timeout=timeout) as dlq:
+        return await replay(
+            settings.kafka_access,
+            topics.events,
+            from_state=state,
+            from_offset=offset,
+            settings=cfg,
+            dlq=dlq,
+        )
 
 
 async def published_assignments(settings: ProjectorSettings) -> dict[str, Any]:

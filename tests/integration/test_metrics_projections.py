@@ -117,6 +117,11 @@ async def test_projector_metrics(kafka_bootstrap: str, topic_prefix: str, tmp_pa
             lambda s: "" if s.value("streamplane_projector_applied_seq") == len(head) else "head",
             "the head replayed",
         )
+        await _until(  # it holds the log now: what comes next is folded live
+            port,
+            lambda s: "" if s.value("streamplane_projector_active") == 1 else "not active yet",
+            "the projector took the log over",
+        )
         await _append(kafka_bootstrap, topic_prefix, tail, junk=True)
 
         def caught_up(s: Scrape) -> str:
