@@ -10,9 +10,14 @@ it fails, asks :func:`classify` what to do:
   exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
   calls fast (:class:`DatabaseUnavailableError`, ``circuit_open``) until ``breaker_reset``;
 - **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
+- **lock** (``lock_timeout`` hit, ``55P03``, :class:`asyncpg.exceptions.LockNotAvailableError`:
+  another session holds a lock we need): back-off, not counted by the breaker (the server
+  answered), counted in ``lock_timeouts``;
 - anything else is a bug or bad data: raised at once as :class:`DatabaseQueryError`.
 
-Every statement has a server-side ``statement_timeout`` and the whole operation an
+Every statement has a server-side ``statement_timeout``, every lock wait a ``lock_timeout``,
+every session an ``idle_in_transaction_session_timeout`` (a client that stalls inside a
+transaction loses it instead of holding its locks) and the whole operation an
 ``asyncio.timeout``. :meth:`monitor_long_transactions` lists transactions open longer than a
 threshold (``pg_stat_activity``).
 
@@ -58,6 +63,7 @@ class RetryKind(StrEnum):
     CONFLICT = "conflict"
     CONNECTION = "connection"
     TIMEOUT = "timeout"
+    LOCK = "lock"
     FATAL = "fatal"
 
 
@@ -67,6 +73,8 @@ CONFLICT_STATES = frozenset({"40P01", "40001"})
 CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "53000"})
 #: query_canceled: statement_timeout (or a cancel request)
 TIMEOUT_STATES = frozenset({"57014"})
+#: lock_not_available: lock_timeout hit (or NOWAIT)
+LOCK_STATES = frozenset({"55P03"})
 
 
 def classify(exc: BaseException) -> RetryKind:
@@ -79,6 +87,8 @@ def classify(exc: BaseException) -> RetryKind:
             return RetryKind.CONNECTION
         if state in TIMEOUT_STATES:
             return RetryKind.TIMEOUT
+        if state in LOCK_STATES:
+            return RetryKind.LOCK
         return RetryKind.FATAL
     if isinstance(exc, TimeoutError):
         return RetryKind.TIMEOUT
@@ -96,6 +106,10 @@ class DatabaseSettings(BaseModel):
 
     #: server-side bound of every statement
     statement_timeout: float = Field(default=30.0, gt=0)
+    #: server-side bound of one wait for a lock (a retried LockNotAvailableError)
+    lock_timeout: float = Field(default=10.0, gt=0)
+    #: the server ends a session idle inside a transaction this long (its locks go with it)
+    idle_in_transaction_session_timeout: float = Field(default=60.0, gt=0)
     #: client-side bound of one whole operation (one transaction attempt)
     operation_timeout: float = Field(default=60.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
@@ -151,6 +165,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+def _ms(seconds: float) -> str:
+    """A duration setting for the server, in whole milliseconds (at least 1: 0 disables)."""
+    return str(max(1, round(seconds * 1000)))
+
+
 def describe_dsn(dsn: str) -> str:
     """``host:port/db`` of a libpq URL, without user or password (for error messages)."""
     tail = dsn.split("://", 1)[-1].rsplit("@", 1)[-1]
@@ -182,6 +201,7 @@ class ResilientDatabaseManager:
         self._pool: asyncpg.Pool | None = None
         self.retries = 0
         self.deadlocks = 0
+        self.lock_timeouts = 0
 
     async def __aenter__(self) -> ResilientDatabaseManager:
         return self
@@ -216,13 +236,20 @@ class ResilientDatabaseManager:
                 max_size=s.pool_max,
                 timeout=s.connect_timeout,
                 init=_init_connection,
-                server_settings={
-                    "search_path": self.schema,
-                    "statement_timeout": str(int(s.statement_timeout * 1000)),
-                    "application_name": self.application_name,
-                },
+                server_settings=self.server_settings(),
             )
         return self._pool
+
+    def server_settings(self) -> dict[str, str]:
+        """The session settings of every connection of the pool (timeouts in ms)."""
+        s = self.settings
+        return {
+            "search_path": self.schema,
+            "statement_timeout": _ms(s.statement_timeout),
+            "lock_timeout": _ms(s.lock_timeout),
+            "idle_in_transaction_session_timeout": _ms(s.idle_in_transaction_session_timeout),
+            "application_name": self.application_name,
+        }
 
     async def execute_with_retry(
         self,
@@ -282,7 +309,8 @@ class ResilientDatabaseManager:
                 return await operation(conn)
 
     def _count_failure(self, kind: RetryKind) -> None:
-        if kind is not RetryKind.CONFLICT:  # a deadlock says nothing about the server's health
+        # a deadlock or a lock held by another session says nothing about the server's health
+        if kind not in (RetryKind.CONFLICT, RetryKind.LOCK):
             self.breaker.failure()
 
     def _pause(self, kind: RetryKind, exc: BaseException, attempt: int, what: str) -> float:
@@ -290,6 +318,8 @@ class ResilientDatabaseManager:
         self._count_failure(kind)
         if kind is RetryKind.CONFLICT:
             return self.handle_deadlock(exc, attempt, what=what)
+        if kind is RetryKind.LOCK:
+            self.lock_timeouts += 1
         pause = self._backoff.delay(attempt, self._rand)
         log.warning("%s: %s (%s); retry %d in %.2fs", what, kind, exc, attempt + 1, pause)
         return pause
@@ -307,7 +337,7 @@ class ResilientDatabaseManager:
         kind = classify(last) if last is not None else RetryKind.FATAL
         detail = f"{type(last).__name__}: {last}" if last is not None else "no attempt made"
         tries = self.settings.attempts
-        if kind is RetryKind.CONFLICT:
+        if kind in (RetryKind.CONFLICT, RetryKind.LOCK):
             return TransactionConflictError(
                 f"{what}: still conflicting after {tries} tries: {detail}"
             )
