@@ -6,7 +6,8 @@ it fails, asks :func:`classify` what to do:
 - **conflict** (deadlock ``40P01``, serialization failure ``40001``): the transaction was rolled
   back whole, so run it again at once after a short randomised pause (:meth:`handle_deadlock`)
   so the two parties do not collide again in lock step;
-- **connection** (refused, dropped, server shutting down, too many clients, class ``08``):
+- **connection** (refused, dropped, server shutting down, too many clients, class ``08``, a
+  session the server ended for idling in a transaction):
   exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
   calls fast (:class:`DatabaseUnavailableError`, ``circuit_open``) until ``breaker_reset``;
 - **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
@@ -69,8 +70,9 @@ class RetryKind(StrEnum):
 
 #: SQLSTATEs of a transaction that lost a lock or serialization race (retry at once)
 CONFLICT_STATES = frozenset({"40P01", "40001"})
-#: SQLSTATEs of a server that is going away or refusing connections
-CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "53000"})
+#: SQLSTATEs of a server that is going away or refusing connections, or that ended the
+#: session (idle_in_transaction_session_timeout 25P03, idle_session_timeout 57P05)
+CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "53300", "53000", "25P03"})
 #: query_canceled: statement_timeout (or a cancel request)
 TIMEOUT_STATES = frozenset({"57014"})
 #: lock_not_available: lock_timeout hit (or NOWAIT)
@@ -278,6 +280,8 @@ class ResilientDatabaseManager:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 last = exc
                 kind = classify(exc)
+                if kind is RetryKind.LOCK:
+                    self.lock_timeouts += 1
                 if kind is RetryKind.FATAL:
                     self.breaker.success()  # the server answered: the path works
                     raise DatabaseQueryError(f"{what}: {type(exc).__name__}: {exc}") from exc
@@ -318,8 +322,6 @@ class ResilientDatabaseManager:
         self._count_failure(kind)
         if kind is RetryKind.CONFLICT:
             return self.handle_deadlock(exc, attempt, what=what)
-        if kind is RetryKind.LOCK:
-            self.lock_timeouts += 1
         pause = self._backoff.delay(attempt, self._rand)
         log.warning("%s: %s (%s); retry %d in %.2fs", what, kind, exc, attempt + 1, pause)
         return pause

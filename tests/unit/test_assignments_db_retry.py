@@ -35,6 +35,7 @@ def _pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
         (_pg(asyncpg.exceptions.ConnectionFailureError), RetryKind.CONNECTION),
         (_pg(asyncpg.exceptions.QueryCanceledError), RetryKind.TIMEOUT),
         (_pg(asyncpg.exceptions.LockNotAvailableError), RetryKind.LOCK),
+        (_pg(asyncpg.exceptions.IdleInTransactionSessionTimeoutError), RetryKind.CONNECTION),
         (_pg(asyncpg.exceptions.UniqueViolationError), RetryKind.FATAL),
         (_pg(asyncpg.exceptions.UndefinedTableError), RetryKind.FATAL),
         (ConnectionRefusedError(111, "refused"), RetryKind.CONNECTION),
