@@ -167,6 +167,21 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a whole traceback each time it fails to refill itself while the
+    server is away (every few seconds): one line says as much, beside the manager's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {exc}", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ONE_LINE = _OneLine()
+
+
 def _ms(seconds: float) -> str:
     """A duration setting for the server, in whole milliseconds (at least 1: 0 disables)."""
     return str(max(1, round(seconds * 1000)))
@@ -204,6 +219,7 @@ class ResilientDatabaseManager:
         self.retries = 0
         self.deadlocks = 0
         self.lock_timeouts = 0
+        logging.getLogger("asyncpg.pool").addFilter(_ONE_LINE)  # addFilter adds it once
 
     async def __aenter__(self) -> ResilientDatabaseManager:
         return self

@@ -13,7 +13,7 @@ replays the log up to that offset with :func:`projections.io.replay.replay` (fol
 writes), so its in-memory state is exactly the state the rows reflect, then goes on from
 there. A database that is down makes ``execute_with_retry`` back off and then fail with a clear
 :class:`DatabaseUnavailableError`; ``run`` **pauses**: it logs once that it waits for
-PostgreSQL (then a reminder per retry), sets ``streamplane_read_model_waiting_for_database``
+PostgreSQL (then a reminder every 10 s), sets ``streamplane_read_model_waiting_for_database``
 to 1, tries the same batch again every ``read_model_recovery_pause`` seconds and, once a batch
 commits, logs how long it waited and goes on. Nothing is skipped or applied twice: the
 tracking row moves in the transaction that writes the rows, and the Kafka consumer commits
@@ -62,6 +62,9 @@ from telemetry.metrics import serving, topic_label
 
 log = logging.getLogger(__name__)
 
+#: seconds between two "still waiting for PostgreSQL" lines while paused
+REMIND_EVERY = 10.0
+
 
 # --- the shell --------------------------------------------------------------------------
 
@@ -108,6 +111,7 @@ class ReadModelProjector:
         self._lettered_until = 0
         #: loop time since when ``run`` waits for PostgreSQL (None: not waiting)
         self._waiting_since: float | None = None
+        self._reminded_at = 0.0
         self.database_pauses = 0
         #: the consumer's position and the log's last stable offset after the last fetch
         self._position = 0
@@ -338,7 +342,8 @@ class ReadModelProjector:
                 self._consumer.seek(self._tp, self.offset)
 
     def _database_failed(self, exc: DatabaseError) -> None:
-        """Enter (or stay in) the paused state: one ERROR line on entry, then reminders."""
+        """Enter (or stay in) the paused state: one ERROR line on entry, then a reminder
+        every ``REMIND_EVERY`` seconds."""
         pause, now = self.settings.read_model_recovery_pause, asyncio.get_running_loop().time()
         if self._waiting_since is None:
             self._waiting_since = now
@@ -348,7 +353,9 @@ class ReadModelProjector:
                 "trying again every %.1fs",
                 self.offset, exc, pause, extra={"seq": self.state.seq},
             )  # fmt: skip
-        else:
+            self._reminded_at = now
+        elif now - self._reminded_at >= REMIND_EVERY:
+            self._reminded_at = now
             waited = now - self._waiting_since
             log.warning("read model still waiting for PostgreSQL after %.0fs: %s", waited, exc)
 

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import asyncpg
 import pytest
 
@@ -93,3 +96,20 @@ def test_every_connection_bounds_its_lock_waits_and_idle_transactions() -> None:
     defaults = ResilientDatabaseManager(DSN).server_settings()
     assert defaults["lock_timeout"] == "10000"
     assert defaults["idle_in_transaction_session_timeout"] == "60000"
+
+
+def test_the_pools_refill_failures_are_logged_on_one_line() -> None:
+    ResilientDatabaseManager(DSN)
+    pool_log = logging.getLogger("asyncpg.pool")
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed")
+    except ConnectionRefusedError:
+        record = pool_log.makeRecord(
+            pool_log.name, logging.WARNING, "pool.py", 1, "refill %s", ("failed",), sys.exc_info()
+        )
+    assert pool_log.filter(record)
+    assert record.exc_info is None
+    assert (
+        record.getMessage()
+        == "refill failed: ConnectionRefusedError: [Errno 111] Connect call failed"
+    )
