@@ -23,7 +23,8 @@ The tree::
           +-- DatabaseUnavailableError  unreachable after the retries, or the circuit
           |                             breaker is open (``circuit_open``) (retriable)
           +-- DatabaseTimeoutError      statement or operation timed out every time (retriable)
-          +-- TransactionConflictError  deadlock / serialization failure every time (retriable)
+          +-- TransactionConflictError  deadlock / serialization failure / lock_timeout
+          |                             every time (retriable)
           +-- TrackingConflictError     another writer moved the projection's tracking row
           |                             (retriable: resume from the row)
           +-- DatabaseQueryError        SQL error, constraint, bad data (not retriable)

@@ -82,14 +82,17 @@ def read_model(
     )
 
     async def main(stop: asyncio.Event) -> None:
+        # a log line, not a print: with JSON logs the output stays all JSON
+        say = logging.getLogger("streamplane.read_model").info
         async with ReadModelProjector(settings=settings) as p:
-            applied = await (p.rebuild() if rebuild else p.catch_up())
-            # a log line, not a print: with JSON logs the output stays all JSON
-            logging.getLogger("streamplane.read_model").info(
-                "read model at offset %d (seq %d); applied %d", p.offset, p.state.seq, applied,
-                extra={"seq": p.state.seq},
-            )  # fmt: skip
+            if rebuild or once:
+                applied = await (p.rebuild() if rebuild else p.catch_up())
+                say("read model at offset %d (seq %d); applied %d", p.offset, p.state.seq,
+                    applied, extra={"seq": p.state.seq})  # fmt: skip
             if not once:
+                # ``run`` catches up too, and pauses (rather than exit) while PostgreSQL is away
+                say("read model at offset %d (seq %d); following the log", p.offset,
+                    p.state.seq, extra={"seq": p.state.seq})  # fmt: skip
                 await p.run(stop)
 
     asyncio.run(_until_signalled(main))

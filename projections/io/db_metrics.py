@@ -1,5 +1,6 @@
 """Prometheus metrics of a :class:`~projections.io.postgres.ResilientDatabaseManager`: its
-pool, its retries and deadlocks, and its circuit breaker (docs/metrics.md, "Database").
+pool, its retries, deadlocks and lock timeouts, and its circuit breaker (docs/metrics.md,
+"Database").
 
 Read at scrape time from what the manager counts anyway (``retries``, ``deadlocks``, the
 breaker's state, the pool's sizes), so the database path pays nothing for them. Any process
@@ -35,6 +36,11 @@ SPECS = (
         "Transactions that lost a deadlock or serialization race (re-run).",
     ),
     Spec(
+        "streamplane_db_lock_timeouts",
+        "counter",
+        "Transaction attempts that waited lock_timeout for a lock another session held (re-run).",
+    ),
+    Spec(
         "streamplane_db_breaker_state",
         "gauge",
         "Circuit breaker around PostgreSQL: 1 for its current state.",
@@ -52,6 +58,7 @@ def db_samples(db: ResilientDatabaseManager) -> dict[str, Value]:
         "streamplane_db_pool_max_connections": pool.max,
         "streamplane_db_retries": db.retries,
         "streamplane_db_deadlocks": db.deadlocks,
+        "streamplane_db_lock_timeouts": db.lock_timeouts,
         "streamplane_db_breaker_state": state_set(db.breaker.state.value, BREAKER_STATES),
     }
 

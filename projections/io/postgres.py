@@ -6,13 +6,19 @@ it fails, asks :func:`classify` what to do:
 - **conflict** (deadlock ``40P01``, serialization failure ``40001``): the transaction was rolled
   back whole, so run it again at once after a short randomised pause (:meth:`handle_deadlock`)
   so the two parties do not collide again in lock step;
-- **connection** (refused, dropped, server shutting down, too many clients, class ``08``):
+- **connection** (refused, dropped, server shutting down, too many clients, class ``08``, a
+  session the server ended for idling in a transaction):
   exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
   calls fast (:class:`DatabaseUnavailableError`, ``circuit_open``) until ``breaker_reset``;
 - **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
+- **lock** (``lock_timeout`` hit, ``55P03``, :class:`asyncpg.exceptions.LockNotAvailableError`:
+  another session holds a lock we need): back-off, not counted by the breaker (the server
+  answered), counted in ``lock_timeouts``;
 - anything else is a bug or bad data: raised at once as :class:`DatabaseQueryError`.
 
-Every statement has a server-side ``statement_timeout`` and the whole operation an
+Every statement has a server-side ``statement_timeout``, every lock wait a ``lock_timeout``,
+every session an ``idle_in_transaction_session_timeout`` (a client that stalls inside a
+transaction loses it instead of holding its locks) and the whole operation an
 ``asyncio.timeout``. :meth:`monitor_long_transactions` lists transactions open longer than a
 threshold (``pg_stat_activity``).
 
@@ -58,15 +64,19 @@ class RetryKind(StrEnum):
     CONFLICT = "conflict"
     CONNECTION = "connection"
     TIMEOUT = "timeout"
+    LOCK = "lock"
     FATAL = "fatal"
 
 
 #: SQLSTATEs of a transaction that lost a lock or serialization race (retry at once)
 CONFLICT_STATES = frozenset({"40P01", "40001"})
-#: SQLSTATEs of a server that is going away or refusing connections
-CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "53300", "53000"})
+#: SQLSTATEs of a server that is going away or refusing connections, or that ended the
+#: session (idle_in_transaction_session_timeout 25P03, idle_session_timeout 57P05)
+CONNECTION_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "53300", "53000", "25P03"})
 #: query_canceled: statement_timeout (or a cancel request)
 TIMEOUT_STATES = frozenset({"57014"})
+#: lock_not_available: lock_timeout hit (or NOWAIT)
+LOCK_STATES = frozenset({"55P03"})
 
 
 def classify(exc: BaseException) -> RetryKind:
@@ -79,6 +89,8 @@ def classify(exc: BaseException) -> RetryKind:
             return RetryKind.CONNECTION
         if state in TIMEOUT_STATES:
             return RetryKind.TIMEOUT
+        if state in LOCK_STATES:
+            return RetryKind.LOCK
         return RetryKind.FATAL
     if isinstance(exc, TimeoutError):
         return RetryKind.TIMEOUT
@@ -96,6 +108,10 @@ class DatabaseSettings(BaseModel):
 
     #: server-side bound of every statement
     statement_timeout: float = Field(default=30.0, gt=0)
+    #: server-side bound of one wait for a lock (a retried LockNotAvailableError)
+    lock_timeout: float = Field(default=10.0, gt=0)
+    #: the server ends a session idle inside a transaction this long (its locks go with it)
+    idle_in_transaction_session_timeout: float = Field(default=60.0, gt=0)
     #: client-side bound of one whole operation (one transaction attempt)
     operation_timeout: float = Field(default=60.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
@@ -151,6 +167,26 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+class _OneLine(logging.Filter):
+    """asyncpg's pool logs a whole traceback each time it fails to refill itself while the
+    server is away (every few seconds): one line says as much, beside the manager's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None:
+            record.msg, record.args = f"{record.getMessage()}: {type(exc).__name__}: {exc}", None
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_ONE_LINE = _OneLine()
+
+
+def _ms(seconds: float) -> str:
+    """A duration setting for the server, in whole milliseconds (at least 1: 0 disables)."""
+    return str(max(1, round(seconds * 1000)))
+
+
 def describe_dsn(dsn: str) -> str:
     """``host:port/db`` of a libpq URL, without user or password (for error messages)."""
     tail = dsn.split("://", 1)[-1].rsplit("@", 1)[-1]
@@ -182,6 +218,8 @@ class ResilientDatabaseManager:
         self._pool: asyncpg.Pool | None = None
         self.retries = 0
         self.deadlocks = 0
+        self.lock_timeouts = 0
+        logging.getLogger("asyncpg.pool").addFilter(_ONE_LINE)  # addFilter adds it once
 
     async def __aenter__(self) -> ResilientDatabaseManager:
         return self
@@ -216,13 +254,20 @@ class ResilientDatabaseManager:
                 max_size=s.pool_max,
                 timeout=s.connect_timeout,
                 init=_init_connection,
-                server_settings={
-                    "search_path": self.schema,
-                    "statement_timeout": str(int(s.statement_timeout * 1000)),
-                    "application_name": self.application_name,
-                },
+                server_settings=self.server_settings(),
             )
         return self._pool
+
+    def server_settings(self) -> dict[str, str]:
+        """The session settings of every connection of the pool (timeouts in ms)."""
+        s = self.settings
+        return {
+            "search_path": self.schema,
+            "statement_timeout": _ms(s.statement_timeout),
+            "lock_timeout": _ms(s.lock_timeout),
+            "idle_in_transaction_session_timeout": _ms(s.idle_in_transaction_session_timeout),
+            "application_name": self.application_name,
+        }
 
     async def execute_with_retry(
         self,
@@ -251,6 +296,8 @@ class ResilientDatabaseManager:
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
                 last = exc
                 kind = classify(exc)
+                if kind is RetryKind.LOCK:
+                    self.lock_timeouts += 1
                 if kind is RetryKind.FATAL:
                     self.breaker.success()  # the server answered: the path works
                     raise DatabaseQueryError(f"{what}: {type(exc).__name__}: {exc}") from exc
@@ -282,7 +329,8 @@ class ResilientDatabaseManager:
                 return await operation(conn)
 
     def _count_failure(self, kind: RetryKind) -> None:
-        if kind is not RetryKind.CONFLICT:  # a deadlock says nothing about the server's health
+        # a deadlock or a lock held by another session says nothing about the server's health
+        if kind not in (RetryKind.CONFLICT, RetryKind.LOCK):
             self.breaker.failure()
 
     def _pause(self, kind: RetryKind, exc: BaseException, attempt: int, what: str) -> float:
@@ -307,7 +355,7 @@ class ResilientDatabaseManager:
         kind = classify(last) if last is not None else RetryKind.FATAL
         detail = f"{type(last).__name__}: {last}" if last is not None else "no attempt made"
         tries = self.settings.attempts
-        if kind is RetryKind.CONFLICT:
+        if kind in (RetryKind.CONFLICT, RetryKind.LOCK):
             return TransactionConflictError(
                 f"{what}: still conflicting after {tries} tries: {detail}"
             )

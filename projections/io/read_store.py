@@ -43,6 +43,9 @@ class ReadModelSettings(KafkaClientSettings):
     #: how often ``run`` looks for long transactions, seconds
     read_model_monitor_every: float = Field(default=60.0, gt=0)
     read_model_dead_letters: bool = True
+    #: TEST ONLY, never set in production: SIGKILL the process right after its Nth batch
+    #: commits (0: never); the crash tests prove that nothing is lost or applied twice there
+    read_model_crash_after_batches: int = Field(default=0, ge=0)
     database: DatabaseSettings = DatabaseSettings()
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""

@@ -41,6 +41,16 @@ SPECS = (
     ),
     Spec("streamplane_read_model_events_applied", "counter", "Control events written."),
     Spec("streamplane_read_model_batches", "counter", "Batches committed (one transaction each)."),
+    Spec(
+        "streamplane_read_model_waiting_for_database",
+        "gauge",
+        "1 while paused because PostgreSQL failed every retry (it tries again), else 0.",
+    ),
+    Spec(
+        "streamplane_read_model_database_pauses",
+        "counter",
+        "Times the read model paused to wait for PostgreSQL.",
+    ),
 )
 
 
@@ -55,6 +65,9 @@ class ReadModelSnapshot(NamedTuple):
     log_end: int | None
     events: int
     batches: int
+    #: paused, waiting for PostgreSQL; how many times it paused
+    waiting: bool = False
+    pauses: int = 0
 
 
 def read_model_samples(s: ReadModelSnapshot) -> dict[str, Value]:
@@ -63,6 +76,8 @@ def read_model_samples(s: ReadModelSnapshot) -> dict[str, Value]:
         "streamplane_read_model_applied_seq": s.seq,
         "streamplane_read_model_events_applied": s.events,
         "streamplane_read_model_batches": s.batches,
+        "streamplane_read_model_waiting_for_database": int(s.waiting),
+        "streamplane_read_model_database_pauses": s.pauses,
     }
     if s.log_end is not None:
         samples["streamplane_read_model_lag_offsets"] = max(0, s.log_end - s.applied_offset)

@@ -12,13 +12,20 @@ On start (and after a conflict) the projector *resumes*: it reads the tracking r
 replays the log up to that offset with :func:`projections.io.replay.replay` (fold only, no
 writes), so its in-memory state is exactly the state the rows reflect, then goes on from
 there. A database that is down makes ``execute_with_retry`` back off and then fail with a clear
-:class:`DatabaseUnavailableError`; ``run`` waits and tries again from its last committed batch.
+:class:`DatabaseUnavailableError`; ``run`` **pauses**: it logs once that it waits for
+PostgreSQL (then a reminder every 10 s), sets ``streamplane_read_model_waiting_for_database``
+to 1, tries the same batch again every ``read_model_recovery_pause`` seconds and, once a batch
+commits, logs how long it waited and goes on. Nothing is skipped or applied twice: the
+tracking row moves in the transaction that writes the rows, and the Kafka consumer commits
+nothing (it seeks to the tracking row's offset on start and after each failure).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
@@ -54,6 +61,9 @@ from projections.read_model.metrics import ReadModelMetrics, ReadModelSnapshot
 from telemetry.metrics import serving, topic_label
 
 log = logging.getLogger(__name__)
+
+#: seconds between two "still waiting for PostgreSQL" lines while paused
+REMIND_EVERY = 10.0
 
 
 # --- the shell --------------------------------------------------------------------------
@@ -96,6 +106,13 @@ class ReadModelProjector:
         self.batches_written = 0
         self.events_applied = 0
         self.rejected = 0
+        #: records below this offset were dead-lettered already (a batch tried again after a
+        #: database failure is fetched again: its bad records are not sent twice)
+        self._lettered_until = 0
+        #: loop time since when ``run`` waits for PostgreSQL (None: not waiting)
+        self._waiting_since: float | None = None
+        self._reminded_at = 0.0
+        self.database_pauses = 0
         #: the consumer's position and the log's last stable offset after the last fetch
         self._position = 0
         self._log_end: int | None = None
@@ -159,6 +176,8 @@ class ReadModelProjector:
             self._log_end,
             self.events_applied,
             self.batches_written,
+            self._waiting_since is not None,
+            self.database_pauses,
         )
 
     async def setup(self) -> None:
@@ -224,10 +243,20 @@ class ReadModelProjector:
             return await write_batch(conn, name, batch, start, end)
 
         written = await self.db.execute_with_retry(write, what=f"apply offsets {start}..{end}")
+        self._crash_point(written)
         self.state, self.offset = batch.state, end
+        self._database_back()
         self.batches_written += int(written)
         self.events_applied += len(records) if written else 0
         return len(records) if written else 0
+
+    def _crash_point(self, written: bool) -> None:
+        """TEST ONLY (``read_model_crash_after_batches``): SIGKILL this process right after
+        the Nth commit, before anything else happens, to prove a crash there loses nothing."""
+        limit = self.settings.read_model_crash_after_batches
+        if written and limit and self.batches_written + 1 >= limit:
+            log.warning("read model: test crash point reached after %d batches", limit)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     async def _decode(
         self, raw: list[ConsumerRecord[bytes, bytes]]
@@ -239,12 +268,18 @@ class ReadModelProjector:
                     raise MalformedMessageError("record has no value (a tombstone)")
                 out.append((record.offset, decode_event(record.value)))
             except EventError as exc:
+                if record.offset < self._lettered_until:
+                    continue  # sent already, before a database failure made us fetch it again
                 self.rejected += 1
                 log.warning("read model: undecodable record at %d: %s", record.offset, exc)
                 if self._dlq is not None:
                     await self._dlq.write(self._letter(record, exc))
                     origin = topic_label(self._tp.topic, self.topics.prefix)
                     self.metrics.dead_letters.labels(origin).inc()
+                self._lettered_until = record.offset + 1
+        if self._dlq is not None and len(out) < len(raw):
+            # acknowledged before the batch commits: a crash after the commit loses no letter
+            await self._dlq.flush()
         return out
 
     def _letter(self, record: ConsumerRecord[bytes, bytes], exc: EventError) -> Any:
@@ -294,13 +329,43 @@ class ReadModelProjector:
                 if loop.time() >= next_check:
                     next_check = loop.time() + s.read_model_monitor_every
                     await self.db.monitor_long_transactions()
+                    self._database_back()
             except TrackingConflictError as exc:
                 log.warning("read model: %s; resuming from the tracking row", exc)
                 await self.resume()
             except DatabaseError as exc:
                 if not exc.retriable:
                     raise
-                log.error("read model: %s; trying again in %.1fs", exc, s.read_model_recovery_pause)
+                self._database_failed(exc)
                 await asyncio.sleep(s.read_model_recovery_pause)
                 assert self._consumer is not None
                 self._consumer.seek(self._tp, self.offset)
+
+    def _database_failed(self, exc: DatabaseError) -> None:
+        """Enter (or stay in) the paused state: one ERROR line on entry, then a reminder
+        every ``REMIND_EVERY`` seconds."""
+        pause, now = self.settings.read_model_recovery_pause, asyncio.get_running_loop().time()
+        if self._waiting_since is None:
+            self._waiting_since = now
+            self.database_pauses += 1
+            log.error(
+                "read model paused at offset %d: waiting for PostgreSQL (%s); "
+                "trying again every %.1fs",
+                self.offset, exc, pause, extra={"seq": self.state.seq},
+            )  # fmt: skip
+            self._reminded_at = now
+        elif now - self._reminded_at >= REMIND_EVERY:
+            self._reminded_at = now
+            waited = now - self._waiting_since
+            log.warning("read model still waiting for PostgreSQL after %.0fs: %s", waited, exc)
+
+    def _database_back(self) -> None:
+        """Leave the paused state (after a statement that reached PostgreSQL)."""
+        if self._waiting_since is None:
+            return
+        waited = asyncio.get_running_loop().time() - self._waiting_since
+        self._waiting_since = None
+        log.info(
+            "read model resumed: PostgreSQL is back after %.1fs; at offset %d (seq %d)",
+            waited, self.offset, self.state.seq, extra={"seq": self.state.seq},
+        )  # fmt: skip

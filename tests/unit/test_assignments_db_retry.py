@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 import asyncpg
 import pytest
 
@@ -34,6 +37,8 @@ def _pg(cls: type[asyncpg.PostgresError]) -> asyncpg.PostgresError:
         (_pg(asyncpg.exceptions.TooManyConnectionsError), RetryKind.CONNECTION),
         (_pg(asyncpg.exceptions.ConnectionFailureError), RetryKind.CONNECTION),
         (_pg(asyncpg.exceptions.QueryCanceledError), RetryKind.TIMEOUT),
+        (_pg(asyncpg.exceptions.LockNotAvailableError), RetryKind.LOCK),
+        (_pg(asyncpg.exceptions.IdleInTransactionSessionTimeoutError), RetryKind.CONNECTION),
         (_pg(asyncpg.exceptions.UniqueViolationError), RetryKind.FATAL),
         (_pg(asyncpg.exceptions.UndefinedTableError), RetryKind.FATAL),
         (ConnectionRefusedError(111, "refused"), RetryKind.CONNECTION),
@@ -74,3 +79,37 @@ def test_giving_up_names_the_server_without_the_password() -> None:
 def test_describe_dsn_drops_credentials_and_options() -> None:
     assert describe_dsn(DSN) == "db.example:5432/app"
     assert describe_dsn("postgresql://localhost/x") == "localhost/x"
+
+
+def test_every_connection_bounds_its_lock_waits_and_idle_transactions() -> None:
+    settings = DatabaseSettings(
+        statement_timeout=30, lock_timeout=2.5, idle_in_transaction_session_timeout=45
+    )
+    db = ResilientDatabaseManager(DSN, schema="rm", settings=settings, application_name="x")
+    assert db.server_settings() == {
+        "search_path": "rm",
+        "statement_timeout": "30000",
+        "lock_timeout": "2500",
+        "idle_in_transaction_session_timeout": "45000",
+        "application_name": "x",
+    }
+    defaults = ResilientDatabaseManager(DSN).server_settings()
+    assert defaults["lock_timeout"] == "10000"
+    assert defaults["idle_in_transaction_session_timeout"] == "60000"
+
+
+def test_the_pools_refill_failures_are_logged_on_one_line() -> None:
+    ResilientDatabaseManager(DSN)
+    pool_log = logging.getLogger("asyncpg.pool")
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed")
+    except ConnectionRefusedError:
+        record = pool_log.makeRecord(
+            pool_log.name, logging.WARNING, "pool.py", 1, "refill %s", ("failed",), sys.exc_info()
+        )
+    assert pool_log.filter(record)
+    assert record.exc_info is None
+    assert (
+        record.getMessage()
+        == "refill failed: ConnectionRefusedError: [Errno 111] Connect call failed"
+    )

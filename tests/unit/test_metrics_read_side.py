@@ -50,6 +50,14 @@ def test_read_model_lag_is_the_log_end_minus_the_tracking_row() -> None:
     assert behind["streamplane_read_model_applied_seq"] == 40
     done = read_model_samples(ReadModelSnapshot(40, 90, 90, 90, 40, 3))
     assert done["streamplane_read_model_lag_offsets"] == 0
+    assert done["streamplane_read_model_waiting_for_database"] == 0
+
+
+def test_read_model_shows_that_it_waits_for_the_database() -> None:
+    waiting = read_model_samples(ReadModelSnapshot(40, 50, 50, 90, 40, 3, True, 2))
+    assert waiting["streamplane_read_model_waiting_for_database"] == 1
+    assert waiting["streamplane_read_model_database_pauses"] == 2
+    assert waiting["streamplane_read_model_lag_offsets"] == 40  # the events piling up
 
 
 def test_database_metrics_follow_the_manager_and_show_no_secret() -> None:
@@ -67,8 +75,10 @@ def test_database_metrics_follow_the_manager_and_show_no_secret() -> None:
     db.handle_deadlock(RuntimeError("deadlock detected"), 0)
     db.breaker.failure()
     db.breaker.failure()
+    db.lock_timeouts += 1
     samples = db_samples(db)
     assert samples["streamplane_db_deadlocks"] == 1
+    assert samples["streamplane_db_lock_timeouts"] == 1
     assert samples["streamplane_db_breaker_state"][("open",)] == 1.0  # type: ignore[index]
 
 
