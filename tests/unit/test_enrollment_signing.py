@@ -24,6 +24,8 @@ from events.session import MAC_HEADER, SESSION_HEADER
 from projections.fold.state import Enrollment
 from worker_agent import keys
 from worker_agent.errors import ConfigError
+from worker_agent.settings import WorkerSettings
+from worker_agent.transport import KafkaTransport
 
 NOW = datetime(2026, 12, 3, 0, 0, 0, tzinfo=UTC)
 
@@ -252,3 +254,25 @@ def test_a_key_file_others_can_read_or_not_a_key_is_refused(tmp_path: Path) -> N
     assert "not a key" not in str(caught.value)  # the content is never shown
     with pytest.raises(ConfigError, match="worker_key_file"):
         keys.load(tmp_path / "missing")
+
+
+def test_the_worker_certifies_one_session_per_incarnation(
+    key_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transport (no Kafka needed to build the headers): one certificate per incarnation,
+    a MAC per record, and the MAC key in no log line."""
+    settings = WorkerSettings(server_id="w1", worker_key_file=key_dir / "w1.key")
+    with caplog.at_level("DEBUG"):
+        transport = KafkaTransport(settings)
+        gate, enrolled = _gate(), _enrolled(key_dir)
+        for n, incarnation in enumerate(("i1", "i1", "i2")):
+            hb = _heartbeat(at=NOW + timedelta(seconds=n), incarnation=incarnation)
+            value = encode(hb)
+            headers = transport._headers(value, incarnation)
+            assert headers is not None
+            assert _reason(gate, Record(value, headers), hb, enrolled) is None
+    assert gate.verifications == 2
+    session = transport._session
+    assert session is not None and session.incarnation == "i2"
+    assert "session certificate for incarnation i2" in caplog.text
+    assert session.mac_key.hex() not in caplog.text and str(session.mac_key) not in caplog.text
