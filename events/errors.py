@@ -51,9 +51,10 @@ class WrongFamilyError(EventError):
 
 
 class UnauthenticatedError(EventError):
-    """A well-formed heartbeat whose signature does not prove who sent it (see
-    :mod:`events.enrollment`); ``reason`` is one word: ``unsigned``, ``malformed``,
-    ``unenrolled``, ``revoked``, ``wrong_key``, ``bad_signature``, ``stale``, ``replayed``."""
+    """A well-formed heartbeat whose envelope does not prove who sent it (see
+    :mod:`events.session`); ``reason`` is one word: ``unsigned``, ``malformed``,
+    ``unenrolled``, ``revoked``, ``session_mismatch``, ``wrong_key``, ``bad_signature``,
+    ``bad_mac``, ``stale``, ``replayed``."""
 
     def __init__(self, message: str, *, reason: str, field: str, server_id: str):
         super().__init__(message, type_="Heartbeat", field=field)

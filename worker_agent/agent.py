@@ -337,7 +337,9 @@ class WorkerAgent:
         self.last_heartbeat = heartbeat
         printed = fingerprint(self._incarnation, reports, self._mismatch)
         try:
-            await self.transport.send_heartbeat(self.identity.server_id.encode(), encode(heartbeat))
+            await self.transport.send_heartbeat(
+                self.identity.server_id.encode(), encode(heartbeat), heartbeat.incarnation
+            )
         except TransportError as exc:
             if not exc.circuit_open:
                 log.warning("heartbeat not sent: %s", exc)

@@ -1,15 +1,18 @@
-"""A worker's identity key: made once by the operator, read at start, used to sign heartbeats.
+"""A worker's identity key: made once by the operator, read at start, used to sign a session
+certificate per incarnation (whose MAC key then authenticates every heartbeat).
 
 The private key lives in a file only its owner may read (``0600``, PKCS#8 PEM, unencrypted:
 the worker must start unattended); the public key goes into ``InstanceEnrolled`` (its
 base64 text, in ``<file>.pub``) through ``streamplane instances enroll``. A key file that
 others can read is refused, as ssh refuses one: whoever can read it can be this worker.
-What is signed, and how, is the contract's (:mod:`events.enrollment`).
+What is signed, and how, is the contract's (:mod:`events.session`); the MAC key of each
+session is drawn here (``secrets``) and never leaves the process but in its certificate.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import stat
 from pathlib import Path
 from typing import NamedTuple
@@ -17,21 +20,46 @@ from typing import NamedTuple
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from events.enrollment import key_id, public_key_text, sign
+from events import session
+from events.enrollment import key_id, public_key_text
 from worker_agent.errors import ConfigError
 
 PRIVATE_MODE = 0o600
 
 
+class Session(NamedTuple):
+    """One incarnation's session: its certificate and MAC key (a secret: never logged)."""
+
+    server_id: str
+    incarnation: str
+    certificate: bytes
+    mac_key: bytes
+
+    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
+        """The envelope's headers for the record value ``value`` (one HMAC)."""
+        return session.headers(self.certificate, self.mac_key, value)
+
+    def __repr__(self) -> str:  # the MAC key stays out of tracebacks and logs
+        return f"Session({self.server_id!r}, {self.incarnation!r})"
+
+
 class WorkerKey(NamedTuple):
-    """A loaded private key and the id of its public half (what the headers name)."""
+    """A loaded private key and the id of its public half (what certificates name)."""
 
     private: Ed25519PrivateKey
     key_id: str
 
-    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
-        """The signed envelope's headers for the record value ``value``."""
-        return sign(self.private, value, key_id=self.key_id)
+    def session(self, server_id: str, incarnation: str) -> Session:
+        """A new session for ``incarnation``: a fresh random MAC key, certified by this key."""
+        mac_key = secrets.token_bytes(session.MAC_KEY_BYTES)
+        cert = session.certificate(
+            self.private,
+            key_id=self.key_id,
+            server_id=server_id,
+            incarnation=incarnation,
+            mac_key=mac_key,
+        )
+        return Session(server_id, incarnation, cert, mac_key)
 
 
 def public_path(private_path: Path) -> Path:

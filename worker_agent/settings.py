@@ -43,7 +43,8 @@ class WorkerSettings(KafkaClientSettings):
     handler: str = "demo"
     #: serve Prometheus metrics on ``host:port`` (empty: no endpoint); docs/metrics.md
     metrics_address: MetricsAddress = ""
-    #: the private key that signs every heartbeat (``streamplane instances keygen``); unset:
+    #: the private key that certifies each incarnation's session, whose MAC key authenticates
+    #: every heartbeat (``streamplane instances keygen``); unset:
     #: heartbeats go unsigned and count only with open enrollment (docs/worker.md, "Keys")
     worker_key_file: Path | None = None
 

@@ -22,7 +22,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from events.topics import Topics
 from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
 from worker_agent.errors import TransportError
-from worker_agent.keys import WorkerKey, load
+from worker_agent.keys import Session, WorkerKey, load
 from worker_agent.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ _IO_ERRORS = (KafkaError, OSError, TimeoutError)
 class Transport(Protocol):
     """What the agent needs from the control plane's message bus."""
 
-    async def send_heartbeat(self, key: bytes, value: bytes) -> None: ...
+    async def send_heartbeat(self, key: bytes, value: bytes, incarnation: str) -> None: ...
 
     async def poll_desired(self) -> list[bytes]: ...
 
@@ -55,10 +55,12 @@ class KafkaTransport:
         self.settings = settings
         self.topics = Topics(settings.topic_prefix)
         self.key = settings.server_id.encode()
-        #: signs every heartbeat when a key file is set (read now: a bad one stops the start)
+        #: certifies a session per incarnation when a key file is set (read now: a bad one
+        #: stops the start); every heartbeat then carries the certificate and a MAC
         self.signer: WorkerKey | None = (
             None if settings.worker_key_file is None else load(settings.worker_key_file)
         )
+        self._session: Session | None = None
         if self.signer is None:
             log.info(
                 "heartbeats unsigned (no worker_key_file): they count only where enrollment is open"
@@ -99,11 +101,28 @@ class KafkaTransport:
             raise TransportError(f"{what}: {type(exc).__name__}: {exc}") from exc
         breaker.success()
 
-    async def send_heartbeat(self, key: bytes, value: bytes) -> None:
-        """Produce one heartbeat and wait for the broker's ack (acks=all)."""
-        await self._guarded(self.produce_breaker, "send heartbeat", lambda: self._send(key, value))
+    async def send_heartbeat(self, key: bytes, value: bytes, incarnation: str) -> None:
+        """Produce one heartbeat of ``incarnation`` and wait for the broker's ack (acks=all)."""
+        headers = self._headers(value, incarnation)
+        await self._guarded(
+            self.produce_breaker, "send heartbeat", lambda: self._send(key, value, headers)
+        )
 
-    async def _send(self, key: bytes, value: bytes) -> None:
+    def _headers(self, value: bytes, incarnation: str) -> list[tuple[str, bytes]] | None:
+        """The envelope of a heartbeat: a new session (certificate) for a new incarnation."""
+        if self.signer is None:
+            return None
+        current = self._session
+        if current is None or current.incarnation != incarnation:
+            current = self._session = self.signer.session(self.settings.server_id, incarnation)
+            log.info(
+                "session certificate for incarnation %s (key %s)", incarnation, self.signer.key_id
+            )
+        return current.headers(value)
+
+    async def _send(
+        self, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None
+    ) -> None:
         if self._producer is None:
             # Never the first to name the topic: a broker that auto-creates topics would make
             # heartbeats with one partition, and the orchestrator then refuses to start.
@@ -122,7 +141,6 @@ class KafkaTransport:
             self._producer = producer
         # An unsent heartbeat left in the producer's buffer during an outage is bounded (the
         # breaker stops new sends) and harmless: heartbeats are level-triggered reports.
-        headers = None if self.signer is None else self.signer.headers(value)
         await self._producer.send_and_wait(self.topics.heartbeats, value, key=key, headers=headers)
 
     async def poll_desired(self) -> list[bytes]:

@@ -242,7 +242,9 @@ def refused_heartbeats(f: Facts) -> Iterator[Condition]:
 
 
 #: reasons that mean someone else signs in the id's name (not merely a missing enrollment)
-_FORGERY = frozenset({"wrong_key", "bad_signature", "replayed", "revoked"})
+_FORGERY = frozenset(
+    {"session_mismatch", "wrong_key", "bad_signature", "bad_mac", "replayed", "revoked"}
+)
 
 
 def rejected_commands(f: Facts) -> Iterator[Condition]:

@@ -1,6 +1,7 @@
 """Enrolled workers (issue 11, section 2) with real Kafka and real processes, enrollment closed:
 enrolled workers that sign their heartbeats get streams; an unenrolled worker never
-registers; a forged heartbeat (another worker's id, signed with the forger's own key) moves
+registers; a forged heartbeat (another worker's id certified with the forger's own key, w1's
+real certificate with a MAC its sender could not make, w1's certificate for w2's id) moves
 nothing and is dead-lettered with its reason; a revoked worker is failed, its streams run
 elsewhere, and its next incarnation never registers; the monitor raises one alert per
 claimed id. One cluster for all of it."""
@@ -19,10 +20,11 @@ from support.cli_walk import run
 from support.cluster import Cluster, Proc, open_cluster
 
 from events import commands as cmd
-from events.codec import encode
+from events.codec import decode_heartbeat, encode
 from events.control import InstanceFailed, InstanceRegistered, InstanceRevoked
-from events.enrollment import KEY_ID_HEADER, SIGNATURE_HEADER
 from events.heartbeat import Heartbeat
+from events.session import MAC_HEADER, SESSION_HEADER
+from events.topics import HEARTBEATS
 from projections.fold.state import InstanceStatus
 from projections.io.dlq import DeadLetter, decode_dead_letter
 from projections.io.kafka import end_offsets, make_consumer, make_producer, started
@@ -32,18 +34,25 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 STREAMS = [f"s{i}" for i in range(6)]
 #: the refusals this test provokes, by server id and reason
-EXPECTED_REFUSALS = {("w3", "unenrolled"), ("w1", "wrong_key"), ("w1", "bad_signature")}
+EXPECTED_REFUSALS = {
+    ("w3", "unenrolled"),
+    ("w1", "wrong_key"),
+    ("w1", "bad_signature"),
+    ("w1", "bad_mac"),
+    ("w2", "session_mismatch"),
+}
 
 
-def _forged(server_id: str) -> bytes:
-    """A valid heartbeat of a new incarnation of ``server_id``: were it believed, it would
-    supersede (fail) the live one and move its streams."""
+def _forged(server_id: str, incarnation: str | None = None) -> bytes:
+    """A valid heartbeat of ``server_id``: of a new incarnation (were it believed, it would
+    supersede, fail, the live one and move its streams) or of the live ``incarnation``
+    (reporting none of its streams, from another address)."""
     hb = Heartbeat(
         id=f"forged-{datetime.now(UTC).timestamp()}",
         source="forger",
         time=datetime.now(UTC),
         server_id=server_id,
-        incarnation=f"{server_id}.forged",
+        incarnation=incarnation or f"{server_id}.forged",
         ip="10.6.6.6",
         port=6666,
         max_streams=100,
@@ -96,19 +105,53 @@ def refused(
     return check
 
 
-async def _send_forgeries(c: Cluster, w1_key_file: Path, forger_key_file: Path) -> None:
-    """w1's id signed by the forger's own key: once naming the forger's key id (wrong_key),
-    once naming w1's (bad_signature)."""
+async def _certificate_of(c: Cluster, server_id: str, incarnation: str) -> bytes:
+    """The session certificate ``server_id``'s live incarnation sends, read from the
+    heartbeats topic (as any reader of the topic may)."""
+    consumer = make_consumer(c.bootstrap, auto_offset_reset="earliest")
+    async with started(consumer):
+        tps = [TopicPartition(c.topics.heartbeats, p) for p in range(HEARTBEATS.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        async with asyncio.timeout(20):
+            while True:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        if r.key != server_id.encode() or r.value is None:
+                            continue
+                        if decode_heartbeat(r.value).incarnation != incarnation:
+                            continue
+                        found = dict(r.headers or ())
+                        if SESSION_HEADER in found:
+                            return bytes(found[SESSION_HEADER])
+
+
+async def _send_forgeries(
+    c: Cluster, w1_key_file: Path, forger_key_file: Path, w1_incarnation: str
+) -> None:
+    """w1's id certified by the forger's own key: once naming the forger's key id
+    (wrong_key), once naming w1's (bad_signature); w1's real certificate, read from the
+    topic, with a MAC made without its key (bad_mac); and for w2's id (session_mismatch)."""
     forger, w1 = keys.load(forger_key_file), keys.load(w1_key_file)
     async with started(make_producer(c.bootstrap)) as producer:
+
+        async def send(server_id: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            await producer.send_and_wait(
+                c.topics.heartbeats, value, key=server_id.encode(), headers=headers
+            )
+
         value = _forged("w1")
-        await producer.send_and_wait(
-            c.topics.heartbeats, value, key=b"w1", headers=forger.headers(value)
-        )
+        await send("w1", value, forger.session("w1", "w1.forged").headers(value))
         value = _forged("w1")
-        lying = [(KEY_ID_HEADER, w1.key_id.encode()), forger.headers(value)[1]]
-        assert lying[1][0] == SIGNATURE_HEADER
-        await producer.send_and_wait(c.topics.heartbeats, value, key=b"w1", headers=lying)
+        lying = keys.WorkerKey(forger.private, w1.key_id).session("w1", "w1.forged")
+        await send("w1", value, lying.headers(value))
+        cert = await _certificate_of(c, "w1", w1_incarnation)
+        value = _forged("w1", w1_incarnation)
+        guessed = keys.Session("w1", w1_incarnation, cert, bytes(32))  # K is not known
+        await send("w1", value, guessed.headers(value))
+        await send("w1", value, [(SESSION_HEADER, cert), (MAC_HEADER, bytes(32))])
+        value = _forged("w2", w1_incarnation)
+        await send("w2", value, guessed.headers(value))
 
 
 async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
@@ -125,7 +168,7 @@ async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
         await asyncio.sleep(1.5)  # its dead-letter reader stands at the end of the topic
         async with watching_alerts(c) as seen:
             await _scenario(c, orchestrator, tmp_path)
-            for source, severity in (("w1", "critical"), ("w3", "warning")):
+            for source, severity in (("w1", "critical"), ("w2", "critical"), ("w3", "warning")):
                 key = f"heartbeat_refused:{source}"
                 await c.wait_until(lambda k=key: bool(seen.fired(k)) or f"{k} not fired", 20, key)
                 (fired,) = seen.fired(key)  # once, however many were refused
@@ -161,7 +204,7 @@ async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
     mark = len(c.log.events)
     forger_key = tmp_path / "forger.key"
     keys.generate(forger_key)
-    await _send_forgeries(c, key_files["w1"], forger_key)
+    await _send_forgeries(c, key_files["w1"], forger_key, w1_incarnation)
     letters: list[DeadLetter] = []
     await c.wait_until(
         refused(c, letters, EXPECTED_REFUSALS),
@@ -176,9 +219,12 @@ async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
     assert not c.log.of(InstanceRegistered, since=mark) and not c.log.of(InstanceFailed, since=mark)
     forged = [d for d in letters if d.key == "w1"]
     assert all(d.message_type == "Heartbeat" and d.raw_value() for d in forged), forged
-    assert {d.error_field for d in forged} >= {f"headers.{KEY_ID_HEADER}"}
+    assert {d.error_field for d in forged} >= {f"headers.{SESSION_HEADER}", f"headers.{MAC_HEADER}"}
+    assert c.fold().instances["w2"].status is InstanceStatus.ACTIVE
     assert "refused (wrong_key)" in orchestrator.log_text()
+    assert "refused (bad_mac)" in orchestrator.log_text()
     assert "heartbeats signed with key" in c.procs["w1"].log_text()
+    assert f"session certificate for incarnation {w1_incarnation}" in c.procs["w1"].log_text()
     assert "heartbeats unsigned" in c.procs["w3"].log_text()
 
     # a revoked worker is failed and its streams move; its next incarnation never counts

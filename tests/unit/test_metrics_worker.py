@@ -34,7 +34,7 @@ class Bus:
             "consume": CircuitBreaker(policy, lambda: 0.0, "consume"),
         }
 
-    async def send_heartbeat(self, key: bytes, value: bytes) -> None:
+    async def send_heartbeat(self, key: bytes, value: bytes, incarnation: str) -> None:
         if not self.produce_up:
             self.breakers["produce"].failure()
             raise TransportError("produce down")
@@ -126,7 +126,7 @@ async def test_a_busy_metrics_address_stops_the_worker_before_it_starts() -> Non
     bus = Bus()
     sent: list[bytes] = []
 
-    async def send_heartbeat(key: bytes, value: bytes) -> None:
+    async def send_heartbeat(key: bytes, value: bytes, incarnation: str) -> None:
         sent.append(value)
 
     bus.send_heartbeat = send_heartbeat  # type: ignore[method-assign]

@@ -32,7 +32,7 @@ class MemoryTransport:
         self.inbox: asyncio.Queue[bytes] = asyncio.Queue(maxsize=100)
         self.closed = False
 
-    async def send_heartbeat(self, key: bytes, value: bytes) -> None:
+    async def send_heartbeat(self, key: bytes, value: bytes, incarnation: str) -> None:
         if not self.produce_up:
             raise TransportError("produce down")
         self.sent.append(decode_heartbeat(value))
