@@ -140,6 +140,11 @@ def good_value(param: Param, tmp: Path) -> str:
         good = tmp / "good.key.pub"
         good.write_text("A" * 43 + "=\n")
         return str(good)
+    if param.name == "credentials":  # infra grant: a directory holding admin.password
+        folder = tmp / "credentials"
+        folder.mkdir(exist_ok=True)
+        (folder / "admin.password").write_text("not-a-real-password\n")
+        return str(folder)
     if param.kind == "existing_path":
         existing = tmp / "existing.jsonl"
         existing.touch()

@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaError
 
 from control_plane.tools.exits import cli_app
 from control_plane.tools.infra import api, compose_secure, kafka, secure
 from control_plane.tools.infra.acls import all_acls
 from events.topics import DEFAULT_PREFIX
+from projections.io.kafka import kafka_error
 
 infra_app = cli_app(
     name="infra",
@@ -118,5 +120,8 @@ def grant(
 ) -> None:
     """Create every role's ACLs on TOPIC_PREFIX as the admin (idempotent)."""
     admin = compose_secure.admin_access(bootstrap, credentials)
-    n = kafka.run_async(secure.create_acls(admin, all_acls(topic_prefix)))
+    try:
+        n = kafka.run_async(secure.create_acls(admin, all_acls(topic_prefix)))
+    except (TimeoutError, OSError, KafkaError) as exc:  # one line, exit 3 (tools.exits)
+        raise kafka_error(exc, f"grant ACLs on {bootstrap}") from exc
     typer.echo(f"# {n} ACL rule(s) for {topic_prefix}.* on {bootstrap}")
