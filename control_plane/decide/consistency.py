@@ -10,7 +10,7 @@ their desired set re-sent (they reconcile level-triggered), and every repair is 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from control_plane.decide.context import Ctx
 from control_plane.decide.liveness import LivenessView
@@ -92,31 +92,42 @@ def run_check(ctx: Ctx, liveness: LivenessView, *, repair: bool, causation: str 
     check_id = ctx.new_id()
     found = verify_system_consistency(ctx.state, liveness)
     for d in found:
-        ctx.emit(
-            ev.ConsistencyDivergenceFound,
-            causation=causation,
-            check_id=check_id,
-            kind=d.kind,
-            stream_id=d.stream_id,
-            server_id=d.server_id,
-            detail=d.detail,
-        )
+        emit_found(ctx, d, check_id=check_id, causation=causation)
     if not repair:
         return len(found)
     orphans = [d.stream_id for d in found if d.kind == "orphaned" and d.stream_id]
     place(ctx, orphans, ev.Reasons.ORPHANED)
     for d in found:
         action = _repair_action(ctx, d)
-        ctx.emit(
-            ev.ConsistencyDivergenceRepaired,
-            causation=causation,
-            check_id=check_id,
-            kind=d.kind,
-            action=action,
-            stream_id=d.stream_id,
-            server_id=d.server_id,
-        )
+        emit_repaired(ctx, d, action, check_id=check_id, causation=causation)
     return len(found)
+
+
+def emit_found(ctx: Ctx, d: Any, *, check_id: str, causation: str | None) -> None:
+    """``ConsistencyDivergenceFound`` of divergence ``d`` (anything with ``kind``,
+    ``stream_id``, ``server_id`` and ``detail``)."""
+    ctx.emit(
+        ev.ConsistencyDivergenceFound,
+        causation=causation,
+        check_id=check_id,
+        kind=d.kind,
+        stream_id=d.stream_id,
+        server_id=d.server_id,
+        detail=d.detail,
+    )
+
+
+def emit_repaired(ctx: Ctx, d: Any, action: str, *, check_id: str, causation: str | None) -> None:
+    """``ConsistencyDivergenceRepaired`` of divergence ``d``: ``action`` says what was done."""
+    ctx.emit(
+        ev.ConsistencyDivergenceRepaired,
+        causation=causation,
+        check_id=check_id,
+        kind=d.kind,
+        action=action,
+        stream_id=d.stream_id,
+        server_id=d.server_id,
+    )
 
 
 def _repair_action(ctx: Ctx, d: Divergence) -> str:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from control_plane.decide.checker.report import LOG_VIEW, ConsistencyReport, Divergence
 from control_plane.decide.checker.report import DivergenceKind as K
+from control_plane.decide.consistency import emit_found, emit_repaired
 from control_plane.decide.context import Ctx
 from control_plane.decide.liveness import LivenessView
 from control_plane.decide.placement import place
@@ -107,26 +108,10 @@ def repair_reported(
     repaired = 0
     silent = _silent(ctx, liveness)
     for d in items:
-        ctx.emit(
-            ev.ConsistencyDivergenceFound,
-            causation=causation,
-            check_id=check_id,
-            kind=d.kind,
-            stream_id=d.stream_id,
-            server_id=d.server_id,
-            detail=d.detail,
-        )
+        emit_found(ctx, d, check_id=check_id, causation=causation)
         action, done = _repair_one(ctx, silent, d)
         repaired += done
-        ctx.emit(
-            ev.ConsistencyDivergenceRepaired,
-            causation=causation,
-            check_id=check_id,
-            kind=d.kind,
-            action=action,
-            stream_id=d.stream_id,
-            server_id=d.server_id,
-        )
+        emit_repaired(ctx, d, action, check_id=check_id, causation=causation)
     return repaired
 
 
