@@ -53,8 +53,7 @@ from replay import prepare_log, raw_read
 from control_plane.tools.harness import CLI
 from events.codec import encode
 from events.topics import ALL_TOPICS, Topics, changelog_topic, projector_app_id
-from projections.fold import apply
-from projections.fold.assignments import changes
+from projections.fold import apply_tracked
 from projections.fold.state import ClusterState
 from projections.io.kafka import end_offsets, make_consumer, make_producer, started
 from projections.io.read_store import ReadModelSettings
@@ -125,8 +124,8 @@ def _last_projected_seq(events: list[Any]) -> int:
     """The seq of the last of ``events`` that changes an assignment record."""
     state, last = ClusterState(), 0
     for event in events:
-        before, state = state, apply(state, event)
-        if changes(before, state, event).streams:
+        state, changed = apply_tracked(state, event)
+        if changed.streams:
             last = event.seq
     return last
 

@@ -17,12 +17,14 @@ A deregistered stream gets a tombstone (value ``None``). ``reason`` is the ``rea
 event that changed the stream, or its type in snake_case when the event has none
 (``stream_started``); :data:`RESYNC_REASON` when a projector re-publishes on start.
 
-Finding the changed keys must not cost O(streams) per event: a map the fold did not touch is
-the *same object* (``immutables.Map`` is persistent), and the fold only ever touches the
-event's subject and the instances that subject's stream names (owner, migration target).
-Events without a subject that still change a map fall back to a full comparison.
-``tests/unit/test_assignments*.py`` checks the fast path against the full one on generated
-histories.
+Finding the changed keys must not cost O(streams) per event. The projections fold with
+:func:`projections.fold.apply_tracked` (or a ``TrackingDraft``), which records the keys the
+event wrote. :func:`changes` finds them from two states instead: a map the fold did not
+touch is the *same object* (``immutables.Map`` is persistent), and the fold only ever
+touches the event's subject and the instances that subject's stream names (owner,
+migration target); events without a subject that still change a map fall back to a full
+comparison. ``tests/unit/test_assignments*.py`` checks all three ways against each other on
+generated histories.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from events.base import ControlEvent
 from events.control import PROJECTOR_REWRITE
 from events.heartbeat import Heartbeat, StreamRunState
 from projections.fold.state import ClusterState, EnhancedInstance, StreamAssignment
+from projections.fold.transitions.draft import Changes
 
 #: the ``reason`` of records a projector writes when it re-publishes a stream on start
 RESYNC_REASON = "projector_resync"
@@ -59,13 +62,6 @@ class Update(NamedTuple):
 
     key: str
     value: JsonDict | None
-
-
-class Changes(NamedTuple):
-    """The instances and streams ``apply`` changed, as sorted key tuples."""
-
-    instances: tuple[str, ...]
-    streams: tuple[str, ...]
 
 
 def iso(value: datetime | None) -> str | None:

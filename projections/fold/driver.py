@@ -45,6 +45,7 @@ from events.base import ControlEvent
 from projections.fold.rules import RECENT_WINDOW, check, with_finding
 from projections.fold.state import ClusterState, FindingKind
 from projections.fold.transitions import TRANSITIONS, Draft, Rejected, Transition
+from projections.fold.transitions.draft import Changes, TrackingDraft
 
 _LEADER_ELECTED = ev.LeaderElected
 Refusal = tuple[FindingKind, str]
@@ -133,6 +134,20 @@ def apply(state: ClusterState, event: ControlEvent) -> ClusterState:
         draft = Draft(state)
         fold_into(draft, (event,), {type(event): _refusing(exc.refusal)})
     return draft.finish()
+
+
+def apply_tracked(state: ClusterState, event: ControlEvent) -> tuple[ClusterState, Changes]:
+    """:func:`apply`, and the instances and streams the event changed (known from its
+    writes: no comparison of the two states, which costs O(streams) for an event without a
+    subject)."""
+    draft = TrackingDraft(state)
+    try:
+        if fold_into(draft, (event,)):
+            return state, Changes((), ())
+    except HalfWrittenError as exc:
+        draft = TrackingDraft(state)
+        fold_into(draft, (event,), {type(event): _refusing(exc.refusal)})
+    return draft.finish(), draft.changes()
 
 
 def _refusing(refusal: Refusal | None) -> Transition:
@@ -242,7 +257,10 @@ __all__ = [
     "Folder",
     "HalfWrittenError",
     "StepFolder",
+    "Changes",
+    "TrackingDraft",
     "apply",
+    "apply_tracked",
     "fold",
     "fold_from",
     "fold_into",

@@ -1,6 +1,6 @@
 """Pure: the read model's rows from fold states (what :mod:`projections.read_model` writes).
 
-:func:`fold_batch` folds a batch of ``(offset, event)`` pairs with the one ``apply`` and collects
+:func:`fold_batch` folds a batch of ``(offset, event)`` pairs with the one fold driver and collects
 the rows it changes; ``*_row`` give one row each; :func:`health_data` is SystemHealth as JSON.
 """
 
@@ -13,16 +13,16 @@ from typing import Any, NamedTuple
 from events import control as ev
 from events.base import ControlEvent
 from events.codec import to_wire
-from projections.fold import apply
 from projections.fold.assignments import (
     assignment_value,
     event_reason,
     instance_value,
     stream_value,
 )
-from projections.fold.assignments import changes as state_changes
+from projections.fold.driver import HalfWrittenError, apply_tracked, fold_into
 from projections.fold.health import system_health
 from projections.fold.state import ClusterState, EnhancedInstance, StreamAssignment
+from projections.fold.transitions.draft import StreamRecord, TrackingDraft
 
 
 class BatchOutcome(NamedTuple):
@@ -35,12 +35,6 @@ class BatchOutcome(NamedTuple):
     events: list[tuple[Any, ...]]
     migrations_started: list[tuple[Any, ...]]
     migrations_ended: list[tuple[Any, ...]]
-
-
-def _finding(before: ClusterState, after: ClusterState) -> str | None:
-    if after.finding_count == before.finding_count:
-        return None
-    return after.findings[-1].kind.value
 
 
 def event_row(offset: int, event: ControlEvent, finding: str | None) -> tuple[Any, ...]:
@@ -64,12 +58,17 @@ def event_row(offset: int, event: ControlEvent, finding: str | None) -> tuple[An
 
 
 def _migration_rows(
-    out: BatchOutcome, before: ClusterState, after: ClusterState, event: ControlEvent, sid: str
+    out: BatchOutcome,
+    event: ControlEvent,
+    sid: str,
+    old: str | None,
+    new: str | None,
+    stream: StreamRecord | None,
 ) -> None:
-    """Migration rows from the ``in_flight`` index: a migration that left it ended
-    (``completed``/``aborted`` by its own event, else ``cancelled``, e.g. the stream failed
-    or was deregistered); one that entered it started."""
-    old, new = before.in_flight.get(sid), after.in_flight.get(sid)
+    """Migration rows from the ``in_flight`` index (``old`` before the event, ``new``
+    after it): a migration that left it ended (``completed``/``aborted`` by its own event,
+    else ``cancelled``, e.g. the stream failed or was deregistered); one that entered it
+    started."""
     if old == new:
         return
     if old is not None:
@@ -77,7 +76,7 @@ def _migration_rows(
         if isinstance(event, ev.MigrationCompleted | ev.MigrationAborted):
             outcome = "completed" if isinstance(event, ev.MigrationCompleted) else "aborted"
         out.migrations_ended.append((old, outcome, event_reason(event), event.time, event.seq))
-    m = after.streams[sid].migration_state if new is not None else None
+    m = stream.migration_state if new is not None and stream is not None else None
     if m is not None:
         out.migrations_started.append(
             (m.migration_id, sid, m.from_server, m.to_server, m.reason, m.plan_id,
@@ -86,19 +85,60 @@ def _migration_rows(
 
 
 def fold_batch(state: ClusterState, records: Sequence[tuple[int, ControlEvent]]) -> BatchOutcome:
-    """Pure: fold ``(offset, event)`` pairs onto ``state`` and collect the rows they change."""
+    """Pure: fold ``(offset, event)`` pairs onto ``state`` and collect the rows they change.
+
+    One :class:`TrackingDraft` for the whole batch (a state per event would cost ~6x the
+    fold); it says what each event wrote. Should a transition write before it is rejected
+    (a bug, see :mod:`projections.fold.driver`), the batch is folded again event by event
+    with :func:`apply_tracked`, which drops such a write."""
+    try:
+        return _fold_batch(state, records)
+    except HalfWrittenError:
+        return fold_batch_stepwise(state, records)
+
+
+def _fold_batch(state: ClusterState, records: Sequence[tuple[int, ControlEvent]]) -> BatchOutcome:
+    out = BatchOutcome(state, {}, set(), [], [], [])
+    d = TrackingDraft(state)
+    values, flight, streams = d.values, d.in_flight, d.streams
+    for offset, event in records:
+        d.begin()
+        count = values["finding_count"]
+        fold_into(d, (event,))
+        finding = None
+        if values["finding_count"] != count:
+            finding = values["findings"][-1].kind.value
+        out.events.append(event_row(offset, event, finding))
+        changed = d.changes()
+        out.instances.update(changed.instances)
+        if changed.streams:
+            reason = event_reason(event)
+            for sid in changed.streams:
+                out.streams[sid] = (reason, event.seq)
+                old, new = d.flight_before(sid), flight.get(sid)
+                _migration_rows(out, event, sid, old, new, streams.get(sid))
+    return out._replace(state=d.finish())
+
+
+def fold_batch_stepwise(
+    state: ClusterState, records: Sequence[tuple[int, ControlEvent]]
+) -> BatchOutcome:
+    """:func:`fold_batch` with a persistent state per event (:func:`apply_tracked`): slower,
+    never broken; the reference the tests hold :func:`fold_batch` to."""
     out = BatchOutcome(state, {}, set(), [], [], [])
     for offset, event in records:
         before = state
-        state = apply(before, event)
-        finding = _finding(before, state)
+        state, changed = apply_tracked(before, event)
+        finding = None
+        if state.finding_count != before.finding_count:
+            finding = state.findings[-1].kind.value
         out.events.append(event_row(offset, event, finding))
-        changed = state_changes(before, state, event)
         out.instances.update(changed.instances)
         reason = event_reason(event)
         for sid in changed.streams:
             out.streams[sid] = (reason, event.seq)
-            _migration_rows(out, before, state, event, sid)
+            old, new = before.in_flight.get(sid), state.in_flight.get(sid)
+            _migration_rows(out, event, sid, old, new, state.streams.get(sid))
     return out._replace(state=state)
 
 

@@ -157,13 +157,27 @@ ORDER BY xact_start
 """
 
 
+#: jsonb's binary wire format: a version byte, then the JSON text
+_JSONB_VERSION = b"\x01"
+
+
+def _jsonb_encode(value: object) -> bytes:
+    return _JSONB_VERSION + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes) -> object:
+    return orjson.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb as Python data, encoded by orjson both ways
+    # jsonb as Python data, encoded by orjson both ways. Binary, not text: binary COPY
+    # (the read model's ``events`` rows) needs a binary encoder for every column.
     await conn.set_type_codec(
         "jsonb",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
+        encoder=_jsonb_encode,
+        decoder=_jsonb_decode,
         schema="pg_catalog",
+        format="binary",
     )
 
 

@@ -72,6 +72,10 @@ ON CONFLICT (server_id) DO UPDATE SET incarnation = EXCLUDED.incarnation,
   current_streams = EXCLUDED.current_streams, load = EXCLUDED.load, zone = EXCLUDED.zone,
   last_heartbeat = EXCLUDED.last_heartbeat, data = EXCLUDED.data, as_of_seq = EXCLUDED.as_of_seq
 """
+EVENT_COLUMNS = (
+    "log_offset", "seq", "epoch", "id", "type", "time", "subject", "reason", "causationid",
+    "correlationid", "finding", "data",
+)  # fmt: skip
 INSERT_EVENT = """
 INSERT INTO events (log_offset, seq, epoch, id, type, time, subject, reason, causationid,
                     correlationid, finding, data)
@@ -117,6 +121,19 @@ async def create_tables(conn: asyncpg.Connection, name: str) -> None:
     )
 
 
+async def _insert_events(conn: asyncpg.Connection, rows: list[tuple[object, ...]]) -> None:
+    """The ``events`` rows by binary COPY (several times the rate of an INSERT per row).
+    The tracking row says none of them is there yet; should one be (a tracking row set
+    back by hand), the batch is inserted row by row instead, skipping the rows present."""
+    if not rows:
+        return
+    try:
+        async with conn.transaction():  # a savepoint: a failed COPY leaves the batch usable
+            await conn.copy_records_to_table("events", records=rows, columns=EVENT_COLUMNS)
+    except asyncpg.UniqueViolationError:
+        await conn.executemany(INSERT_EVENT, rows)
+
+
 async def write_batch(
     conn: asyncpg.Connection, name: str, batch: BatchOutcome, start: int, end: int
 ) -> bool:
@@ -140,7 +157,7 @@ async def write_batch(
         await conn.execute("DELETE FROM instances WHERE server_id = ANY($1::text[])", lost)
     insts = [state.instances[i] for i in sorted(batch.instances) if i in state.instances]
     await conn.executemany(UPSERT_INSTANCE, [instance_row(i, state.seq) for i in insts])
-    await conn.executemany(INSERT_EVENT, batch.events)
+    await _insert_events(conn, batch.events)
     await conn.executemany(START_MIGRATION, batch.migrations_started)
     await conn.executemany(END_MIGRATION, batch.migrations_ended)
     await conn.execute(

@@ -4,11 +4,11 @@
 Two agents:
 
 - **control log** (``<prefix>.events``, one partition, read_committed through
-  :mod:`projections.projector.transport`): each event is folded with :func:`projections.fold.apply`;
-  the instances and streams it changed (:func:`projections.fold.assignments.changes`) are written to
-  the ``instances`` and ``assignments`` tables, and one record per changed stream goes to
-  ``<prefix>.assignments`` (a tombstone when the stream was deregistered). Nothing else writes
-  those tables: they are materialisations of the fold.
+  :mod:`projections.projector.transport`): each event is folded with
+  :func:`projections.fold.apply_tracked`; the instances and streams it changed (known from its
+  writes) go to the ``instances`` and ``assignments`` tables, and one record per changed
+  stream to ``<prefix>.assignments`` (a tombstone when the stream was deregistered). Nothing
+  else writes those tables: they are materialisations of the fold.
 - **heartbeats** (``<prefix>.heartbeats``, keyed by ``server_id``): the ``liveness`` table keeps
   each server's last heartbeat time, incarnation, reported stream counts and metrics.
 
@@ -43,11 +43,10 @@ from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
 from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
 from projections.errors import KafkaIOError
-from projections.fold import apply
+from projections.fold import apply_tracked
 from projections.fold.assignments import (
     Update,
     assignment_updates,
-    changes,
     instance_updates,
     liveness_supersedes,
     liveness_value,
@@ -198,10 +197,9 @@ class FaustProjector:
         except EventError as exc:
             await self._dead_letter(self.topics.events, 0, offset, key, value, exc)
             return
-        before = self.state
-        self.state = after = apply(before, event)
+        after, changed = apply_tracked(self.state, event)
+        self.state = after
         self.folded += 1
-        changed = changes(before, after, event)
         self._write(self.instances, instance_updates(after, changed.instances))
         updates = assignment_updates(after, event, changed.streams)
         await self._publish(updates)

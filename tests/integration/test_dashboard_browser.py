@@ -52,6 +52,15 @@ async def test_the_page_shows_a_worker_die_and_its_streams_move(
         c.start_worker(w, max_streams=10)
     await c.send([c.new_command(cmd.RegisterStream, stream_id=s) for s in STREAMS])
     await c.wait_until(lambda: c.running_once(STREAMS), 60, "12 streams run once each")
+
+    def balanced() -> str:  # w1 starts first and takes 10; the balancer then moves 6
+        loads = {w: len(c.streams_on(w)) for w in WORKERS}
+        done = not c.running_once(STREAMS) and max(loads.values()) - min(loads.values()) <= 1
+        return "" if done else f"loads {loads}"
+
+    # the kill must not race the rebalance: a stream it moves off the victim in between
+    # would count as a rebalance move, not as one of the failover's
+    await c.wait_until(balanced, 60, "the streams spread over the three workers")
     url = await serve_dashboard(c)
 
     async with async_playwright() as pw:

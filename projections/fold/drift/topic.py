@@ -9,12 +9,11 @@ from typing import Any, NamedTuple
 import orjson
 
 from events.base import ControlEvent
-from projections.fold import apply
+from projections.fold import apply_tracked
 from projections.fold.assignments import (
     JsonDict,
     Update,
     assignment_value,
-    changes,
     instance_value,
     same_assignment,
     same_instance,
@@ -98,8 +97,8 @@ def fold_tail(tail: Tail, events: Iterable[ControlEvent]) -> Tail:
     """Fold more tail ``events`` (in batches: the tail never has to be held in memory)."""
     state, changed = tail.state, set(tail.changed)
     for event in events:
-        before, state = state, apply(state, event)
-        changed.update(changes(before, state, event).streams)
+        state, touched = apply_tracked(state, event)
+        changed.update(touched.streams)
     return Tail(state, frozenset(changed))
 
 
@@ -111,8 +110,8 @@ def instance_values_after(
     part-way through them. Returns the state after them."""
     state = at
     for event in events:
-        before, state = state, apply(state, event)
-        for key in changes(before, state, event).instances:
+        state, touched = apply_tracked(state, event)
+        for key in touched.instances:
             inst = state.instances.get(key)
             seen.setdefault(key, []).append(
                 None if inst is None else instance_value(inst, seq=state.seq)

@@ -26,7 +26,7 @@ every transition to that.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import immutables
 
@@ -289,6 +289,74 @@ class Draft:
             self.held[server_id] = held
         else:
             del self.held[server_id]
+
+
+class Changes(NamedTuple):
+    """The instances and streams an event changed, as sorted key tuples."""
+
+    instances: tuple[str, ...]
+    streams: tuple[str, ...]
+
+
+_UNSEEN = object()
+
+
+class TrackingDraft(Draft):
+    """A :class:`Draft` that also records which instances and streams the current event
+    wrote (and, per stream, its ``in_flight`` entry before the event): what a projection
+    writes after each event, known from the writes themselves instead of by comparing two
+    states. :meth:`begin` starts an event; :meth:`changes` says what it wrote.
+
+    Every map write goes through the methods below (transitions write only through the
+    draft), so the record is exact; ``tests/unit/test_assignments.py`` checks it against
+    the comparison of states (:func:`projections.fold.assignments.changes`)."""
+
+    __slots__ = ("_flight_before", "_touched_instances", "_touched_streams")
+
+    def __init__(self, state: ClusterState) -> None:
+        super().__init__(state)
+        self._touched_instances: set[str] = set()
+        self._touched_streams: set[str] = set()
+        self._flight_before: dict[str, Any] = {}
+
+    def begin(self) -> None:
+        """Forget what the previous event wrote."""
+        self._touched_instances.clear()
+        self._touched_streams.clear()
+        self._flight_before.clear()
+
+    def changes(self) -> Changes:
+        """What the event since :meth:`begin` wrote."""
+        return Changes(tuple(sorted(self._touched_instances)), tuple(sorted(self._touched_streams)))
+
+    def flight_before(self, sid: str) -> str | None:
+        """Stream ``sid``'s ``in_flight`` entry (a migration id) before this event."""
+        old = self._flight_before.get(sid, _UNSEEN)
+        if old is _UNSEEN:
+            old = self.in_flight.get(sid)
+        migration: str | None = old
+        return migration
+
+    def put_instance(self, inst: EnhancedInstance) -> None:
+        self._touched_instances.add(inst.server_id)
+        super().put_instance(inst)
+
+    def update_instance(self, inst: InstanceRecord, **changes: Any) -> None:
+        self._touched_instances.add(inst.server_id)
+        super().update_instance(inst, **changes)
+
+    def _index(self, stream: StreamRecord) -> None:
+        self._before(stream.stream_id)
+        super()._index(stream)
+
+    def drop_stream(self, sid: str) -> None:
+        self._before(sid)
+        super().drop_stream(sid)
+
+    def _before(self, sid: str) -> None:
+        self._touched_streams.add(sid)
+        if sid not in self._flight_before:
+            self._flight_before[sid] = self.in_flight.get(sid)
 
 
 def _fields_of(copy: MutableInstance | MutableStream) -> dict[str, Any]:
