@@ -42,7 +42,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,8 +54,9 @@ from events.codec import encode
 from events.topics import ALL_TOPICS, Topics, changelog_topic, projector_app_id
 from projections.fold import apply_tracked
 from projections.fold.state import ClusterState
-from projections.io.kafka import end_offsets, make_consumer, make_producer, started
+from projections.io.kafka import make_producer, started
 from projections.io.read_store import ReadModelSettings
+from projections.io.records import read_all
 from projections.io.replay import ReplaySettings
 from projections.io.topics import ensure_topics
 from projections.read_model import ReadModelProjector
@@ -79,26 +79,7 @@ def _database_url(arg: str | None) -> str:
 
 async def _records(kafka: str, topic: str) -> list[tuple[int, bytes | None]]:
     """(timestamp ms, value) of every record of ``topic`` up to its end now."""
-    ends = {
-        TopicPartition(topic, p): end
-        for p, end in (await end_offsets(kafka, topic, kafka_timeout=NET)).items()
-    }
-    out: list[tuple[int, bytes | None]] = []
-    pending = {tp for tp, end in ends.items() if end > 0}
-    if not pending:
-        return out
-    consumer = make_consumer(kafka, auto_offset_reset="earliest")
-    async with started(consumer, kafka_timeout=NET, what=f"reader of {topic}"):
-        consumer.assign(list(pending))
-        await consumer.seek_to_beginning(*pending)
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=50_000)
-            for tp, got in batch.items():
-                out.extend((r.timestamp, r.value) for r in got if r.offset < ends[tp])
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    return out
+    return [(r.timestamp, r.value) for r in await read_all(kafka, topic, kafka_timeout=NET)]
 
 
 def _seq_of(value: bytes | None, key: str) -> int | None:

@@ -8,13 +8,10 @@ these read the PostgreSQL read model in one read-only repeatable-read transactio
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import TopicPartition
-from aiokafka import errors as kafka_errors
 
 from control_plane.client import read_state, snapshot_start
 from events.topics import Topics
@@ -38,9 +35,10 @@ from projections.fold.drift import (
 )
 from projections.fold.state import ClusterState
 from projections.io.history import read_events
-from projections.io.kafka import end_offsets, kafka_error, make_consumer, started
+from projections.io.kafka import end_offsets
 from projections.io.postgres import ResilientDatabaseManager
 from projections.io.read_store import ReadModelSettings
+from projections.io.records import read_all
 from projections.io.replay import ReplaySettings, replay
 
 # --- reading the read model -------------------------------------------------------------
@@ -155,32 +153,8 @@ async def _read_records(
 ) -> list[tuple[bytes | None, bytes | None]]:
     """``(key, value)`` of every record of ``topic`` up to the end seen now, in offset order
     per partition. Raises :class:`UnknownTopicError` when the topic does not exist."""
-    ends = await end_offsets(bootstrap, topic, kafka_timeout=kafka_timeout)
-    tps = {TopicPartition(topic, p): end for p, end in ends.items()}
-    records: list[tuple[bytes | None, bytes | None]] = []
-    if not any(tps.values()):
-        # nothing to read; and a consumer stopped right after ``assign`` can raise
-        # CancelledError from aiokafka's committed-offset task
-        return records
-    consumer = make_consumer(bootstrap, auto_offset_reset="earliest")
-    async with started(consumer, kafka_timeout=kafka_timeout, what=f"reader of {topic}"):
-        consumer.assign(list(tps))
-        pending = {tp for tp, end in tps.items() if end > 0}
-        try:
-            if pending:
-                async with asyncio.timeout(kafka_timeout):
-                    await consumer.seek_to_beginning(*pending)
-            while pending:
-                async with asyncio.timeout(kafka_timeout):
-                    batch = await consumer.getmany(*pending, timeout_ms=500, max_records=20_000)
-                    for tp, got in batch.items():
-                        records.extend((r.key, r.value) for r in got if r.offset < tps[tp])
-                    for tp in list(pending):
-                        if await consumer.position(tp) >= tps[tp]:
-                            pending.discard(tp)
-        except (TimeoutError, kafka_errors.KafkaError) as exc:
-            raise kafka_error(exc, f"read {topic}") from exc
-    return records
+    records = await read_all(bootstrap, topic, kafka_timeout=kafka_timeout)
+    return [(r.key, r.value) for r in records]
 
 
 async def check_assignments(
