@@ -42,12 +42,15 @@ from events.base import ControlEvent
 from events.control import PROJECTOR_REWRITE
 from events.heartbeat import Heartbeat, StreamRunState
 from projections.fold.state import ClusterState, EnhancedInstance, StreamAssignment
+from projections.fold.text import without_nul
 from projections.fold.transitions.draft import Changes
 
 #: the ``reason`` of records a projector writes when it re-publishes a stream on start
 RESYNC_REASON = "projector_resync"
 #: the ``reason`` of a table entry the projector wrote again on a checker's repair
 TABLE_REPAIR_REASON = "consistency_repair"
+#: how JSON writes a NUL; a value whose JSON holds it gets projections.fold.text's cleaning
+_ESCAPED_NUL = b"\\u0000"
 #: fields of an assignment record that describe the stream (the rest says when and why)
 ASSIGNMENT_CONTENT = ("stream_id", "server_id", "incarnation", "status", "migration", "assigned_at")
 #: fields of an instance value that are bookkeeping, not content
@@ -91,7 +94,10 @@ def _default(value: object) -> Any:
 
 def _plain(value: object) -> Any:
     # orjson writes dataclasses, enums and datetimes natively; one round trip gives plain data
-    return orjson.loads(orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z))
+    raw = orjson.dumps(value, default=_default, option=orjson.OPT_UTC_Z)
+    if _ESCAPED_NUL in raw:  # rare: a NUL (or a literal backslash-u0000) in some text
+        return without_nul(orjson.loads(raw))
+    return orjson.loads(raw)
 
 
 # --- values -----------------------------------------------------------------------------

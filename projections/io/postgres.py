@@ -50,6 +50,7 @@ from projections.errors import (
     TrackingConflictError,
     TransactionConflictError,
 )
+from projections.fold.text import without_nul
 from resilience.backoff import Backoff
 from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
 
@@ -162,7 +163,10 @@ _JSONB_VERSION = b"\x01"
 
 
 def _jsonb_encode(value: object) -> bytes:
-    return _JSONB_VERSION + orjson.dumps(value)
+    data = orjson.dumps(value)
+    if b"\\u0000" in data:  # PostgreSQL refuses a NUL in jsonb: projections.fold.text
+        data = orjson.dumps(without_nul(value))
+    return _JSONB_VERSION + data
 
 
 def _jsonb_decode(data: bytes) -> object:

@@ -15,6 +15,7 @@ from pydantic_settings import SettingsConfigDict
 from events.topics import DEFAULT_BOOTSTRAP, DEFAULT_PREFIX
 from kafka_auth import KafkaClientSettings
 from projections.fold.rows import BatchOutcome, health_data, instance_row, stream_row
+from projections.fold.text import row_without_nul
 from projections.io.postgres import (
     DatabaseSettings,
     TrackingConflictError,
@@ -151,17 +152,19 @@ async def write_batch(
     if gone:
         await conn.execute("DELETE FROM streams WHERE stream_id = ANY($1::text[])", gone)
     kept = sorted((s, rq) for s, rq in batch.streams.items() if s in state.streams)
-    await conn.executemany(UPSERT_STREAM, [stream_row(state.streams[s], *rq) for s, rq in kept])
+    # every text field without NUL, which PostgreSQL cannot hold (projections.fold.text)
+    stream_rows = [row_without_nul(stream_row(state.streams[s], *rq)) for s, rq in kept]
+    await conn.executemany(UPSERT_STREAM, stream_rows)
     lost = [i for i in batch.instances if i not in state.instances]
     if lost:
         await conn.execute("DELETE FROM instances WHERE server_id = ANY($1::text[])", lost)
     insts = [state.instances[i] for i in sorted(batch.instances) if i in state.instances]
-    await conn.executemany(UPSERT_INSTANCE, [instance_row(i, state.seq) for i in insts])
-    await _insert_events(conn, batch.events)
-    await conn.executemany(START_MIGRATION, batch.migrations_started)
-    await conn.executemany(END_MIGRATION, batch.migrations_ended)
-    await conn.execute(
-        UPSERT_CLUSTER,
+    instance_rows = [row_without_nul(instance_row(i, state.seq)) for i in insts]
+    await conn.executemany(UPSERT_INSTANCE, instance_rows)
+    await _insert_events(conn, [row_without_nul(r) for r in batch.events])
+    await conn.executemany(START_MIGRATION, [row_without_nul(r) for r in batch.migrations_started])
+    await conn.executemany(END_MIGRATION, [row_without_nul(r) for r in batch.migrations_ended])
+    cluster = (
         name,
         state.seq,
         state.epoch,
@@ -171,5 +174,6 @@ async def write_batch(
         state.finding_count,
         health_data(state),
     )
+    await conn.execute(UPSERT_CLUSTER, *row_without_nul(cluster))
     await conn.execute(TRACKING_SET, name, end, state.seq)
     return True

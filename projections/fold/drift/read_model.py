@@ -15,6 +15,7 @@ from projections.fold.assignments import (
 )
 from projections.fold.drift.report import Drift, DriftReport, Projection
 from projections.fold.state import ClusterState, EnhancedInstance, StreamAssignment
+from projections.fold.text import without_nul
 
 #: ``streams`` columns compared (``reason`` and ``as_of_seq`` are bookkeeping)
 STREAM_COLUMNS = (
@@ -99,7 +100,7 @@ def expected_instance_row(inst: EnhancedInstance) -> JsonDict:
         "max_streams": inst.max_streams,
         "current_streams": inst.current_streams,
         "load": inst.load,
-        "zone": inst.zone,
+        "zone": without_nul(inst.zone),
         "last_heartbeat": iso(inst.last_heartbeat),
         "data": data,
     }
