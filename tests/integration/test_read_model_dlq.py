@@ -104,12 +104,13 @@ async def test_undecodable_records_are_dead_lettered_and_the_read_model_goes_on(
 async def test_a_row_postgresql_refuses_stops_the_read_model_without_a_half_batch(
     kafka_bootstrap: str, topic_prefix: str, database_url: str, pg_schema: str
 ) -> None:
-    """The other way an event cannot be applied: it decodes (an event id may hold any
-    character) but PostgreSQL refuses its row (a NUL byte in ``text``). That is not a dead
-    letter: the read model stops with a clear, non-retriable error and its tables stay at
-    the last whole batch, rather than go on and differ from the log's fold."""
+    """The other way an event cannot be applied: it decodes, but PostgreSQL refuses its row
+    (here a CHECK constraint the test adds; text PostgreSQL cannot hold is written as U+FFFD
+    instead, ``test_read_model_text.py``). That is not a dead letter: the read model stops
+    with a clear, non-retriable error and its tables stay at the last whole batch, rather
+    than go on and differ from the log's fold."""
     good = generate_history(400, seed=47, instances=4, streams=20)
-    poisoned = [*good[:300], good[300].model_copy(update={"id": "e301\x00"}), *good[301:]]
+    poisoned = [*good[:300], good[300].model_copy(update={"id": "refused-301"}), *good[301:]]
     topics = Topics(topic_prefix)
     await ensure_topics(kafka_bootstrap, topics, (EVENTS, DLQ))
     async with started(make_producer(kafka_bootstrap)) as producer:
@@ -123,6 +124,13 @@ async def test_a_row_postgresql_refuses_stops_the_read_model_without_a_half_batc
         read_model_batch_max=300,
     )
     async with ReadModelProjector(settings=settings) as p:
+        conn = await asyncpg.connect(database_url, server_settings={"search_path": pg_schema})
+        try:  # the tables exist once the projector has started
+            await conn.execute(
+                "ALTER TABLE events ADD CONSTRAINT no_refused CHECK (id NOT LIKE 'refused-%')"
+            )
+        finally:
+            await conn.close()
         with pytest.raises(DatabaseQueryError) as caught:
             await p.catch_up()
         assert not caught.value.retriable
