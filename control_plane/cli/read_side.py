@@ -48,7 +48,8 @@ def projector(
 ) -> None:
     """Run the Faust projector: tables instances, assignments, liveness and the
     <prefix>.assignments topic, until SIGTERM/SIGINT."""
-    from projections.projector.app import ProjectorSettings, run_projector
+    from projections.projector.run import run_projector
+    from projections.projector.settings import ProjectorSettings
 
     logs = setup_logging(level=log_level, fmt=log_format)
     settings = ProjectorSettings(**_overrides(kafka_bootstrap=bootstrap, topic_prefix=topic_prefix))

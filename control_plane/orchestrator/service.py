@@ -132,8 +132,7 @@ class EnhancedStreamOrchestrator:
         self._stop.set()
 
     async def wait_stopped(self) -> None:
-        """Return once :meth:`stop` was called."""
-        await self._stop.wait()
+        await self._stop.wait()  # until stop() is called
 
     @property
     def follower(self) -> LogFollower:
@@ -298,9 +297,8 @@ class EnhancedStreamOrchestrator:
     def _balance_check_due(self, now: datetime) -> bool:
         """The timer behind ``Inputs.check_balance``: looking for imbalance costs O(streams),
         so ``decide`` does it every ``balance_check_interval``, not every cycle."""
-        due = now - self._last_balance_check >= timedelta(
-            seconds=self.settings.balance_check_interval
-        )
+        elapsed = (now - self._last_balance_check).total_seconds()
+        due = elapsed >= self.settings.balance_check_interval
         if due:
             self._last_balance_check = now
         return due

@@ -122,31 +122,35 @@ def _record(values: dict[str, Any], event: ControlEvent, finding: Refusal) -> No
     values["finding_count"] += 1
 
 
-def apply(state: ClusterState, event: ControlEvent) -> ClusterState:
-    """The next state after ``event``; never raises on bad content (it becomes a finding)."""
-    draft = Draft(state)
+def _fold_one(state: ClusterState, event: ControlEvent, make: type[Draft] = Draft) -> Draft | None:
+    """A draft of ``state`` with ``event`` folded in, or None for an exact duplicate."""
+    draft = make(state)
     try:
         if fold_into(draft, (event,)):
-            return state  # an exact duplicate: the very same state (callers may ask `is`)
+            return None
     except HalfWrittenError as exc:
         # A transition broke its rule (the tests rule that out). The draft held this one
         # event only: drop it, and fold the event on a fresh one as the rejection it was.
-        draft = Draft(state)
+        draft = make(state)
         fold_into(draft, (event,), {type(event): _refusing(exc.refusal)})
-    return draft.finish()
+    return draft
+
+
+def apply(state: ClusterState, event: ControlEvent) -> ClusterState:
+    """The next state after ``event``; never raises on bad content (it becomes a finding).
+    An exact duplicate gives the very same state (callers may ask ``is``)."""
+    draft = _fold_one(state, event)
+    return state if draft is None else draft.finish()
 
 
 def apply_tracked(state: ClusterState, event: ControlEvent) -> tuple[ClusterState, Changes]:
     """:func:`apply`, and the instances and streams the event changed (known from its
     writes: no comparison of the two states, which costs O(streams) for an event without a
     subject)."""
-    draft = TrackingDraft(state)
-    try:
-        if fold_into(draft, (event,)):
-            return state, Changes((), ())
-    except HalfWrittenError as exc:
-        draft = TrackingDraft(state)
-        fold_into(draft, (event,), {type(event): _refusing(exc.refusal)})
+    draft = _fold_one(state, event, TrackingDraft)
+    if draft is None:
+        return state, Changes((), ())
+    assert isinstance(draft, TrackingDraft)
     return draft.finish(), draft.changes()
 
 

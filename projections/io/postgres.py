@@ -39,7 +39,6 @@ from enum import StrEnum
 from typing import Any, Literal, NamedTuple, TypeVar
 
 import asyncpg
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from projections.errors import (
@@ -50,7 +49,7 @@ from projections.errors import (
     TrackingConflictError,
     TransactionConflictError,
 )
-from projections.fold.text import without_nul
+from projections.io.pg_codec import init_connection
 from resilience.backoff import Backoff
 from resilience.breaker import BreakerPolicy, CircuitBreaker, CircuitOpenError
 
@@ -158,33 +157,6 @@ ORDER BY xact_start
 """
 
 
-#: jsonb's binary wire format: a version byte, then the JSON text
-_JSONB_VERSION = b"\x01"
-
-
-def _jsonb_encode(value: object) -> bytes:
-    data = orjson.dumps(value)
-    if b"\\u0000" in data:  # PostgreSQL refuses a NUL in jsonb: projections.fold.text
-        data = orjson.dumps(without_nul(value))
-    return _JSONB_VERSION + data
-
-
-def _jsonb_decode(data: bytes) -> object:
-    return orjson.loads(data[1:])
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    # jsonb as Python data, encoded by orjson both ways. Binary, not text: binary COPY
-    # (the read model's ``events`` rows) needs a binary encoder for every column.
-    await conn.set_type_codec(
-        "jsonb",
-        encoder=_jsonb_encode,
-        decoder=_jsonb_decode,
-        schema="pg_catalog",
-        format="binary",
-    )
-
-
 class _OneLine(logging.Filter):
     """asyncpg's pool logs a whole traceback each time it fails to refill itself while the
     server is away (every few seconds): one line says as much, beside the manager's own."""
@@ -271,7 +243,7 @@ class ResilientDatabaseManager:
                 min_size=s.pool_min,
                 max_size=s.pool_max,
                 timeout=s.connect_timeout,
-                init=_init_connection,
+                init=init_connection,
                 server_settings=self.server_settings(),
             )
         return self._pool

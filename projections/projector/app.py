@@ -15,7 +15,7 @@ Two agents:
 A record that does not decode goes to ``<prefix>.dlq`` and the agent goes on.
 
 **Where the fold state comes from.** Faust's offsets and changelogs cannot rebuild a
-``ClusterState``: on start the projector replays the control log with
+``ClusterState``: on start the process (:mod:`projections.projector.run`) replays the log with
 :func:`projections.io.replay.replay`. Of several projectors in one group, only the member
 holding the control log's partition writes the two tables and the topic; when the group hands
 it the partition, it catches up to the log's end and writes only what differs
@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import faust
 import orjson
@@ -41,7 +41,7 @@ from prometheus_client import CollectorRegistry
 
 from events.codec import decode_event, decode_heartbeat
 from events.errors import EventError, MalformedMessageError
-from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
+from events.topics import Topics
 from projections.errors import KafkaIOError
 from projections.fold import apply_tracked
 from projections.fold.assignments import (
@@ -54,8 +54,8 @@ from projections.fold.assignments import (
 )
 from projections.fold.state import ClusterState
 from projections.io.dlq import encode_dead_letter, make_dead_letter
-from projections.io.replay import ReplayResult, ReplaySettings, replay
-from projections.io.topics import ensure_topics, min_isr, replication_factor
+from projections.io.replay import ReplayResult
+from projections.io.topics import min_isr
 from projections.projector.metrics import (
     RESYNC_TARGETS,
     ProjectorMetrics,
@@ -65,7 +65,7 @@ from projections.projector.metrics import (
 from projections.projector.settings import ProjectorSettings, faust_credentials
 from projections.projector.takeover import catch_up, plan, published_assignments
 from projections.projector.transport import SafeApp
-from telemetry.metrics import process_registry, serving, topic_label
+from telemetry.metrics import topic_label
 
 log = logging.getLogger(__name__)
 
@@ -364,77 +364,4 @@ class FaustProjector:
         await measure_lag(self.app.consumer, self.topics, self.offset, self.metrics)
 
 
-class ServiceWorker(faust.Worker):
-    """Faust's worker without its terminal progress spinner. At a log level of WARNING or
-    above, Faust hands the spinner a handler at DEBUG and sets the root logger to DEBUG, so
-    every library's debug record is built (~10% of the projector's CPU at 5,000 events/s,
-    measured with py-spy) and the terminal gets escape codes. Our handlers stay as
-    :func:`telemetry.logs.setup_logging` made them."""
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None
-
-
-class Start(NamedTuple):
-    """What the process starts from: the replayed log and the changelogs' replication."""
-
-    initial: ReplayResult
-    replication: int
-
-
-async def prepare(settings: ProjectorSettings) -> Start:
-    """Create the topics the projector writes and replay the control log (the start state)."""
-    topics = Topics(settings.topic_prefix)
-    access, timeout = settings.kafka_access, settings.projector_kafka_timeout
-    await ensure_topics(access, topics, (EVENTS, HEARTBEATS, ASSIGNMENTS, DLQ))
-    replication = settings.projector_replication_factor or await replication_factor(
-        access, kafka_timeout=timeout
-    )
-    result = await replay(access, topics.events, settings=ReplaySettings(kafka_timeout=timeout))
-    log.info(
-        "replayed %s: %d event(s), seq %d, next offset %d, %d undecodable (logged)",
-        topics.events,
-        result.events,
-        result.state.seq,
-        result.offset,
-        result.rejected,
-    )
-    return Start(result, replication)
-
-
-def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> None:
-    """Replay, then run the Faust worker until SIGTERM/SIGINT (blocking), with its
-    ``/metrics`` endpoint when ``metrics_address`` is set."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    registry = process_registry()  # served from the start: a long replay is worth watching
-    with serving(registry, settings.metrics_address):
-        start = loop.run_until_complete(prepare(settings))
-        projector = FaustProjector(
-            settings, start.initial, replication=start.replication, registry=registry
-        )
-        worker = ServiceWorker(projector.app, loop=loop, loglevel=loglevel, quiet=True)
-        worker.execute_from_commandline()
-
-
-def main() -> None:
-    """``python -m projections.projector.app``: run with settings from the environment."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    run_projector(ProjectorSettings())
-
-
-if __name__ == "__main__":
-    main()
-
-
-__all__ = [
-    "FaustProjector",
-    "ProjectorSettings",
-    "ServiceWorker",
-    "Start",
-    "main",
-    "prepare",
-    "run_projector",
-]
+__all__ = ["FaustProjector", "ProjectorSettings", "RawRecord"]

@@ -64,7 +64,7 @@ async def _converges(projector: _Projector, state: ClusterState) -> dict[str, An
 
 
 class _Projector:
-    """``python -m projections.projector.app`` in a subprocess (as ``streamplane projector``)."""
+    """``python -m projections.projector`` in a subprocess (as ``streamplane projector``)."""
 
     def __init__(self, settings: ProjectorSettings, tmp: Path) -> None:
         self.settings = settings
@@ -81,7 +81,7 @@ class _Projector:
         }
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "projections.projector.app", env=env, stdout=out, stderr=out
+                sys.executable, "-m", "projections.projector", env=env, stdout=out, stderr=out
             )
 
     async def stop(self) -> None:

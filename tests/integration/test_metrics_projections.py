@@ -108,7 +108,7 @@ async def test_projector_metrics(kafka_bootstrap: str, topic_prefix: str, tmp_pa
     log = tmp_path / "projector.log"
     with log.open("ab") as out:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "projections.projector.app", env=env, stdout=out, stderr=out
+            sys.executable, "-m", "projections.projector", env=env, stdout=out, stderr=out
         )
     try:
         # the replay at start folds the head; then the tail and a malformed record live

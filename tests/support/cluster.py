@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -388,15 +389,8 @@ async def open_cluster(
         yield cluster
     finally:
         await cluster.close()
-        if request.session.testsfailed > failed_before:
-            _show(request, cluster)
-
-
-def _show(request: pytest.FixtureRequest, cluster: Cluster) -> None:
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        cluster.dump(lambda line: print(line, file=sys.stderr))
-        return
-    reporter.write_line("")
-    reporter.write_line(f"===== process logs of {request.node.nodeid} =====")
-    cluster.dump(reporter.write_line)
+        if request.session.testsfailed > failed_before:  # the process logs, in the report
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            write = partial(print, file=sys.stderr) if reporter is None else reporter.write_line
+            write(f"\n===== process logs of {request.node.nodeid} =====")
+            cluster.dump(write)

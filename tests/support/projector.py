@@ -1,6 +1,6 @@
 """Faust projector processes in tests, and reading back what they wrote.
 
-``ProjectorProc`` runs ``python -m projections.projector.app`` (what ``streamplane projector``
+``ProjectorProc`` runs ``python -m projections.projector`` (what ``streamplane projector``
 runs) with its own data directory and ``/metrics`` port; :func:`latest` reads a keyed topic
 (the assignments topic, a table's changelog) back; :func:`outputs_match` compares the topic
 and the tables' changelogs with a fold of the log.
@@ -143,7 +143,7 @@ class ProjectorProc:
         }
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "projections.projector.app", env=env, stdout=out, stderr=out
+                sys.executable, "-m", "projections.projector", env=env, stdout=out, stderr=out
             )
 
     async def stop(self) -> int | None:

@@ -196,8 +196,10 @@ def _writes_then_rejects(d: Draft, e: StreamStarted) -> None:
     raise Rejected(FindingKind.INVALID_TRANSITION, "rejected after a write")
 
 
-def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fold() -> None:
-    events = [
+def half_written_history() -> list[ControlEvent]:
+    """A history whose ``StreamStarted`` (seq 5) meets :func:`_writes_then_rejects` when
+    that is patched in, with an event after it."""
+    return [
         _event(LeaderElected, 1, leader_id="o"),
         _registered(2, "a", max_streams=2),
         _event(StreamRegistered, 3, stream_id="s1"),
@@ -207,6 +209,10 @@ def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fol
         _event(StreamStarted, 5, stream_id="s1", server_id="a", incarnation="a1"),
         _event(StreamRegistered, 6, stream_id="s2"),
     ]
+
+
+def test_a_transition_that_writes_before_rejecting_breaks_the_folder_not_the_fold() -> None:
+    events = half_written_history()
     with patch.dict(TRANSITIONS, {StreamStarted: _writes_then_rejects}):
         folder = Folder()
         with pytest.raises(HalfWrittenError, match=r"StreamStarted \(seq 5\) wrote before"):

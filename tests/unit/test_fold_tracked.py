@@ -20,11 +20,10 @@ from projections.fold.rows import BatchOutcome, event_row, fold_batch, fold_batc
 from projections.fold.state import ClusterState
 from projections.fold.transitions import TRANSITIONS
 from tests.unit.test_fold_in_place import (
-    _event,
-    _registered,
     _writes_then_rejects,
     assert_same,
     corrupted,
+    half_written_history,
     histories,
 )
 
@@ -118,18 +117,7 @@ def test_every_migration_of_a_valid_history_has_its_rows(history: list[ControlEv
 
 
 def test_a_half_writing_transition_folds_the_batch_again_event_by_event() -> None:
-    from events.control import LeaderElected, StreamAssigned, StreamRegistered
-
-    events = [
-        _event(LeaderElected, 1, leader_id="o"),
-        _registered(2, "a", max_streams=2),
-        _event(StreamRegistered, 3, stream_id="s1"),
-        _event(
-            StreamAssigned, 4, stream_id="s1", server_id="a", incarnation="a1", reason="new_stream"
-        ),
-        _event(StreamStarted, 5, stream_id="s1", server_id="a", incarnation="a1"),
-        _event(StreamRegistered, 6, stream_id="s2"),
-    ]
+    events = half_written_history()
     records = list(enumerate(events))
     with patch.dict(TRANSITIONS, {StreamStarted: _writes_then_rejects}):
         got = fold_batch(ClusterState(), records)

@@ -1,0 +1,5 @@
+"""``python -m projections.projector``: the Faust projector with settings from the environment."""
+
+from projections.projector.run import main
+
+main()
