@@ -7,7 +7,9 @@ it fails, asks :func:`classify` what to do:
   back whole, so run it again at once after a short randomised pause (:meth:`handle_deadlock`)
   so the two parties do not collide again in lock step;
 - **connection** (refused, dropped, server shutting down, too many clients, class ``08``, a
-  session the server ended for idling in a transaction):
+  session the server ended for idling in a transaction, a client error raised while the
+  server was ending the session: :func:`classify`; a statement under way when the connection
+  is lost fails at once, :func:`unless_lost`):
   exponential back-off with full jitter, counted by a circuit breaker that, once open, fails
   calls fast (:class:`DatabaseUnavailableError`, ``circuit_open``) until ``breaker_reset``;
 - **timeout** (``statement_timeout`` hit, ``57014``, or the client-side bound): back-off too;
@@ -79,8 +81,46 @@ TIMEOUT_STATES = frozenset({"57014"})
 LOCK_STATES = frozenset({"55P03"})
 
 
+#: how far :func:`classify` follows a client error's context back to what caused it
+CONTEXT_DEPTH = 4
+
+
 def classify(exc: BaseException) -> RetryKind:
-    """Pure: what kind of failure ``exc`` is (by SQLSTATE first, then by type)."""
+    """Pure: what kind of failure ``exc`` is (by SQLSTATE first, then by type).
+
+    A client-side error raised while handling a lost connection is that connection's loss:
+    when the server goes away mid-statement, asyncpg's ``ROLLBACK`` on the way out of the
+    transaction can meet the protocol still busy (``InterfaceError: another operation is in
+    progress``, ``InternalClientError: cannot switch to state ...``) and hides the real cause
+    behind it, as its ``__context__``."""
+    kind = _classify_one(exc)
+    if kind is RetryKind.FATAL and isinstance(exc, asyncpg.InterfaceError | _CLIENT_ERROR):
+        cause, depth = exc.__cause__ or exc.__context__, 0
+        while cause is not None and depth < CONTEXT_DEPTH:
+            if _classify_one(cause) is RetryKind.CONNECTION:
+                return RetryKind.CONNECTION
+            cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    return kind
+
+
+#: asyncpg's error for a protocol in a state it did not expect (not an InterfaceError)
+_CLIENT_ERROR = asyncpg.exceptions.InternalClientError
+#: what asyncpg says when the server's messages broke its protocol. We never run two
+#: statements on one connection at once, so it is the server ending the session: a FATAL
+#: ErrorResponse that arrives between two statements (a fast shutdown, a terminated backend)
+#: is "unexpected" to asyncpg, which then refuses the next statement until the socket closes
+BROKEN_PROTOCOL = ("cannot switch to state", "cannot process message")
+#: what an attempt may raise that :func:`classify` judges (anything else is a bug: raised)
+_RETRIED_TYPES = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    _CLIENT_ERROR,
+    OSError,
+    TimeoutError,
+)
+
+
+def _classify_one(exc: BaseException) -> RetryKind:
     state = getattr(exc, "sqlstate", None)
     if isinstance(state, str):
         if state in CONFLICT_STATES:
@@ -97,6 +137,8 @@ def classify(exc: BaseException) -> RetryKind:
     if isinstance(exc, OSError | asyncpg.exceptions.ConnectionDoesNotExistError):
         return RetryKind.CONNECTION
     if isinstance(exc, asyncpg.InterfaceError) and "connection" in str(exc).lower():
+        return RetryKind.CONNECTION
+    if isinstance(exc, _CLIENT_ERROR) and any(m in str(exc) for m in BROKEN_PROTOCOL):
         return RetryKind.CONNECTION
     return RetryKind.FATAL
 
@@ -181,6 +223,37 @@ def describe_dsn(dsn: str) -> str:
     """``host:port/db`` of a libpq URL, without user or password (for error messages)."""
     tail = dsn.split("://", 1)[-1].rsplit("@", 1)[-1]
     return tail.split("?", 1)[0]
+
+
+async def unless_lost(conn: asyncpg.Connection, work: Awaitable[T]) -> T:
+    """``await work`` (a statement on ``conn``), but fail at once with
+    ``ConnectionDoesNotExistError`` if the connection is lost meanwhile.
+
+    asyncpg 0.32 can wait forever there: a COPY or an ``executemany`` that has filled the
+    socket's buffer waits for the transport to drain, and a connection lost at that moment
+    never says so (its ``writing_allowed`` event stays clear). Without this guard only the
+    operation timeout ends the wait. The guard is the connection's own termination listener,
+    which asyncpg calls when the connection is lost."""
+    task = asyncio.ensure_future(work)
+    lost = False
+
+    def on_lost(_: object) -> None:
+        nonlocal lost
+        lost = True
+        task.cancel()
+
+    conn.add_termination_listener(on_lost)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        this = asyncio.current_task()
+        if not lost or (this is not None and this.cancelling()):
+            raise  # cancelled from outside (a timeout, a shutdown): that wins
+        raise asyncpg.ConnectionDoesNotExistError(
+            "connection lost in the middle of a statement"
+        ) from None
+    finally:
+        conn.remove_termination_listener(on_lost)
 
 
 class ResilientDatabaseManager:
@@ -283,7 +356,7 @@ class ResilientDatabaseManager:
                 ) from (last or exc)
             try:
                 result = await self._attempt(operation, isolation, readonly)
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except _RETRIED_TYPES as exc:
                 last = exc
                 kind = classify(exc)
                 if kind is RetryKind.LOCK:
@@ -316,7 +389,7 @@ class ResilientDatabaseManager:
                 pool.acquire() as conn,
                 conn.transaction(isolation=isolation, readonly=readonly),
             ):
-                return await operation(conn)
+                return await unless_lost(conn, operation(conn))
 
     def _count_failure(self, kind: RetryKind) -> None:
         # a deadlock or a lock held by another session says nothing about the server's health

@@ -12,7 +12,7 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from support.private_pg import PrivatePostgres, private_postgres
 from support.scrape import Scrape, scrape
 
 from control_plane.drift_io import check_read_model
-from control_plane.tools.harness import CLI, Children, child_env
+from control_plane.tools.harness import CLI, Child, Children, child_env
 from events import encode
 from events.topics import DLQ, EVENTS, Topics
 from projections.fold import fold
@@ -48,7 +48,12 @@ def _free_port() -> int:
 
 
 async def _until(
-    port: int, ok: Callable[[Scrape], bool], within: float, what: str, last: list[Scrape]
+    port: int,
+    ok: Callable[[Scrape], bool],
+    within: float,
+    what: str,
+    last: list[Scrape],
+    reader: Child,
 ) -> Scrape:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -61,7 +66,8 @@ async def _until(
             if ok(s):
                 return s
         await asyncio.sleep(0.2)
-    pytest.fail(f"not within {within:.0f}s: {what}")
+    tail = "\n".join(reader.log_tail(40))
+    pytest.fail(f"not within {within:.0f}s: {what}; {reader.describe()}; its log ends:\n{tail}")
 
 
 async def _produce(bootstrap: str, topic: str, values: list[bytes], seconds: float) -> None:
@@ -73,7 +79,7 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes], seconds: flo
             await asyncio.sleep(seconds / 50)
 
 
-async def _outage(pg: PrivatePostgres, port: int, stopped: Callable[[], Awaitable[None]]) -> float:
+async def _outage(pg: PrivatePostgres, port: int, reader: Child) -> float:
     """Stop the server, see the read model wait, start it after OUTAGE s; returns the time
     the read model took to show it waits."""
     t0 = time.monotonic()
@@ -85,9 +91,10 @@ async def _outage(pg: PrivatePostgres, port: int, stopped: Callable[[], Awaitabl
         OUTAGE - 2,
         "the read model shows it waits for PostgreSQL",
         last,
+        reader,
     )
     noticed = time.monotonic() - t0
-    await stopped()
+    assert reader.alive, reader.log_tail()
     await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - t0)))
     await asyncio.to_thread(pg.start)
     return noticed
@@ -123,15 +130,12 @@ async def test_the_read_model_waits_out_a_30s_database_outage_under_load(
                 90,
                 "the read model applies the first events",
                 last,
+                reader,
             )
             load = asyncio.create_task(
                 _produce(kafka_bootstrap, topics.events, values[BEFORE:], OUTAGE + 5)
             )
-
-            async def still_running() -> None:
-                assert reader.alive, reader.log_tail()
-
-            noticed = await _outage(pg, port, still_running)
+            noticed = await _outage(pg, port, reader)
             await load
             assert reader.alive, reader.log_tail()  # no crash while the server was away
             done = await _until(
@@ -140,6 +144,7 @@ async def test_the_read_model_waits_out_a_30s_database_outage_under_load(
                 60,
                 "the read model catches up after the restart",
                 last,
+                reader,
             )
         finally:
             stubborn = await asyncio.to_thread(children.stop_all, 20.0)

@@ -54,6 +54,67 @@ def test_classify(exc: BaseException, kind: RetryKind) -> None:
     assert classify(exc) is kind
 
 
+def _raised_while_handling(exc: BaseException, context: BaseException) -> BaseException:
+    try:
+        try:
+            raise context
+        except BaseException:
+            raise exc  # noqa: B904 (its __context__, the exception handled, is the point)
+    except BaseException as raised:
+        return raised
+
+
+@pytest.mark.parametrize(
+    ("exc", "context", "kind"),
+    [
+        # the server went away mid-statement; asyncpg's ROLLBACK met the protocol still busy
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            _pg(asyncpg.exceptions.AdminShutdownError),
+            RetryKind.CONNECTION,
+        ),
+        (
+            asyncpg.exceptions.InternalClientError("cannot switch to state 15"),
+            asyncpg.exceptions.ConnectionDoesNotExistError("closed in the middle of operation"),
+            RetryKind.CONNECTION,
+        ),
+        # the server's FATAL between two statements broke the protocol, then the ROLLBACK
+        # met the statement that failed on it
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            asyncpg.exceptions.InternalClientError(
+                "cannot switch to state 21; another operation (2) is in progress"
+            ),
+            RetryKind.CONNECTION,
+        ),
+        # the same client error after something that is not a lost connection stays fatal
+        (
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+            _pg(asyncpg.exceptions.UniqueViolationError),
+            RetryKind.FATAL,
+        ),
+        # only a client error is judged by its context: a bug stays a bug
+        (ValueError("bad data"), ConnectionResetError(104, "reset"), RetryKind.FATAL),
+    ],
+)
+def test_a_client_error_while_handling_a_lost_connection_is_that_loss(
+    exc: BaseException, context: BaseException, kind: RetryKind
+) -> None:
+    raised = _raised_while_handling(exc, context)
+    assert raised.__context__ is context
+    assert classify(raised) is kind
+
+
+def test_a_protocol_broken_by_the_server_is_a_lost_connection() -> None:
+    broken = asyncpg.exceptions.InternalClientError
+    assert classify(broken("cannot switch to state 21; another operation (2) is in progress")) is (
+        RetryKind.CONNECTION
+    )
+    unexpected = broken("cannot process message 'E': protocol is in an unexpected state 0")
+    assert classify(unexpected) is RetryKind.CONNECTION
+    assert classify(broken("no binary format encoder for type x")) is RetryKind.FATAL
+
+
 def test_deadlock_pause_is_random_and_bounded() -> None:
     settings = DatabaseSettings(conflict_max_delay=0.2)
     values = iter([0.0, 0.5, 0.999])
