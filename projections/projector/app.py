@@ -3,8 +3,9 @@
 
 Two agents:
 
-- **control log** (``<prefix>.events``, one partition, read_committed through
-  :mod:`projections.projector.transport`): each event is folded with
+- **control log** (``<prefix>.events``, one partition, read_committed): Faust's group says
+  which member holds it; the holder reads it with a consumer of its own
+  (:mod:`projections.projector.reader`, not Faust's stream). Each event is folded with
   :func:`projections.fold.apply_tracked`; the instances and streams it changed (known from its
   writes) go to the ``instances`` and ``assignments`` tables, and one record per changed
   stream to ``<prefix>.assignments`` (a tombstone when the stream was deregistered). Nothing
@@ -12,15 +13,16 @@ Two agents:
 - **heartbeats** (``<prefix>.heartbeats``, keyed by ``server_id``): the ``liveness`` table keeps
   each server's last heartbeat time, incarnation, reported stream counts and metrics.
 
-A record that does not decode goes to ``<prefix>.dlq`` and the agent goes on.
+A record that does not decode goes to ``<prefix>.dlq`` and the projector goes on.
 
 **Where the fold state comes from.** Faust's offsets and changelogs cannot rebuild a
 ``ClusterState``: on start the process (:mod:`projections.projector.run`) replays the log with
 :func:`projections.io.replay.replay`. Of several projectors in one group, only the member
 holding the control log's partition writes the two tables and the topic; when the group hands
 it the partition, it catches up to the log's end and writes only what differs
-(:mod:`projections.projector.takeover`), then skips the records below that end and folds the
-rest live. A standby catches its fold up every ``projector_standby_catch_up`` seconds.
+(:mod:`projections.projector.takeover`), then its reader folds the rest live from that end
+(:mod:`projections.projector.reader`, writing through :mod:`projections.projector.outputs`).
+A standby catches its fold up every ``projector_standby_catch_up`` seconds.
 
 **No exactly_once.** Faust runs at-least-once; correctness comes from idempotence instead: the
 fold ignores an exact duplicate ``seq``, table writes are keyed upserts of values derived from
@@ -62,6 +64,8 @@ from projections.projector.metrics import (
     measure_lag,
     projector_samples,
 )
+from projections.projector.outputs import Outputs
+from projections.projector.reader import ControlLogReader, RawRecord
 from projections.projector.settings import ProjectorSettings, faust_credentials
 from projections.projector.takeover import catch_up, plan, published_assignments
 from projections.projector.transport import SafeApp
@@ -70,8 +74,6 @@ from telemetry.metrics import topic_label
 log = logging.getLogger(__name__)
 
 TABLES = ("instances", "assignments", "liveness")
-#: a control-log record as the agent hands it over: offset, key, value
-RawRecord = tuple[int, bytes | None, bytes | None]
 
 
 def _json(value: dict[str, Any] | None) -> bytes | None:
@@ -120,6 +122,9 @@ class FaustProjector:
         )
         self.app = self._make_app()
         self._define()
+        self.reader = ControlLogReader(
+            settings, self.topics, self.on_control_records, self._reader_failed
+        )
 
     def _make_app(self) -> faust.App:
         s = self.settings
@@ -181,16 +186,20 @@ class FaustProjector:
     # --- control log ----------------------------------------------------------------
 
     async def _control_agent(self, stream: Any) -> None:
-        s = self.settings
-        batches = stream.take_events(s.projector_batch_max, within=s.projector_batch_within)
-        async for batch in batches:
-            records = [(e.message.offset, e.message.key, e.value) for e in batch]
-            await self.on_control_records(records)
+        """Subscribes the group to the control log (so that Faust hands its partition to one
+        member) and reads nothing: the holder pauses the partition here and reads it with
+        :attr:`reader`. A record Faust fetched before the pause is left to the reader."""
+        async for _ in stream:
+            pass
 
-    async def on_control_records(self, records: list[RawRecord]) -> None:
+    async def _reader_failed(self, exc: BaseException) -> None:
+        await self.app.crash(exc)
+
+    async def on_control_records(self, records: list[RawRecord], out: Outputs) -> None:
         """Fold control-log records ``(offset, key, value)`` (those already folded are
-        skipped) and write each event's effects, in log order: the tables' changed keys and
-        a record per changed stream on ``<prefix>.assignments``.
+        skipped) and write each event's effects through ``out``, in log order: the tables'
+        changed keys and a record per changed stream on ``<prefix>.assignments``; returns
+        once all of them are acknowledged.
 
         Per event, not once per batch: a reader of a changelog that sees an entry as of seq
         S must find every key as of S at least (``streamplane check`` relies on it), which
@@ -200,10 +209,9 @@ class FaustProjector:
             if offset < self.offset:
                 continue
             if not self.active or generation != self._generation:
-                # Faust hands records over only after on_rebalance_complete: should it not, the
-                # next takeover folds this record (the offset stays), nothing is written now
-                log.error("control-log record %d before this member took the log over", offset)
-                return
+                # revoked meanwhile: the next takeover folds this record (the offset stays)
+                log.info("control-log record %d left to the next holder", offset)
+                break
             self.offset = offset + 1
             try:
                 if value is None:
@@ -215,15 +223,15 @@ class FaustProjector:
             after, changed = apply_tracked(self.state, event)
             self.state = after
             self.folded += 1
-            self._write(self.instances, instance_updates(after, changed.instances))
+            await out.write(self.instances, instance_updates(after, changed.instances))
             updates = assignment_updates(after, event, changed.streams)
-            await self._publish(updates)
-            self._write(self.assignments, updates)
+            await out.publish(updates)
+            await out.write(self.assignments, updates)
             for table, update in table_repairs(after, event):  # a checker's repair of a drift
-                self._write(
-                    self.assignments if table == "assignments" else self.instances, [update]
-                )
+                target = self.assignments if table == "assignments" else self.instances
+                await out.write(target, [update])
                 log.info("%s entry %r written again on a consistency repair", table, update.key)
+        await out.flush()
 
     async def _publish(self, updates: list[Update]) -> None:
         for update in updates:
@@ -245,6 +253,7 @@ class FaustProjector:
         self._generation += 1
         if self._control_tp in revoked and self.active:
             self.active = False
+            await self.reader.stop()
             log.info("control log revoked at offset %d (seq %d)", self.offset, self.state.seq)
 
     async def _on_rebalance_complete(
@@ -299,6 +308,10 @@ class FaustProjector:
         self._write(self.assignments, writes.assignments)
         await self._publish(writes.published)
         self.active = True
+        self.app.consumer.pause_partitions([self._control_tp])
+        await self.reader.stop()  # one left from a takeover the group undid (it wrote nothing)
+        await self.app.producer.flush()  # the resync's records land before the reader's
+        self.reader.start(self.offset)
         self.takeovers += 1
         for target, done in zip(RESYNC_TARGETS, writes, strict=True):
             self.resynced[target] = self.resynced.get(target, 0) + len(done)
@@ -361,7 +374,8 @@ class FaustProjector:
 
     async def measure_lag(self) -> None:
         """Set the lag gauges (``projections.projector.metrics``) from the consumer."""
-        await measure_lag(self.app.consumer, self.topics, self.offset, self.metrics)
+        control = await self.reader.lag()
+        await measure_lag(self.app.consumer, self.topics, self.offset, self.metrics, control)
 
 
 __all__ = ["FaustProjector", "ProjectorSettings", "RawRecord"]

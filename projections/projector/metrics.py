@@ -108,14 +108,22 @@ def fold_lag(highwater: int | None, next_offset: int) -> int | None:
 
 
 async def measure_lag(
-    consumer: Any, topics: Topics, next_offset: int, metrics: ProjectorMetrics
+    consumer: Any,
+    topics: Topics,
+    next_offset: int,
+    metrics: ProjectorMetrics,
+    control: tuple[int | None, int | None] = (None, None),
 ) -> None:
     """Set the lag gauges from Faust's consumer (``next_offset``: the next control-log
-    offset the projector would fold)."""
+    offset the projector would fold). ``control``: the control log's end and position as
+    the holder's own reader sees them (Faust's consumer has that partition paused)."""
     behind: dict[str, int] = {}
     for tp in consumer.assignment():
         try:
-            highwater, position = consumer.highwater(tp), await consumer.position(tp)
+            if tp.topic == topics.events and control[0] is not None:
+                highwater, position = control
+            else:
+                highwater, position = consumer.highwater(tp), await consumer.position(tp)
         except KafkaError as exc:  # e.g. revoked meanwhile: measured again next time
             log.debug("lag of %s not measured: %s", tp, exc)
             continue

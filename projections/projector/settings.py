@@ -37,9 +37,9 @@ class ProjectorSettings(KafkaClientSettings):
     projector_store: Literal["memory", "rocksdb"] = "memory"
     #: Faust's data directory (RocksDB tables; one per process); default under the temp dir
     projector_data_dir: str | None = None
-    #: control-log records the agent takes at once (their effects are written per event)
+    #: control-log records the holder's reader takes at once (effects are written per event)
     projector_batch_max: int = Field(default=1000, ge=1)
-    #: seconds the control-log agent waits to fill a batch (the latency it may add)
+    #: seconds the holder's reader waits for a record when there is none
     projector_batch_within: float = Field(default=0.05, gt=0)
     #: seconds the projector's producer waits to fill a request (Faust's ``producer_linger``)
     projector_producer_linger: float = Field(default=0.005, ge=0)

@@ -7,7 +7,7 @@ same member: same partition count, same subscribers). The others are standbys: t
 nothing of that, and their fold state is only as fresh as their last catch-up.
 
 A member that is handed the partition (at its first start or when the holder died or left)
-does, before Faust lets its agent read a record (signal ``on_rebalance_complete``):
+does, before any record is folded live (signal ``on_rebalance_complete``):
 
 1. :func:`catch_up`: fold the log from where its own state stands to the end it finds now.
    The previous holder cannot have folded past that end, so nothing it wrote is newer;
@@ -17,8 +17,9 @@ does, before Faust lets its agent read a record (signal ``on_rebalance_complete`
    ``as_of_seq`` = the state's seq (so a key's ``as_of_seq`` never goes back) and reason
    ``projector_resync``.
 
-The agent then skips the records below that end (Faust resumes from the group's committed
-offset, which may lie before it) and folds the rest live: no gap, and nothing stale.
+The member then pauses the partition in Faust's consumer and its own reader
+(:mod:`projections.projector.reader`) folds the log live from that end (once Faust's producer
+has delivered the writes above, so none lands after a later one): no gap, and nothing stale.
 """
 
 from __future__ import annotations
