@@ -26,6 +26,7 @@ from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
 
 from projections.errors import KafkaIOError
+from projections.fold.canonical import JsonMemo
 from projections.fold.snapshots import (
     InvalidSnapshotError,
     Snapshot,
@@ -111,6 +112,8 @@ class Snapshotter:
         self.written = 0  # snapshots written by this process (for logs and tests)
         self.loaded: Snapshot | None = None  # the snapshot the last load() started from
         self._task: asyncio.Task[None] | None = None
+        #: the last snapshot's records in canonical form: the next one converts only changes
+        self._memo = JsonMemo()
 
     async def load(self, consumer: Any, tp: TopicPartition, *, now: datetime) -> StartPoint:
         """The start point for following ``tp`` with ``consumer`` (see :func:`start_point`);
@@ -153,7 +156,12 @@ class Snapshotter:
     ) -> None:
         try:
             snapshot = await asyncio.to_thread(
-                make_snapshot, state, log_offset=log_offset, taken_at=now, taken_by=self.taken_by
+                make_snapshot,
+                state,
+                log_offset=log_offset,
+                taken_at=now,
+                taken_by=self.taken_by,
+                memo=self._memo,
             )
             offset = await self.store.write(snapshot)
         except (KafkaIOError, InvalidSnapshotError) as exc:

@@ -35,7 +35,39 @@ def _key(value: object) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _to_jsonable(value: object) -> Json:
+class JsonMemo:
+    """The canonical form of each record (dataclass) of the last state converted with it,
+    for the next conversion to reuse: records are frozen, so one that did not change is the
+    same object, and a state converted again costs only what changed (the orchestrator's
+    snapshots of thousands of enrollments and instances). It keeps the records of the last
+    conversion only (strong references: an id is never reused while it is held). Not for
+    two conversions at once. The forms it hands out are shared: read them, never change
+    them."""
+
+    __slots__ = ("_last", "_next", "hits")
+
+    def __init__(self) -> None:
+        self._last: dict[int, tuple[object, Json]] = {}
+        self._next: dict[int, tuple[object, Json]] = {}
+        self.hits = 0
+
+    def get(self, value: object) -> Json | None:
+        held = self._last.get(id(value))
+        if held is None or held[0] is not value:
+            return None
+        self._next[id(value)] = held
+        self.hits += 1
+        return held[1]
+
+    def put(self, value: object, form: Json) -> None:
+        self._next[id(value)] = (value, form)
+
+    def turn(self) -> None:
+        """End a conversion: what it used is what the next one may reuse."""
+        self._last, self._next = self._next, {}
+
+
+def _to_jsonable(value: object, memo: JsonMemo | None = None) -> Json:
     if isinstance(value, Enum):  # before str/int: StrEnum values are str instances too
         return _to_jsonable(value.value)
     if value is None or isinstance(value, bool | int | float | str):
@@ -46,19 +78,29 @@ def _to_jsonable(value: object) -> Json:
         dumped: dict[str, Any] = value.model_dump(mode="json")
         return dumped
     if isinstance(value, immutables.Map):
-        return {str(_key(k)): _to_jsonable(value[k]) for k in sorted(value, key=_key)}
+        return {str(_key(k)): _to_jsonable(value[k], memo) for k in sorted(value, key=_key)}
     if isinstance(value, frozenset | set):
-        return [_to_jsonable(v) for v in sorted(value, key=_key)]
+        return [_to_jsonable(v, memo) for v in sorted(value, key=_key)]
     if isinstance(value, tuple | list):
-        return [_to_jsonable(v) for v in value]
+        return [_to_jsonable(v, memo) for v in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if memo is not None and (held := memo.get(value)) is not None:
+            return held
+        form = {
+            f.name: _to_jsonable(getattr(value, f.name), memo) for f in dataclasses.fields(value)
+        }
+        if memo is not None:
+            memo.put(value, form)
+        return form
     raise TypeError(f"no canonical JSON form for {type(value).__name__}: {value!r:.200}")
 
 
-def state_to_jsonable(state: ClusterState) -> dict[str, Any]:
-    """The canonical JSON-able form of ``state`` (see the module docstring)."""
-    data = _to_jsonable(state)
+def state_to_jsonable(state: ClusterState, memo: JsonMemo | None = None) -> dict[str, Any]:
+    """The canonical JSON-able form of ``state`` (see the module docstring); with ``memo``,
+    the records unchanged since the memo's last conversion are not converted again."""
+    data = _to_jsonable(state, memo)
+    if memo is not None:
+        memo.turn()
     assert isinstance(data, dict)
     return data
 

@@ -31,7 +31,12 @@ from projections.errors import (
     InvalidSnapshotError,
     UnsupportedSnapshotFormatError,
 )
-from projections.fold.canonical import DUMPS_OPTIONS, state_digest, state_from_jsonable
+from projections.fold.canonical import (
+    DUMPS_OPTIONS,
+    JsonMemo,
+    state_digest,
+    state_from_jsonable,
+)
 from projections.fold.canonical import state_to_jsonable as _to_jsonable
 from projections.fold.state import ClusterState
 
@@ -66,10 +71,16 @@ def _digest(data: dict[str, Any]) -> str:
 
 
 def make_snapshot(
-    state: ClusterState, *, log_offset: int, taken_at: datetime, taken_by: str | None = None
+    state: ClusterState,
+    *,
+    log_offset: int,
+    taken_at: datetime,
+    taken_by: str | None = None,
+    memo: JsonMemo | None = None,
 ) -> Snapshot:
-    """The snapshot of ``state``, which must be ``fold(log[:log_offset])``."""
-    data = _to_jsonable(state)
+    """The snapshot of ``state``, which must be ``fold(log[:log_offset])``. A ``memo`` kept
+    from one snapshot to the next spares converting the records that did not change."""
+    data = _to_jsonable(state, memo)
     return Snapshot(
         seq=state.seq,
         epoch=state.epoch,
@@ -84,7 +95,9 @@ def make_snapshot(
 def encode_snapshot(snapshot: Snapshot, *, level: int = 1) -> bytes:
     """The record value: the snapshot's JSON, zlib-compressed at ``level`` (1 is fast and
     already shrinks a state ~8x)."""
-    return zlib.compress(orjson.dumps(snapshot.model_dump(mode="json")), level)
+    body = snapshot.model_dump(mode="json", exclude={"state"})
+    body["state"] = snapshot.state  # JSON data already: pydantic need not walk it again
+    return zlib.compress(orjson.dumps(body), level)
 
 
 def decode_snapshot(raw: bytes) -> Snapshot:
