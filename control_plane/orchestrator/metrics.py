@@ -69,6 +69,11 @@ STATE_SPECS = (
     ),
     Spec("streamplane_heartbeats_received", "counter", "Heartbeats read and decoded."),
     Spec("streamplane_snapshots_written", "counter", "State snapshots written by this process."),
+    Spec(
+        "streamplane_snapshot_failures",
+        "counter",
+        "State snapshots this process failed to write (tried again after the interval).",
+    ),
 )
 
 
@@ -79,6 +84,7 @@ class Seen(NamedTuple):
     observer_lag: float
     heartbeats: int
     snapshots: int
+    snapshot_failures: int = 0
 
 
 def state_samples(t: Tally) -> dict[str, Value]:
@@ -125,6 +131,7 @@ class StateGauges:
             "streamplane_heartbeat_backlog_seconds": max(0.0, seen.observer_lag),
             "streamplane_heartbeats_received": seen.heartbeats,
             "streamplane_snapshots_written": seen.snapshots,
+            "streamplane_snapshot_failures": seen.snapshot_failures,
         }
 
 

@@ -284,8 +284,9 @@ class EnhancedStreamOrchestrator:
     def _seen(self) -> Seen:
         """What the state gauges read, on the metrics server's thread: reads only."""
         lag = (self.clock() - self.heartbeats.last_poll).total_seconds()
-        snapshots = self._snapshotter.written if self._snapshotter is not None else 0
-        return Seen(self.active, lag, self.heartbeats.received, snapshots)
+        taker = self._snapshotter
+        snapshots, failed = (taker.written, taker.failed) if taker is not None else (0, 0)
+        return Seen(self.active, lag, self.heartbeats.received, snapshots, failed)
 
     async def _standby_cycle(self, leader: bool) -> None:
         """Follow the log; take over once the group has handed us the commands partition."""

@@ -110,6 +110,9 @@ class Snapshotter:
         self.load_timeout = load_timeout
         self.mark = SnapshotMark(0, now)
         self.written = 0  # snapshots written by this process (for logs and tests)
+        self.failed = 0  # snapshots this process failed to write
+        #: after a failed write, no snapshot is started before this time
+        self._hold_until: datetime | None = None
         self.loaded: Snapshot | None = None  # the snapshot the last load() started from
         self._task: asyncio.Task[None] | None = None
         #: the last snapshot's records in canonical form: the next one converts only changes
@@ -143,6 +146,8 @@ class Snapshotter:
         write is in flight; returns whether one was started."""
         if self._task is not None and not self._task.done():
             return False
+        if self._hold_until is not None and now < self._hold_until:
+            return False
         if not snapshot_due(self.policy, self.mark, seq=state.seq, now=now):
             return False
         previous, self.mark = self.mark, SnapshotMark(state.seq, now)
@@ -165,10 +170,20 @@ class Snapshotter:
             )
             offset = await self.store.write(snapshot)
         except (KafkaIOError, InvalidSnapshotError) as exc:
-            # derived data: the log is intact; try again after another interval
+            # derived data: the log is intact; try again after another interval, not at the
+            # next commit (a snapshot refused every time, e.g. by an ACL, cost a conversion
+            # of the whole state per cycle)
             self.mark = SnapshotMark(previous.seq, now)
-            log.warning("snapshot at seq %d not written: %s", state.seq, exc)
+            self._hold_until = now + self.policy.interval
+            self.failed += 1
+            log.warning(
+                "snapshot at seq %d not written: %s; trying again in %.0fs",
+                state.seq,
+                exc,
+                self.policy.interval.total_seconds(),
+            )
             return
+        self._hold_until = None
         self.written += 1
         log.info(
             "snapshot at seq %d (log offset %d) written at %d",

@@ -7,7 +7,8 @@ The table (docs/infra.md, "Secure mode", shows the same):
 |----------------|--------------------------------------|-------------------------------------|
 | orchestrator   | events, desired, snapshots, dlq,     | events, desired, snapshots,         |
 |                | cycles; its transactional id;        | heartbeats, commands, assignments   |
-|                | creates topics                       | (its periodic consistency check)    |
+|                | creates topics; sets the snapshots   | (its periodic consistency check)    |
+|                | topic's configs                      |                                     |
 | worker         | heartbeats                           | desired                             |
 | operator       | commands; assignments (`check        | commands, events, assignments,      |
 |                | --repair` republishes a drifted key) | alerts, snapshots, desired,         |
@@ -66,6 +67,7 @@ class Operation(IntEnum):
     CREATE = 5
     DESCRIBE = 8
     DESCRIBE_CONFIGS = 10
+    ALTER_CONFIGS = 11
 
 
 class Acl(NamedTuple):
@@ -125,6 +127,9 @@ def role_acls(role: Role, prefix: str) -> list[Acl]:
         acls += _prefixed(user, Resource.GROUP, every, Operation.READ)
         tid = (Operation.WRITE, Operation.DESCRIBE)
         acls += _prefixed(user, Resource.TRANSACTIONAL_ID, every, *tid)
+        # the snapshot store sets the snapshots topic's record size and segments before its
+        # first write (projections.io.snapshot_store); without it no snapshot is ever written
+        acls.append(_topic(user, topics, SNAPSHOTS, Operation.ALTER_CONFIGS))
     if role.name == "projector":  # Faust's app id, group and changelogs: <prefix>-projector*
         own = f"{prefix}-projector"
         acls += _prefixed(user, Resource.TOPIC, own, Operation.ALL)
