@@ -284,9 +284,8 @@ class EnhancedStreamOrchestrator:
     def _seen(self) -> Seen:
         """What the state gauges read, on the metrics server's thread: reads only."""
         lag = (self.clock() - self.heartbeats.last_poll).total_seconds()
-        taker = self._snapshotter
-        snapshots, failed = (taker.written, taker.failed) if taker is not None else (0, 0)
-        return Seen(self.active, lag, self.heartbeats.received, snapshots, failed)
+        counts = (t.written, t.failed) if (t := self._snapshotter) is not None else (0, 0)
+        return Seen(self.active, lag, self.heartbeats.received, *counts)
 
     async def _standby_cycle(self, leader: bool) -> None:
         """Follow the log; take over once the group has handed us the commands partition."""

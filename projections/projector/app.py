@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import faust
-import orjson
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
@@ -47,7 +46,6 @@ from events.topics import Topics
 from projections.errors import KafkaIOError
 from projections.fold import apply_tracked
 from projections.fold.assignments import (
-    Update,
     assignment_updates,
     instance_updates,
     liveness_supersedes,
@@ -67,17 +65,13 @@ from projections.projector.metrics import (
 from projections.projector.outputs import Outputs
 from projections.projector.reader import ControlLogReader, RawRecord
 from projections.projector.settings import ProjectorSettings, faust_credentials
-from projections.projector.takeover import catch_up, plan, published_assignments
+from projections.projector.takeover import Plan, catch_up, plan, published_assignments
 from projections.projector.transport import SafeApp
 from telemetry.metrics import topic_label
 
 log = logging.getLogger(__name__)
 
 TABLES = ("instances", "assignments", "liveness")
-
-
-def _json(value: dict[str, Any] | None) -> bytes | None:
-    return None if value is None else orjson.dumps(value)
 
 
 class FaustProjector:
@@ -123,7 +117,7 @@ class FaustProjector:
         self.app = self._make_app()
         self._define()
         self.reader = ControlLogReader(
-            settings, self.topics, self.on_control_records, self._reader_failed
+            settings, self.topics, self.on_control_records, self.app.crash
         )
 
     def _make_app(self) -> faust.App:
@@ -157,7 +151,6 @@ class FaustProjector:
         app, t = self.app, self.topics
         self.events_topic = self._raw_topic(t.events)
         self.heartbeats_topic = self._raw_topic(t.heartbeats)
-        self.assignments_topic = self._raw_topic(t.assignments)
         self.dlq_topic = self._raw_topic(t.dlq)
         # Keys and values are JSON (Faust's default for tables). use_partitioner: one
         # partition anyway, and it lets a takeover write outside a stream iteration.
@@ -191,9 +184,6 @@ class FaustProjector:
         :attr:`reader`. A record Faust fetched before the pause is left to the reader."""
         async for _ in stream:
             pass
-
-    async def _reader_failed(self, exc: BaseException) -> None:
-        await self.app.crash(exc)
 
     async def on_control_records(self, records: list[RawRecord], out: Outputs) -> None:
         """Fold control-log records ``(offset, key, value)`` (those already folded are
@@ -233,17 +223,12 @@ class FaustProjector:
                 log.info("%s entry %r written again on a consistency repair", table, update.key)
         await out.flush()
 
-    async def _publish(self, updates: list[Update]) -> None:
-        for update in updates:
-            await self.assignments_topic.send(key=update.key.encode(), value=_json(update.value))
-
-    @staticmethod
-    def _write(table: Any, updates: list[Update]) -> None:
-        for update in updates:
-            if update.value is None:
-                table.pop(update.key, None)
-            else:
-                table[update.key] = update.value
+    async def _resync(self, writes: Plan, out: Outputs) -> None:
+        """A takeover's writes (:func:`takeover.plan`), the reader's first, in its producer."""
+        await out.write(self.instances, writes.instances)
+        await out.write(self.assignments, writes.assignments)
+        await out.publish(writes.published)
+        await out.flush()
 
     # --- holding the control log (projections.projector.takeover) ----------------------
 
@@ -304,14 +289,10 @@ class FaustProjector:
             instances=dict(self.instances.items()),
             assignments=dict(self.assignments.items()),
         )
-        self._write(self.instances, writes.instances)
-        self._write(self.assignments, writes.assignments)
-        await self._publish(writes.published)
         self.active = True
         self.app.consumer.pause_partitions([self._control_tp])
         await self.reader.stop()  # one left from a takeover the group undid (it wrote nothing)
-        await self.app.producer.flush()  # the resync's records land before the reader's
-        self.reader.start(self.offset)
+        self.reader.start(self.offset, first=lambda out: self._resync(writes, out))
         self.takeovers += 1
         for target, done in zip(RESYNC_TARGETS, writes, strict=True):
             self.resynced[target] = self.resynced.get(target, 0) + len(done)

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: a control-log record: offset, key, value
 RawRecord = tuple[int, bytes | None, bytes | None]
 Handler = Callable[[list[RawRecord], Outputs], Awaitable[None]]
+#: what the reader writes before its first record (a takeover's resync)
+First = Callable[[Outputs], Awaitable[None]]
 #: what the reader does when the handler fails (the projector stops its worker)
 OnFailure = Callable[[BaseException], Awaitable[None]]
 
@@ -57,11 +59,12 @@ class ControlLogReader:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    def start(self, offset: int) -> None:
-        """Read from ``offset`` on, in a task of its own (a running reader is replaced)."""
+    def start(self, offset: int, *, first: First | None = None) -> None:
+        """Read from ``offset`` on, in a task of its own, after ``first`` (a takeover's
+        resync) has written through the same producer."""
         if self.running:
             raise RuntimeError("control-log reader already running")
-        self._task = asyncio.create_task(self._run(offset), name="projector:control-log")
+        self._task = asyncio.create_task(self._run(offset, first), name="projector:control-log")
 
     async def stop(self) -> None:
         """Stop reading; returns once no batch is being handled."""
@@ -87,7 +90,7 @@ class ControlLogReader:
         except Exception:  # revoked or stopping meanwhile: measured again next time
             return None, None
 
-    async def _run(self, offset: int) -> None:
+    async def _run(self, offset: int, first: First | None) -> None:
         s = self.settings
         consumer = make_consumer(
             s.kafka_access,
@@ -106,6 +109,8 @@ class ControlLogReader:
                 started(producer, kafka_timeout=timeout, what="projector producer"),
             ):
                 out = Outputs(producer, self.topics.assignments)
+                if first is not None:
+                    await first(out)
                 consumer.assign([self.tp])
                 consumer.seek(self.tp, offset)
                 self._consumer = consumer

@@ -18,8 +18,9 @@ does, before any record is folded live (signal ``on_rebalance_complete``):
    ``projector_resync``.
 
 The member then pauses the partition in Faust's consumer and its own reader
-(:mod:`projections.projector.reader`) folds the log live from that end (once Faust's producer
-has delivered the writes above, so none lands after a later one): no gap, and nothing stale.
+(:mod:`projections.projector.reader`) writes the writes above first, through the producer it
+then writes everything else with (so none lands after a later one), and folds the log live
+from that end: no gap, and nothing stale.
 """
 
 from __future__ import annotations

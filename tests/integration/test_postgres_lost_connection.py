@@ -1,7 +1,7 @@
 """A connection lost in the middle of a large COPY or ``executemany``, on a real PostgreSQL:
 ``execute_with_retry`` says at once that the server is unreachable, where asyncpg alone waits
 for a paused transport that never drains until the operation timeout
-(:func:`projections.io.postgres.unless_lost`).
+(:func:`projections.io.pg_failures.unless_lost`).
 
 The backend is ended with ``pg_terminate_backend`` (what a fast shutdown does to every
 session) once the statement shows as active in ``pg_stat_activity``. The manager's operation
