@@ -1,11 +1,12 @@
 """The secure compose mode's broker configuration, run for real without Docker: what
-``streamplane infra compose-secrets`` writes into the ``kafka-secrets`` volume (the broker's
-``server.properties``, the ``format.args`` with the SCRAM users, the passwords, the admin's
-client login) is used exactly as ``docker-compose.secure.yml`` uses it, with the local Kafka
-jars instead of the image's: ``java @format.args``, then the broker on the properties; the
-image's health check login; then ``streamplane infra grant`` (the ``kafka-acls`` one-shot)
-and the roles: the orchestrator creates the topics and writes the log, a worker may not.
-Only the addresses differ from compose's (free loopback ports instead of ``kafka:9092``)."""
+``streamplane infra compose-secrets`` writes into its volumes (the broker's
+``server.properties``, the ``format.args`` with the SCRAM users and the admin's client login
+in ``broker/``, each principal's password in a directory of its own) is used exactly as
+``docker-compose.secure.yml`` uses it, with the local Kafka jars instead of the image's:
+``java @format.args``, then the broker on the properties; the image's health check login;
+then ``streamplane infra grant`` (the ``kafka-acls`` one-shot) and the roles: the
+orchestrator creates the topics and writes the log, a worker may not. Only the addresses
+differ from compose's (free loopback ports instead of ``kafka:9092``)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,12 @@ from typer.testing import CliRunner
 
 from control_plane.cli.main import app
 from control_plane.tools.infra import kafka
-from control_plane.tools.infra.compose_secure import BrokerSpot, password_file, write_secrets
+from control_plane.tools.infra.compose_secure import (
+    BROKER,
+    BrokerSpot,
+    password_file,
+    write_secrets,
+)
 from control_plane.tools.infra.config import kafka_version
 from control_plane.tools.infra.secure import MECHANISM, PROTOCOL
 from events.topics import Topics
@@ -63,20 +69,32 @@ def broker(tmp_path: Path) -> Iterator[tuple[BrokerSpot, Path]]:
         voter=f"127.0.0.1:{controller}",
         data_dir=str(tmp_path / "data"),
         libs=str(libs),
+        # the broker's volume, as its container sees it (compose: /run/streamplane-kafka)
+        secrets_dir=str(tmp_path / "kafka-secrets" / BROKER),
     )
-    secrets = tmp_path / "kafka-secrets"
+    secrets = tmp_path / "kafka-secrets"  # the one-shot's tree: a sub-directory per volume
     names = write_secrets(secrets, spot, kafka_uid=None, app_uid=None)
-    assert {"server.properties", "format.args", "admin-client.properties"} <= set(names)
+    files = {
+        f"{BROKER}/{n}" for n in ("server.properties", "format.args", "admin-client.properties")
+    }
+    assert files <= set(names)
     java = shutil.which("java")
     assert java, "java is needed for the Kafka jars"
     # what the kafka service's command does: format with the SCRAM users, then run
     formatted = subprocess.run(
-        [java, f"@{secrets / 'format.args'}"], capture_output=True, text=True, check=False
+        [java, f"@{secrets / BROKER / 'format.args'}"], capture_output=True, text=True, check=False
     )
     assert formatted.returncode == 0, formatted.stdout + formatted.stderr
     log = (tmp_path / "broker.log").open("w")
     proc = subprocess.Popen(
-        [java, "-Xmx384m", "-cp", f"{libs}/*", "kafka.Kafka", str(secrets / "server.properties")],
+        [
+            java,
+            "-Xmx384m",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(secrets / BROKER / "server.properties"),
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -89,10 +107,10 @@ def broker(tmp_path: Path) -> Iterator[tuple[BrokerSpot, Path]]:
 
 
 def _access(spot: BrokerSpot, secrets: Path, principal: str, *, host: bool = False) -> KafkaAccess:
+    """The principal as its container connects: its own volume, ``<principal>/`` here."""
     address = spot.host_advertised if host else spot.internal_advertised
-    return KafkaAccess(
-        address, PROTOCOL, MECHANISM, principal, str(password_file(secrets, principal))
-    )
+    path = password_file(secrets / principal, principal)
+    return KafkaAccess(address, PROTOCOL, MECHANISM, principal, str(path))
 
 
 def _admin_from_client_properties(spot: BrokerSpot, secrets: Path, tmp: Path) -> KafkaAccess:
@@ -100,7 +118,7 @@ def _admin_from_client_properties(spot: BrokerSpot, secrets: Path, tmp: Path) ->
     image's kafka-broker-api-versions reads it; that tool is not among the jars here)."""
     props = dict(
         line.split("=", 1)
-        for line in (secrets / "admin-client.properties").read_text().splitlines()
+        for line in (secrets / BROKER / "admin-client.properties").read_text().splitlines()
         if "=" in line
     )
     assert (props["security.protocol"], props["sasl.mechanism"]) == (PROTOCOL, MECHANISM)
@@ -131,7 +149,8 @@ async def test_the_compose_broker_authenticates_and_authorizes_each_role(
         await asyncio.sleep(1)
 
     args = ["infra", "grant", "--bootstrap", spot.internal_advertised]
-    args += ["--credentials", str(secrets), "--topic-prefix", PREFIX]
+    # kafka-acls mounts the admin's volume only
+    args += ["--credentials", str(secrets / "admin"), "--topic-prefix", PREFIX]
     granted = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert granted.exit_code == 0 and "ACL rule(s)" in granted.stdout, granted.output
 

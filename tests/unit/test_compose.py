@@ -16,6 +16,8 @@ import json
 import os
 import re
 import shlex
+import stat
+import subprocess
 import tomllib
 from importlib import import_module
 from pathlib import Path
@@ -33,6 +35,7 @@ from control_plane.monitor import MonitorSettings
 from control_plane.orchestrator.settings import OrchestratorSettings
 from projections.io.read_store import ReadModelSettings
 from projections.projector.app import ProjectorSettings
+from tests.support.compose_volumes import named_mounts, visible
 from worker_agent.settings import WorkerSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -340,7 +343,37 @@ def test_each_service_connects_as_its_role_without_a_password_in_the_url():
         assert ":" not in user, f"{name}: a password in the URL"
         assert user == roles[name], f"{name} connects as {user}"
         assert env["PGPASSFILE"].startswith("/run/streamplane-secrets/")
-        assert any(str(v).startswith("pg-secrets:") for v in SERVICES[name]["volumes"])
+
+
+def test_no_container_reads_another_roles_database_password(tmp_path: Path) -> None:
+    """The real pg-secrets script, run into the one-shot's mounts: each client container
+    sees its own role's pgpass file and no other role's password (nor the superuser's)."""
+    writer = SERVICES["pg-secrets"]
+    volumes = set(yaml.safe_load(COMPOSE_FILE.read_text())["volumes"])
+    for target in named_mounts(writer, volumes).values():
+        (tmp_path / target.lstrip("/")).mkdir(parents=True)  # what Docker mounts
+    script = REPO / "infra/postgres/secrets.sh"
+    env = {**os.environ, "STREAMPLANE_SECRETS_ROOT": str(tmp_path)}
+    done = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    passwords = {
+        p.stem: p.read_text().strip()
+        for p in (tmp_path / "run/streamplane-secrets").glob("*.password")
+    }
+    assert set(passwords) == {"postgres", "streamplane_read_model", "streamplane_api"}
+    assert not any(pw in done.stdout + done.stderr for pw in passwords.values())
+    for name in OURS:
+        seen = visible(SERVICES[name], writer, tmp_path, volumes)
+        url = environment(name).get("STREAMPLANE_DATABASE_URL")
+        role = url.split("://", 1)[1].split("@", 1)[0] if url else None
+        if role is not None:
+            pgpass = seen.get(environment(name)["PGPASSFILE"])
+            assert pgpass == f"postgres:5432:*:{role}:{passwords[role]}\n", name
+        others = [pw for r, pw in passwords.items() if r != role]
+        leaked = [path for path, text in seen.items() if any(pw in text for pw in others)]
+        assert not leaked, f"{name} can read another role's password in {leaked}"
+    for path in (tmp_path / "run/streamplane-pgpass").rglob("*.pgpass"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_the_api_has_a_token_file_on_a_volume():

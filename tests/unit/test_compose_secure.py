@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from control_plane.cli import app
 from control_plane.tools.infra.acls import ADMIN, PRINCIPALS, ROLES
-from control_plane.tools.infra.compose_secure import write_secrets
+from control_plane.tools.infra.compose_secure import BROKER, VOLUMES, write_secrets
+from tests.support.compose_volumes import named_mounts, visible
 from tests.unit.test_compose import (
     COMPOSE_FILE,
     SERVICES,
@@ -28,7 +29,8 @@ from tests.unit.test_compose import (
 )
 
 SECURE_FILE = COMPOSE_FILE.with_name("docker-compose.secure.yml")
-OVERRIDES: dict[str, dict[str, Any]] = yaml.safe_load(SECURE_FILE.read_text())["services"]
+SECURE: dict[str, Any] = yaml.safe_load(SECURE_FILE.read_text())
+OVERRIDES: dict[str, dict[str, Any]] = SECURE["services"]
 SECRETS_DIR = "/run/streamplane-kafka"
 #: the role each streamplane sub-command runs as (the least-privilege table, acls.py)
 ROLE_OF = {
@@ -114,12 +116,16 @@ def test_the_one_shots_run_real_commands_in_order() -> None:
 def test_compose_secrets_writes_private_files_with_the_authorizer_on(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     names = write_secrets(folder, kafka_uid=None, app_uid=None)
-    assert {f"{p}.password" for p in PRINCIPALS} <= set(names)
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o711
-    for path in folder.iterdir():
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+    assert {f"{p}/{p}.password" for p in PRINCIPALS} <= set(names)
+    broker = folder / BROKER
+    assert {"server.properties", "format.args", "admin-client.properties"} <= {
+        p.name for p in broker.iterdir()
+    }
+    for path in [folder, *folder.rglob("*")]:
+        want = 0o711 if path.is_dir() else 0o600
+        assert stat.S_IMODE(path.stat().st_mode) == want, path
     props = dict(
-        line.split("=", 1) for line in (folder / "server.properties").read_text().splitlines()
+        line.split("=", 1) for line in (broker / "server.properties").read_text().splitlines()
     )
     assert props["authorizer.class.name"].endswith("StandardAuthorizer")
     assert props["allow.everyone.if.no.acl.found"] == "false"
@@ -127,16 +133,47 @@ def test_compose_secrets_writes_private_files_with_the_authorizer_on(tmp_path: P
     assert props["auto.create.topics.enable"] == "false"
     assert props["advertised.listeners"] == "INTERNAL://kafka:9092,HOST://127.0.0.1:19092"
     assert "PLAINTEXT:PLAINTEXT" not in props["listener.security.protocol.map"]
-    args = (folder / "format.args").read_text()
+    args = (broker / "format.args").read_text()
     assert all(f"name={p}," in args for p in PRINCIPALS)
+    # the broker's container sees its volume at SECRETS_DIR, not at the one-shot's broker/
+    assert f"{SECRETS_DIR}/server.properties" in args
     # kept on a second run: the broker's store holds the first passwords
-    before = (folder / "worker.password").read_text()
+    before = (folder / "worker/worker.password").read_text()
     write_secrets(folder, kafka_uid=None, app_uid=None)
-    assert (folder / "worker.password").read_text() == before
+    assert (folder / "worker/worker.password").read_text() == before
+
+
+def test_the_one_shot_fills_one_volume_per_reader() -> None:
+    writer = OVERRIDES["kafka-secrets"]
+    mounts = named_mounts(writer, set(SECURE["volumes"]))
+    assert mounts == {volume: f"{SECRETS_DIR}/{sub}" for sub, volume in VOLUMES.items()}
+    assert {sub for sub in VOLUMES if sub != BROKER} == set(PRINCIPALS)
+
+
+@pytest.mark.parametrize("name", sorted(set(OVERRIDES) - {"kafka-secrets"}))
+def test_no_container_reads_another_roles_password(name: str, tmp_path: Path) -> None:
+    """What ``infra compose-secrets`` writes, seen through each service's mounts: its own
+    role's password only. ``kafka-acls`` holds the admin's; the broker holds every user's (it
+    formats its store with their SCRAM credentials: it is who checks them)."""
+    write_secrets(tmp_path / SECRETS_DIR.lstrip("/"), kafka_uid=None, app_uid=None)
+    passwords = {
+        p: (tmp_path / SECRETS_DIR.lstrip("/") / p / f"{p}.password").read_text().strip()
+        for p in PRINCIPALS
+    }
+    seen = visible(OVERRIDES[name], OVERRIDES["kafka-secrets"], tmp_path, set(SECURE["volumes"]))
+    readable = {p for p, pw in passwords.items() if any(pw in text for text in seen.values())}
+    if name == "kafka":
+        assert readable == set(PRINCIPALS)
+        return
+    env = OVERRIDES[name].get("environment") or {}
+    own = env.get("STREAMPLANE_KAFKA_SASL_USERNAME", ADMIN)  # kafka-acls runs as the admin
+    assert readable == {own}, f"{name} as {own} can read the passwords of {sorted(readable)}"
+    if "STREAMPLANE_KAFKA_SASL_PASSWORD_FILE" in env:
+        assert seen[env["STREAMPLANE_KAFKA_SASL_PASSWORD_FILE"]].strip() == passwords[own]
 
 
 def test_compose_secrets_cli_prints_no_secret(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["infra", "compose-secrets", "--dir", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    for path in (tmp_path / "s").glob("*.password"):
+    for path in (tmp_path / "s").rglob("*.password"):
         assert path.read_text().strip() not in result.output

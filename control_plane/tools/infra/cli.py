@@ -92,7 +92,7 @@ def start_broker(node_id: int, brokers: Annotated[int, typer.Option()] = 3) -> N
 @infra_app.command("compose-secrets")
 def compose_secrets(
     directory: Annotated[
-        Path, typer.Option("--dir", help="Where to write them (the kafka-secrets volume).")
+        Path, typer.Option("--dir", help="Where to write them: a sub-directory per secrets volume.")
     ],
     kafka_uid: Annotated[
         int, typer.Option(help="Owner of the broker's files (the Kafka image's user).")
@@ -102,7 +102,8 @@ def compose_secrets(
     ] = compose_secure.APP_IMAGE_UID,
 ) -> None:
     """Secure compose (docker-compose.secure.yml): a password per principal, the broker's
-    server.properties and its storage format arguments, all 0600 (docs/infra.md)."""
+    server.properties and its storage format arguments, all 0600, one sub-directory per
+    volume (docs/infra.md)."""
     owner = os.geteuid() == 0  # only root may give files away
     names = compose_secure.write_secrets(
         directory, kafka_uid=kafka_uid if owner else None, app_uid=app_uid if owner else None

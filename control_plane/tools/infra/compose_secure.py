@@ -3,17 +3,19 @@ same SASL/SCRAM broker, authorizer and principals as ``streamplane infra up --se
 (:mod:`.secure`, :mod:`.acls`), written for a broker in a container.
 
 ``streamplane infra compose-secrets`` runs once, as root, in the one-shot ``kafka-secrets``
-service and fills the ``kafka-secrets`` volume:
+service, which mounts one volume per reader under ``--dir``; each other container mounts
+only its own volume, so it can read no other role's password:
 
-- ``<principal>.password`` for every principal (0600, owned by the streamplane image's user,
-  created once and kept);
-- ``server.properties`` of the broker and ``format.args``, the ``StorageTool format``
-  arguments with the SCRAM users (java ``@argfile``), both 0600 and owned by the Kafka
-  image's user: the broker's container formats its storage with them, then starts on them;
-  ``admin-client.properties`` (same owner), the admin's login for the image's own tools
-  (the container's health check).
+- ``broker/`` (the ``kafka-secrets`` volume, the broker's only): ``server.properties`` and
+  ``format.args``, the ``StorageTool format`` arguments with the SCRAM users (java
+  ``@argfile``), both 0600 and owned by the Kafka image's user: the broker's container
+  formats its storage with them, then starts on them; ``admin-client.properties`` (same
+  owner), the admin's login for the image's own tools (the container's health check);
+- ``<principal>/<principal>.password`` for every principal (0600, owned by the streamplane
+  image's user, created once and kept): ``admin/`` is the ``kafka-acls`` one-shot's volume,
+  ``worker/`` the workers' (they share one principal), and so on (:data:`VOLUMES`).
 
-No password is ever printed, put on a command line or in an environment variable. The
+No password is ever printed, put on a command line or in an environment variable. Every
 directory is 0711 (enter, not list). ``streamplane infra grant`` (the ``kafka-acls``
 one-shot) then creates the roles' ACLs as the admin.
 """
@@ -42,6 +44,15 @@ from kafka_auth import KafkaAccess
 KAFKA_IMAGE_UID = 1000
 #: uid of the streamplane image's user (Dockerfile)
 APP_IMAGE_UID = 10001
+#: where every container mounts its secrets volume (and the one-shot the whole tree)
+SECRETS_DIR = "/run/streamplane-kafka"
+#: the broker's sub-directory of ``--dir`` (the ``kafka-secrets`` volume)
+BROKER = "broker"
+#: the compose volume of each sub-directory of ``--dir``: one per principal, one for the broker
+VOLUMES: dict[str, str] = {
+    BROKER: "kafka-secrets",
+    **{p: f"kafka-secret-{p}" for p in PRINCIPALS},
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class BrokerSpot:
     controller: str = "0.0.0.0:9093"
     voter: str = "kafka:9093"
     data_dir: str = "/var/lib/kafka/data"
+    #: where the broker's container sees its secrets (``broker/`` of the one-shot's tree)
+    secrets_dir: str = SECRETS_DIR
     #: the Kafka jars inside the broker's image
     libs: str = "/opt/kafka/libs"
 
@@ -72,7 +85,14 @@ def _private(path: Path, text: str, uid: int | None) -> None:
 
 
 def password_file(folder: Path, principal: str) -> Path:
+    """The principal's password file in ``folder``, its volume as a container mounts it."""
     return folder / f"{principal}.password"
+
+
+def _private_dir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o711)
+    return folder
 
 
 def write_secrets(
@@ -83,13 +103,12 @@ def write_secrets(
     app_uid: int | None = APP_IMAGE_UID,
 ) -> list[str]:
     """Fill ``folder`` (module docstring); idempotent, passwords kept. Returns the names of
-    the files written (for the one-shot's log: names only). ``*_uid`` None: leave the owner
-    (a run that is not root)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o711)
+    the files written, relative to ``folder`` (for the one-shot's log: names only).
+    ``*_uid`` None: leave the owner (a run that is not root)."""
+    _private_dir(folder)
     passwords: dict[str, str] = {}
     for principal in PRINCIPALS:
-        path = password_file(folder, principal)
+        path = password_file(_private_dir(folder / principal), principal)
         if not path.exists():
             _private(path, secrets.token_urlsafe(24) + "\n", app_uid)
         passwords[principal] = path.read_text(encoding="utf-8").strip()
@@ -105,15 +124,17 @@ def write_secrets(
             inter_broker="INTERNAL",
         )
     )
-    properties = folder / "server.properties"
+    broker = _private_dir(folder / BROKER)
+    properties = broker / "server.properties"
     _private(properties, render_properties(settings), kafka_uid)
-    cid_file = folder / "cluster.id"
+    cid_file = broker / "cluster.id"
     if not cid_file.exists():
         _private(cid_file, new_cluster_id() + "\n", kafka_uid)
     cid = cid_file.read_text(encoding="utf-8").strip()
     args = ["-cp", f"{spot.libs}/*", "kafka.tools.StorageTool", "format", "-t", cid]
-    args += ["-c", str(properties), "--ignore-formatted", *scram_arguments(passwords)]
-    argfile = folder / "format.args"
+    args += ["-c", f"{spot.secrets_dir}/{properties.name}", "--ignore-formatted"]
+    args += scram_arguments(passwords)
+    argfile = broker / "format.args"
     write_argfile(argfile, args)
     if kafka_uid is not None:
         os.chown(argfile, kafka_uid, kafka_uid)
@@ -126,8 +147,8 @@ def write_secrets(
         "sasl.mechanism": MECHANISM,
         "sasl.jaas.config": login,
     }
-    _private(folder / "admin-client.properties", render_properties(client), kafka_uid)
-    return sorted(p.name for p in folder.iterdir())
+    _private(broker / "admin-client.properties", render_properties(client), kafka_uid)
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def admin_access(bootstrap: str, folder: Path) -> KafkaAccess:
@@ -138,4 +159,14 @@ def admin_access(bootstrap: str, folder: Path) -> KafkaAccess:
     return KafkaAccess(bootstrap, PROTOCOL, MECHANISM, ADMIN, str(path))
 
 
-__all__ = ["APP_IMAGE_UID", "KAFKA_IMAGE_UID", "BrokerSpot", "admin_access", "write_secrets"]
+__all__ = [
+    "APP_IMAGE_UID",
+    "BROKER",
+    "KAFKA_IMAGE_UID",
+    "SECRETS_DIR",
+    "VOLUMES",
+    "BrokerSpot",
+    "admin_access",
+    "password_file",
+    "write_secrets",
+]
