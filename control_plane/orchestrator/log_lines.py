@@ -1,5 +1,5 @@
 """What the leader logs about the events it wrote: one INFO line per cycle, one DEBUG line per
-event.
+event; and ``decide``'s alerts, each once and then at most once a minute (:class:`AlertLines`).
 
 Why not an INFO line per event: under load (bench/latency.py, 1,000 commands/s) formatting
 and writing them was ~23% of a busy cycle. The per-cycle line says which seqs and which
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from events.base import ControlEvent
@@ -63,3 +64,37 @@ def summary(events: Sequence[ControlEvent]) -> str:
         count = f" x{len(subjects)}" if len(subjects) > 1 else ""
         parts.append(f"{type_}{count} {shown}{more}".rstrip())
     return "; ".join(parts)
+
+
+class AlertLines:
+    """``decide``'s alerts as WARNING lines without flooding the log.
+
+    ``decide`` reports a condition again every cycle it still holds (a stream no live instance
+    can take is "no capacity" ten times a second while other instances have room). An alert is
+    logged when it first appears, then at most once per ``every`` while it keeps coming, with
+    how many reports that line stands for; one unreported for ``every`` is forgotten, so its
+    return is logged at once. The decision-alerts counter still counts every report."""
+
+    def __init__(self, every: timedelta = timedelta(seconds=60)) -> None:
+        self.every = every
+        #: alert -> (when last logged, reports since then, when last reported)
+        self._seen: dict[str, tuple[datetime, int, datetime]] = {}
+
+    def log(self, alerts: Sequence[str], now: datetime) -> None:
+        if self._seen:
+            stale = [a for a, (_, _, last) in self._seen.items() if now - last >= self.every]
+            for alert in stale:
+                del self._seen[alert]
+        for alert in dict.fromkeys(alerts):
+            seen = self._seen.get(alert)
+            if seen is None:
+                log.warning("alert: %s", alert)
+                self._seen[alert] = (now, 0, now)
+            elif now - seen[0] >= self.every:
+                since = int((now - seen[0]).total_seconds())
+                log.warning(
+                    "alert: %s (again; %d more report(s) in %d s)", alert, seen[1] + 1, since
+                )
+                self._seen[alert] = (now, 0, now)
+            else:
+                self._seen[alert] = (seen[0], seen[1] + 1, now)

@@ -37,7 +37,7 @@ from control_plane.orchestrator.consistency_watch import ConsistencyWatch
 from control_plane.orchestrator.enrollment import HeartbeatGate
 from control_plane.orchestrator.heartbeats import HeartbeatPoller
 from control_plane.orchestrator.leadership import ControlWriter, Membership, poll_commands
-from control_plane.orchestrator.log_lines import log_written
+from control_plane.orchestrator.log_lines import AlertLines, log_written
 from control_plane.orchestrator.marks import CycleMarker
 from control_plane.orchestrator.metrics import OrchestratorMetrics, Seen
 from control_plane.orchestrator.recorder import DecisionRecorder
@@ -102,6 +102,7 @@ class EnhancedStreamOrchestrator:
             ),
         )
         self._stop = asyncio.Event()
+        self._alert_lines = AlertLines()  # decide's alerts, without one line per cycle
         self._membership = Membership()
         self._writer = ControlWriter(
             settings.kafka_access,
@@ -274,8 +275,7 @@ class EnhancedStreamOrchestrator:
         self.metrics.decide.observe(time.perf_counter() - began)
         if rec is not None:
             rec.cycle(inputs, d, now=now)
-        for alert in d.alerts:
-            log.warning("alert: %s", alert)
+        self._alert_lines.log(d.alerts, now)
         for dropped in d.dropped:
             log.error("decision refused by the fold (bug): %s", dropped)
         self.metrics.decision_outcome(alerts=len(d.alerts), refused=len(d.dropped))
