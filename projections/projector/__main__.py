@@ -2,4 +2,4 @@
 
 from projections.projector.run import main
 
-main()
+raise SystemExit(main())

@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from typing import NamedTuple
 
 import faust
+from pydantic import ValidationError
 
 from events.topics import ASSIGNMENTS, DLQ, EVENTS, HEARTBEATS, Topics
+from kafka_auth import KafkaAccessError
+from projections.errors import KafkaIOError, ProjectionError, TopicSetupError
 from projections.io.replay import ReplayResult, ReplaySettings, replay
 from projections.io.topics import ensure_topics, replication_factor
 from projections.projector.app import FaustProjector
 from projections.projector.settings import ProjectorSettings
-from telemetry.metrics import process_registry, serving
+from telemetry.metrics import MetricsAddressError, process_registry, serving
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +77,43 @@ def run_projector(settings: ProjectorSettings, *, loglevel: str = "info") -> Non
         worker.execute_from_commandline()
 
 
-def main() -> None:
-    """``python -m projections.projector``: run with settings from the environment."""
+#: exit codes, as ``streamplane``'s (docs/cli.md)
+FAILED, USAGE, UNAVAILABLE = 1, 2, 3
+
+
+def start_failure(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and ONE ``error:`` line for a start that failed in a known way (a bad
+    setting, Kafka unreachable, a topic against the contract); None for anything else."""
+    if isinstance(exc, ValidationError):
+        fields = (".".join(str(p) for p in e["loc"]) or exc.title for e in exc.errors())
+        why = "; ".join(f"{f}: {e['msg']}" for f, e in zip(fields, exc.errors(), strict=True))
+        return USAGE, f"error: {why}"
+    if isinstance(exc, KafkaAccessError | MetricsAddressError):  # their messages name the setting
+        return USAGE, f"error: {exc}"
+    if isinstance(exc, KafkaIOError) and exc.retriable and not isinstance(exc, TopicSetupError):
+        return UNAVAILABLE, f"error: kafka_bootstrap: {exc}"
+    if isinstance(exc, ProjectionError):
+        return FAILED, f"error: {exc}"
+    return None
+
+
+def main() -> int:
+    """``python -m projections.projector``: run with settings from the environment. A start
+    that fails in a known way ends with one ``error:`` line and the CLI's exit code, its
+    traceback logged at DEBUG only."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run_projector(ProjectorSettings())
+    try:
+        run_projector(ProjectorSettings())
+    except (ValidationError, ProjectionError, KafkaAccessError, MetricsAddressError) as exc:
+        known = start_failure(exc)
+        if known is None:  # pragma: no cover - start_failure knows every type caught here
+            raise
+        log.debug("the projector did not start", exc_info=exc)
+        print(" ".join(known[1].split()), file=sys.stderr)
+        return known[0]
+    return 0
 
 
-__all__ = ["ServiceWorker", "Start", "main", "prepare", "run_projector"]
+__all__ = ["ServiceWorker", "Start", "main", "prepare", "run_projector", "start_failure"]
