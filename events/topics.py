@@ -12,13 +12,23 @@ DEFAULT_PREFIX = "streamplane"
 
 
 class TopicSpec(NamedTuple):
-    """How a topic is created: partitions, cleanup policy, retention (-1 = forever)."""
+    """How a topic is created: partitions, cleanup policy, retention (-1 = forever), and any
+    further topic settings it needs (``configs``)."""
 
     suffix: str
     partitions: int
     compacted: bool
     retention_ms: int
     key: str
+    configs: tuple[tuple[str, str], ...] = ()
+
+
+#: the largest snapshot record the snapshots topic takes unless the snapshot store is told
+#: otherwise (``STREAMPLANE_SNAPSHOT_MAX_BYTES``), and the producer's headroom over it
+SNAPSHOT_MAX_BYTES = 64 * 1024 * 1024
+SNAPSHOT_RECORD_OVERHEAD = 64 * 1024
+#: the snapshots topic rolls its segment this often, so compaction drops older snapshots
+SNAPSHOT_SEGMENT_MS = 3600 * 1000
 
 
 EVENTS = TopicSpec("events", 1, False, -1, "none (total order on one partition)")
@@ -26,7 +36,17 @@ COMMANDS = TopicSpec("commands", 1, False, 7 * 24 * 3600 * 1000, "command_id")
 HEARTBEATS = TopicSpec("heartbeats", 6, False, 3600 * 1000, "server_id")
 DESIRED = TopicSpec("desired", 6, True, -1, "server_id")
 ASSIGNMENTS = TopicSpec("assignments", 6, True, -1, "stream_id")
-SNAPSHOTS = TopicSpec("snapshots", 1, True, -1, "cluster")
+SNAPSHOTS = TopicSpec(
+    "snapshots",
+    1,
+    True,
+    -1,
+    "cluster",
+    (
+        ("max.message.bytes", str(SNAPSHOT_MAX_BYTES + SNAPSHOT_RECORD_OVERHEAD)),
+        ("segment.ms", str(SNAPSHOT_SEGMENT_MS)),
+    ),
+)
 DLQ = TopicSpec("dlq", 1, False, 30 * 24 * 3600 * 1000, "origin topic")
 #: compacted: the latest record per key is the alert's status, which the monitor rebuilds its
 #: firing set from on start and ``streamplane alerts`` lists, however long an alert has fired

@@ -12,7 +12,13 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from events.topics import SNAPSHOTS, Topics
+from events.topics import (
+    SNAPSHOT_MAX_BYTES,
+    SNAPSHOT_RECORD_OVERHEAD,
+    SNAPSHOT_SEGMENT_MS,
+    SNAPSHOTS,
+    Topics,
+)
 from kafka_auth import Brokers
 from projections.errors import (
     InvalidSnapshotError,
@@ -28,6 +34,7 @@ from projections.io.kafka import (
     make_producer,
     started,
 )
+from projections.io.topics import topic_config, topic_configs
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +50,13 @@ class SnapshotSettings(BaseSettings):
     #: seconds for any single Kafka call (start, offsets, one fetch, one send)
     kafka_timeout: float = Field(default=30.0, gt=0)
     #: the largest compressed snapshot (also the topic's ``max.message.bytes``)
-    max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024 * 1024)
+    max_bytes: int = Field(default=SNAPSHOT_MAX_BYTES, ge=1024 * 1024)
     #: zlib level (1 = fast; 9 = smallest)
     compression_level: int = Field(default=1, ge=0, le=9)
     #: records ``latest()`` inspects, newest first, before concluding there is no valid one
     lookback: int = Field(default=8, ge=1)
     #: roll the topic's active segment this often, so compaction drops older snapshots
-    segment_ms: int = Field(default=3600 * 1000, ge=60 * 1000)
+    segment_ms: int = Field(default=SNAPSHOT_SEGMENT_MS, ge=60 * 1000)
 
 
 class SnapshotStore:
@@ -102,7 +109,9 @@ class SnapshotStore:
                     await self._configure_topic()
                 if self._producer is None:
                     producer = make_producer(
-                        self.bootstrap, linger_ms=0, max_request_size=cfg.max_bytes + 64 * 1024
+                        self.bootstrap,
+                        linger_ms=0,
+                        max_request_size=cfg.max_bytes + SNAPSHOT_RECORD_OVERHEAD,
                     )
                     await producer.start()
                     self._producer = producer
@@ -114,26 +123,43 @@ class SnapshotStore:
         return int(meta.offset)
 
     async def _configure_topic(self) -> None:
-        """Let the topic hold big records and roll segments so compaction can run.
+        """Make sure the topic holds records of ``max_bytes`` and rolls its segments at least
+        every ``segment_ms`` (so compaction can run).
 
-        ``events.topics`` has no field for these yet. A (non-incremental) alter replaces
-        every override, so the spec's own settings are repeated here."""
+        ``ensure_topics`` creates it so for the default settings (``events.topics``), and
+        then nothing is changed. Otherwise (a bigger ``max_bytes``, a topic made before the
+        contract said so) its settings are altered; a (non-incremental) alter replaces every
+        override, so the contract's own settings (``min.insync.replicas`` among them) are
+        written again with it."""
         cfg = self.settings
-        configs = {
-            "cleanup.policy": "compact" if SNAPSHOTS.compacted else "delete",
-            "retention.ms": str(SNAPSHOTS.retention_ms),
-            "max.message.bytes": str(cfg.max_bytes + 64 * 1024),
-            "segment.ms": str(cfg.segment_ms),
-        }
+        record = cfg.max_bytes + SNAPSHOT_RECORD_OVERHEAD
+        wanted = {"max.message.bytes": str(record), "segment.ms": str(cfg.segment_ms)}
         admin = make_admin(self.bootstrap)
         async with started(admin, kafka_timeout=cfg.kafka_timeout, what="Kafka admin client"):
+            now = (await topic_configs(admin, [self.topic], wanted))[self.topic]
+            if (
+                int(now.get("max.message.bytes", 0)) >= record
+                and int(now.get("segment.ms", cfg.segment_ms + 1)) <= cfg.segment_ms
+            ):
+                self._configured = True
+                return
+            [described] = await admin.describe_topics([self.topic])
+            rf = min(len(p.get("replicas", ())) for p in described["partitions"])
+            configs = {**topic_config(SNAPSHOTS, rf), **wanted}
             responses = await admin.alter_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, self.topic, configs=configs)]
             )
         for response in responses:
             for error_code, message, *_ in response.resources:
                 if error_code:
-                    raise TopicSetupError(f"configure {self.topic}: error {error_code}: {message}")
+                    raise TopicSetupError(
+                        f"configure {self.topic} for snapshots of up to {cfg.max_bytes} bytes "
+                        f"(STREAMPLANE_SNAPSHOT_MAX_BYTES): error {error_code}: {message} "
+                        f"(fix: kafka-configs.sh --alter --entity-type topics --entity-name "
+                        f"{self.topic} --add-config max.message.bytes={record},"
+                        f"segment.ms={cfg.segment_ms})"
+                    )
+        log.info("%s: set max.message.bytes=%d, segment.ms=%d", self.topic, record, cfg.segment_ms)
         self._configured = True
 
     async def latest(self, *, skipped: list[str] | None = None) -> Snapshot | None:
@@ -144,8 +170,8 @@ class SnapshotStore:
         consumer = make_consumer(
             self.bootstrap,
             auto_offset_reset="none",
-            max_partition_fetch_bytes=cfg.max_bytes + 64 * 1024,
-            fetch_max_bytes=cfg.max_bytes + 64 * 1024,
+            max_partition_fetch_bytes=cfg.max_bytes + SNAPSHOT_RECORD_OVERHEAD,
+            fetch_max_bytes=cfg.max_bytes + SNAPSHOT_RECORD_OVERHEAD,
             request_timeout_ms=int(cfg.kafka_timeout * 1000),
         )
         async with started(consumer, kafka_timeout=cfg.kafka_timeout, what="snapshot reader"):

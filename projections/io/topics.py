@@ -48,6 +48,7 @@ def topic_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
         "retention.ms": str(spec.retention_ms),
         "retention.bytes": "-1",
         "min.insync.replicas": str(min_isr(replication_factor)),
+        **dict(spec.configs),
     }
 
 
@@ -195,7 +196,7 @@ async def _check(
     described: dict[str, Any],
     brokers: int,
 ) -> None:
-    configs = await _configs(admin, [topics.name(s) for s in specs])
+    configs = await topic_configs(admin, [topics.name(s) for s in specs])
     problems = []
     for spec in specs:
         name = topics.name(spec)
@@ -207,14 +208,16 @@ async def _check(
         raise TopicContractError("; ".join(problems))
 
 
-async def _configs(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict[str, str]]:
-    """topic -> the checked settings' effective values (DescribeConfigs). A topic created a
+async def topic_configs(
+    admin: AIOKafkaAdminClient, names: list[str], keys: Iterable[str] = CHECKED_CONFIGS
+) -> dict[str, dict[str, str]]:
+    """topic -> the effective values of ``keys`` (DescribeConfigs). A topic created a
     moment ago may be unknown to the broker asked (each learns of it in its own time): asked
     again until it answers (the caller bounds the wait)."""
+    keys = tuple(keys)
     while True:
         resources = [
-            ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(CHECKED_CONFIGS))
-            for n in names
+            ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(keys)) for n in names
         ]
         out: dict[str, dict[str, str]] = {}
         for response in await admin.describe_configs(resources):

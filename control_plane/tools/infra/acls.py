@@ -127,9 +127,8 @@ def role_acls(role: Role, prefix: str) -> list[Acl]:
         acls += _prefixed(user, Resource.GROUP, every, Operation.READ)
         tid = (Operation.WRITE, Operation.DESCRIBE)
         acls += _prefixed(user, Resource.TRANSACTIONAL_ID, every, *tid)
-        # the snapshot store sets the snapshots topic's record size and segments before its
-        # first write (projections.io.snapshot_store); without it no snapshot is ever written
-        acls.append(_topic(user, topics, SNAPSHOTS, Operation.ALTER_CONFIGS))
+        # no ALTER_CONFIGS: the snapshots topic is created with its record size and segments
+        # (events.topics); a snapshot store set for bigger ones names the command to run
     if role.name == "projector":  # Faust's app id, group and changelogs: <prefix>-projector*
         own = f"{prefix}-projector"
         acls += _prefixed(user, Resource.TOPIC, own, Operation.ALL)
