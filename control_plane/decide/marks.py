@@ -33,10 +33,14 @@ class Batch(NamedTuple):
     """One read of the heartbeats topic: when it was read (every heartbeat in it was
     observed at that instant) and, per partition in the order they were read, the offset
     after the last record read. The records are those from the partition's previous
-    position up to ``next_offset``."""
+    position up to ``next_offset``, except ``refused``: the (partition, offset) of those the
+    leader did not count (undecodable, or refused by its heartbeat gate: unenrolled, revoked,
+    a bad signature), which a replay cannot judge again without the leader's gate and
+    enrollment settings."""
 
     received_at: datetime
     positions: tuple[tuple[int, int], ...]
+    refused: tuple[tuple[int, int], ...] = ()
 
 
 class CycleMark(NamedTuple):
@@ -97,6 +101,20 @@ def _t(value: datetime) -> str:
     return value.isoformat()
 
 
+def _batch_json(b: Batch) -> list[Any]:
+    """``[at, positions]``, and ``refused`` third when there are any (older records never
+    have one: nothing refused)."""
+    doc: list[Any] = [_t(b.received_at), [list(p) for p in b.positions]]
+    if b.refused:
+        doc.append([list(p) for p in b.refused])
+    return doc
+
+
+def _batch(doc: Sequence[Any]) -> Batch:
+    at, positions, *rest = doc
+    return Batch(_dt(at), _pairs(positions), _pairs(rest[0]) if rest else ())
+
+
 def _cycle_json(c: CycleMark) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "n": c.n,
@@ -106,7 +124,7 @@ def _cycle_json(c: CycleMark) -> dict[str, Any]:
         "seq": c.seq,
     }
     if c.batches:
-        doc["hb"] = [[_t(b.received_at), [list(p) for p in b.positions]] for b in c.batches]
+        doc["hb"] = [_batch_json(b) for b in c.batches]
     if c.commands is not None:
         doc["cmd"] = list(c.commands)
     if c.watch_started_at is not None:
@@ -156,7 +174,7 @@ def _cycle(doc: dict[str, Any]) -> CycleMark:
         now=_dt(doc["now"]),
         observer_lag=timedelta(microseconds=int(doc["lag_us"])),
         check_balance=bool(doc["balance"]),
-        batches=tuple(Batch(_dt(at), _pairs(pos)) for at, pos in doc.get("hb", ())),
+        batches=tuple(_batch(b) for b in doc.get("hb", ())),
         commands=None if cmd is None else (int(cmd[0]), int(cmd[1])),
         seq=int(doc["seq"]),
         watch_started_at=None if watch is None else _dt(watch),

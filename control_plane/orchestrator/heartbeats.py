@@ -121,6 +121,7 @@ class HeartbeatPoller:
         while True:
             batches = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=HB_BATCH)
             now = self.clock()
+            refused: list[tuple[int, int]] = []
             for tp, records in batches.items():
                 for r in records:
                     try:
@@ -128,12 +129,13 @@ class HeartbeatPoller:
                         check(r, hb, enrolled, now)
                     except EventError as exc:  # UnauthenticatedError too
                         await on_undecodable(r, exc)
+                        refused.append((tp.partition, r.offset))
                         continue
                     liveness.observe(hb, now)
                     latest[hb.server_id] = hb
                     self.where[hb.server_id] = (tp.partition, r.offset)
                     self.received += 1
-            self._note(batches, now)
+            self._note(batches, now, refused)
             caught_up = await self._caught_up()
             timeout_ms = int((deadline - time.monotonic()) * 1000)
             if caught_up or timeout_ms <= 0:
@@ -144,11 +146,17 @@ class HeartbeatPoller:
         self._rebaseline_after_blindness(liveness, now)
         return list(latest.values())
 
-    def _note(self, batches: dict[TopicPartition, list[ConsumerRecord]], now: datetime) -> None:
-        """Remember this read by position: its time and where each partition now stands."""
+    def _note(
+        self,
+        batches: dict[TopicPartition, list[ConsumerRecord]],
+        now: datetime,
+        refused: list[tuple[int, int]],
+    ) -> None:
+        """Remember this read by position: its time, where each partition now stands, and
+        which records did not count."""
         read = tuple((tp.partition, rs[-1].offset + 1) for tp, rs in batches.items() if rs)
         if read:
-            self.batches.append(Batch(now, read))
+            self.batches.append(Batch(now, read, tuple(refused)))
 
     async def positions(self) -> tuple[tuple[int, int], ...]:
         """Where the consumer stands in every partition (a term mark starts from there)."""

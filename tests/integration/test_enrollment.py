@@ -4,11 +4,13 @@ registers; a forged heartbeat (another worker's id certified with the forger's o
 real certificate with a MAC its sender could not make, w1's certificate for w2's id) moves
 nothing and is dead-lettered with its reason; a revoked worker is failed, its streams run
 elsewhere, and its next incarnation never registers; the monitor raises one alert per
-claimed id. One cluster for all of it."""
+claimed id; and ``streamplane simulate`` replays the whole run exactly (the leader's cycle
+marks say which heartbeats its gate refused). One cluster for all of it."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +168,7 @@ async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
         assert "open enrollment" not in orchestrator.log_text()
         await c.wait_for_log_line(monitor, "as the topic says", 30)
         await asyncio.sleep(1.5)  # its dead-letter reader stands at the end of the topic
+        since = datetime.now(UTC)  # the leader's term mark is written by now
         async with watching_alerts(c) as seen:
             await _scenario(c, orchestrator, tmp_path)
             for source, severity in (("w1", "critical"), ("w2", "critical"), ("w3", "warning")):
@@ -173,6 +176,14 @@ async def test_only_enrolled_signed_workers_count_and_a_revoked_one_is_failed(
                 await c.wait_until(lambda k=key: bool(seen.fired(k)) or f"{k} not fired", 20, key)
                 (fired,) = seen.fired(key)  # once, however many were refused
                 assert fired.severity == severity, fired
+        until = datetime.now(UTC)
+        await asyncio.sleep(2.5)  # idle cycles' marks are flushed every second
+        window = ["--since", since.isoformat(), "--until", until.isoformat(), "--json"]
+        code, out, err = await cli(c, "simulate", *window)
+        assert code == 0, (out, err)
+        replayed = json.loads(out)
+        assert replayed["first_divergence"] is None, replayed["first_divergence"]
+        assert replayed["simulated"] == replayed["real"] and replayed["cycles"] > 50
 
 
 async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:

@@ -174,3 +174,35 @@ def test_a_heartbeat_gone_with_retention_is_said() -> None:
     broken = rp.Recorded(recorded.log, recorded.marks, gone, recorded.commands)
     with pytest.raises(rp.RecordMissingError, match="heartbeat 0:3"):
         list(rp.run(broken, rp.Simulation(since=T, until=T + timedelta(hours=1))))
+
+
+def _with_ghost(recorded: rp.Recorded, *, refused: bool) -> rp.Recorded:
+    """The recorded run with one more read in its fourth cycle: a heartbeat of an unknown
+    server on partition 1, which the leader's gate refused (``refused``) or, as a mark of
+    the first format says, for all the replay knows counted."""
+    [record] = recorded.marks
+    cycles = list(record.cycles)
+    c = cycles[3]
+    ghost = Heartbeat(
+        id="ghost-1", source="forger", time=c.now, server_id="ghost", incarnation="ghost.1",
+        ip="10.6.6.6", port=6666, max_streams=100,
+    )  # fmt: skip
+    read = Batch(c.now, ((1, 1),), ((1, 0),) if refused else ())
+    cycles[3] = c._replace(batches=(*c.batches, read))
+    term = _term(positions=((0, 0), (1, 0)))
+    marks = [record._replace(cycles=tuple(cycles), term=term)]
+    return rp.Recorded(
+        recorded.log, marks, {**recorded.heartbeats, (1, 0): ghost}, recorded.commands
+    )
+
+
+def test_a_heartbeat_the_leader_refused_is_not_counted_by_the_replay() -> None:
+    """The leader dead-lettered it (unenrolled, revoked, a bad signature): its mark says so,
+    and the replay does not register the server the log never registered."""
+    span = rp.Simulation(since=T, until=T + timedelta(hours=1))
+    recorded = _with_ghost(_recorded_run(), refused=True)
+    assert decode_marks(encode_marks(recorded.marks[0])) == recorded.marks[0]
+    assert first_divergence(list(rp.run(recorded, span))) is None
+    blind = _with_ghost(_recorded_run(), refused=False)
+    diverged = first_divergence(list(rp.run(blind, span)))
+    assert diverged is not None and "ghost" in str(diverged)

@@ -232,8 +232,11 @@ class _Replayer:
         """The cycle's heartbeat reads, observed at their instants; the latest per server."""
         latest: dict[str, Heartbeat] = {}
         for batch in cycle.batches:
+            refused = set(batch.refused)  # the leader's gate said no: so does the replay
             for partition, nxt in batch.positions:
                 for offset in range(self.positions.get(partition, nxt), nxt):
+                    if (partition, offset) in refused:
+                        continue
                     hb = _heartbeat(self.recorded, partition, offset)
                     if hb is None:
                         continue
