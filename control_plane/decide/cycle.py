@@ -80,7 +80,7 @@ def decide(
     detect_failures(ctx, liveness, inputs.observer_lag)
     expire_quarantines(ctx)
     check_migrations(ctx)
-    place_waiting(ctx)
+    place_waiting(ctx, state)
     advance_drains(ctx)
     advance_rebalance(ctx)
     if inputs.check_balance:

@@ -6,7 +6,7 @@ arithmetic, this module turns its answers into events.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 
 from control_plane.decide.balancer import InstanceView, StreamView
@@ -71,8 +71,16 @@ def _loads(state: ClusterState) -> dict[str, int]:
     return {i.server_id: i.load for i in state.instances.values() if i.status not in GONE_STATUSES}
 
 
-def place(ctx: Ctx, stream_ids: Sequence[str], reason: str, *, exclude: Sequence[str] = ()) -> None:
+def place(
+    ctx: Ctx,
+    stream_ids: Sequence[str],
+    reason: str,
+    *,
+    exclude: Sequence[str] = (),
+    reasons: Mapping[str, str] | None = None,
+) -> None:
     """Give each stream a home (highest priority first); those that fit nowhere wait.
+    ``reasons``: a stream's own reason in place of ``reason``.
 
     A stream that failed to start somewhere is not sent back there while another home with
     room exists; when none does, it may retry where it failed (rather than wait forever; the
@@ -82,13 +90,13 @@ def place(ctx: Ctx, stream_ids: Sequence[str], reason: str, *, exclude: Sequence
     streams = [ctx.state.streams[s] for s in stream_ids if s in ctx.state.streams]
     fresh = [s for s in streams if not s.failed_on]
     retried = [s for s in streams if s.failed_on]
+    why = reasons or {}
     if fresh:
-        _place_batch(ctx, fresh, reason, exclude=exclude)
+        _place_batch(ctx, fresh, reason, exclude=exclude, reasons=why)
     for s in retried:
         avoid = (*exclude, *s.failed_on)
-        _place_batch(
-            ctx, [s], reason, exclude=avoid if has_home(ctx, s, exclude=avoid) else exclude
-        )
+        where = avoid if has_home(ctx, s, exclude=avoid) else exclude
+        _place_batch(ctx, [s], reason, exclude=where, reasons=why)
 
 
 def has_home(ctx: Ctx, s: StreamAssignment, *, exclude: Sequence[str]) -> bool:
@@ -98,7 +106,12 @@ def has_home(ctx: Ctx, s: StreamAssignment, *, exclude: Sequence[str]) -> bool:
 
 
 def _place_batch(
-    ctx: Ctx, streams: list[StreamAssignment], reason: str, *, exclude: Sequence[str]
+    ctx: Ctx,
+    streams: list[StreamAssignment],
+    reason: str,
+    *,
+    exclude: Sequence[str],
+    reasons: Mapping[str, str],
 ) -> None:
     views = instance_views(ctx.state, exclude)
     result = ctx.balancer.place(views, [stream_view(s) for s in streams], _loads(ctx.state))
@@ -109,7 +122,7 @@ def _place_batch(
             stream_id=a.stream_id,
             server_id=a.server_id,
             incarnation=inst.incarnation,
-            reason=reason,
+            reason=reasons.get(a.stream_id, reason),
         )
     for sid in result.unassigned:
         s = ctx.state.streams[sid]
@@ -151,15 +164,19 @@ def evacuate(ctx: Ctx, server_id: str, reason: str) -> None:
     place(ctx, homeless, reason)
 
 
-def place_waiting(ctx: Ctx) -> None:
-    """Streams waiting for capacity (``unplaced``), placed as soon as there is room."""
+def place_waiting(ctx: Ctx, before: ClusterState) -> None:
+    """Streams waiting for capacity (``unplaced``), placed as soon as there is room: with
+    ``capacity_returned`` when they were already waiting as the cycle began (``before``),
+    ``new_stream`` when they began waiting in this cycle."""
     if not ctx.state.unplaced:
         return
     if not any(receives(i) and i.free_capacity() for i in ctx.state.instances.values()):
         return
     waiting = sorted(ctx.state.unplaced.keys())
-    reason = ev.Reasons.NEW_STREAM
-    place(ctx, waiting, reason)
+    returned = dict.fromkeys(
+        (s for s in waiting if s in before.unplaced), ev.Reasons.CAPACITY_RETURNED
+    )
+    place(ctx, waiting, ev.Reasons.NEW_STREAM, reasons=returned)
 
 
 def announce_waiting(ctx: Ctx, before: ClusterState) -> None:

@@ -39,6 +39,15 @@ def test_streams_registered_without_room_are_said_to_wait_once_at_the_end_of_the
     assert all(e.reason == "no_capacity" and e.causationid is None for e in waiting)
     sim.run(10)
     assert len(waits(sim)) == 2, "once per wait, not once per cycle"
+    # room comes: the waiting streams are placed as such, the stream placed at once was new
+    sim.add_worker("w9", 5)
+    sim.run(2)
+    reasons = {e.stream_id: e.reason for e in sim.events_of(ev.StreamAssigned)}
+    assert sorted(r for s, r in reasons.items() if s in set(waits(sim))) == [
+        "capacity_returned",
+        "capacity_returned",
+    ]
+    assert [r for s, r in reasons.items() if s not in waits(sim)] == ["new_stream"]
     assert replay_matches(sim)
 
 
@@ -55,7 +64,7 @@ def test_a_stream_waits_again_after_it_was_placed_and_lost_again() -> None:
     sim.run(3)
     assert sim.owner(lost) == "w2" and sim.status(lost) == "running"
     placed = [e for e in sim.events_of(ev.StreamAssigned) if e.stream_id == lost]
-    assert placed[-1].reason == "new_stream"
+    assert placed[-1].reason == "capacity_returned"  # it waited for room, and room came
     sim.crash("w2")
     sim.run(6)
     assert waits(sim) == [lost, lost]  # a new wait, said again
