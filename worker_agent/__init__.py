@@ -3,7 +3,8 @@
 See ``docs/worker.md``.
 """
 
-from worker_agent.agent import Mode, WorkerAgent
+from worker_agent.agent import WorkerAgent
+from worker_agent.connectivity import Mode
 from worker_agent.handlers import StreamHandler, StreamHealth, load_handler
 from worker_agent.settings import WorkerSettings
 

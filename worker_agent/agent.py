@@ -1,8 +1,10 @@
 """The worker agent: the imperative shell around reconcile, heartbeats and the transport.
 
 Five loops share one event loop: desired sets in, reconcile, heartbeats out, Kafka health
-checks, and the periodic self-check. The streams never depend on Kafka: when it is away the
-agent keeps running what it runs (local mode) and keeps only the latest heartbeat state.
+checks, and the periodic self-check (a sixth watches the heartbeat lease when one is set).
+The streams never depend on Kafka: when it is away the agent keeps running what it runs
+(local mode) and keeps only the latest heartbeat state, unless its lease says to stop them
+(:mod:`worker_agent.connectivity`).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from enum import StrEnum
 
 from events.codec import decode_desired, encode
 from events.errors import EventError
 from events.heartbeat import DesiredSet, Heartbeat, StreamReport, StreamRunState
 from resilience.backoff import Backoff
 from telemetry.metrics import serve
+from worker_agent.connectivity import Link, Mode
 from worker_agent.errors import TransportError
 from worker_agent.handlers import StreamHandler, StreamHealth, load_handler
 from worker_agent.metrics import WorkerMetrics, WorkerSnapshot, snapshot
@@ -50,14 +52,6 @@ from worker_agent.transport import KafkaTransport, Transport
 log = logging.getLogger("streamplane.worker")
 
 _HEALTHY = (StreamRunState.RUNNING, StreamRunState.STARTING)
-
-
-class Mode(StrEnum):
-    """How well the worker reaches Kafka."""
-
-    CONNECTED = "connected"
-    LOCAL = "local"  # neither direction works: run on what we have
-    PARTIAL = "partial"  # one direction works, the other does not
 
 
 def new_incarnation() -> str:
@@ -92,10 +86,7 @@ class WorkerAgent:
         self._mismatch: tuple[str, ...] = ()
         self._checked_mismatch: tuple[str, ...] = ()
         self._sent: Fingerprint | None = None
-        # Optimistic until a call fails: a fresh worker is not "partial" before its first check.
-        self._produce_ok = True
-        self._consume_ok = True
-        self._mode = Mode.CONNECTED
+        self._link = Link(clock(), settings.heartbeat_lease)
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._beat = asyncio.Event()
@@ -104,7 +95,7 @@ class WorkerAgent:
         self._sampler = ProcessSampler()
         #: the latest heartbeat built (sent or not): local mode keeps only this one
         self.last_heartbeat: Heartbeat | None = None
-        self.heartbeats_sent = self.heartbeat_failures = self.fenced = 0
+        self.heartbeats_sent = self.heartbeat_failures = self.fenced = self.lease_expiries = 0
         #: served by run() when ``metrics_address`` is set
         self.metrics = WorkerMetrics(self.metrics_snapshot)
 
@@ -127,14 +118,12 @@ class WorkerAgent:
     @property
     def mode(self) -> Mode:
         """``connected``, ``local`` (Kafka unreachable) or ``partial`` (one direction only)."""
-        return self._mode
+        return self._link.mode
 
     @property
     def partial(self) -> str | None:
         """Which direction fails in partial mode ("cannot produce" / "cannot consume")."""
-        if self._mode is not Mode.PARTIAL:
-            return None
-        return "cannot produce" if self._consume_ok else "cannot consume"
+        return self._link.partial
 
     @property
     def mismatch(self) -> tuple[str, ...]:
@@ -143,8 +132,8 @@ class WorkerAgent:
 
     def metrics_snapshot(self) -> WorkerSnapshot:
         """What the metrics read, on the metrics server's thread: reads only."""
-        counts = (self.heartbeats_sent, self.heartbeat_failures, self.fenced)
-        return snapshot(self._runner, len(self._desired), self._mode, self.transport, counts)
+        counts = (self.heartbeats_sent, self.heartbeat_failures, self.fenced, self.lease_expiries)
+        return snapshot(self._runner, len(self._desired), self.mode, self.transport, counts)
 
     # --- lifecycle
     async def run(self) -> None:
@@ -171,6 +160,7 @@ class WorkerAgent:
                         self._heartbeat_loop,
                         self._health_loop,
                         self._self_check_loop,
+                        *((self._lease_loop,) if self._link.lease is not None else ()),
                     )
                 ]
                 loops.append(group.create_task(self.metrics.loop_lag.run(), name="worker:lag"))
@@ -260,16 +250,30 @@ class WorkerAgent:
             self._wake.set()
 
     async def _fence(self, message: DesiredSet) -> None:
+        why = f"incarnation {self._incarnation} fenced (seq {message.seq})"
+        await self._start_over(why)
+        self.fenced += 1
+
+    async def _lease_loop(self) -> None:
+        lease = self._link.lease or 0.0
+        while True:
+            await asyncio.sleep(min(lease / 4, 0.25))
+            now = self._clock()
+            if self._link.lease_expired(now) and self._runner.running:
+                silent = self._link.silent_for(now)
+                await self._start_over(
+                    f"no heartbeat delivered for {silent:.1f}s, over heartbeat_lease {lease}s "
+                    "(the orchestrator fails this incarnation and runs its streams elsewhere)"
+                )
+                self.lease_expiries += 1
+
+    async def _start_over(self, why: str) -> None:
+        """Stop every stream and take a new incarnation (which registers anew)."""
         async with self._lock:
-            log.warning(
-                "incarnation %s fenced (seq %d): stopping every stream, registering anew",
-                self._incarnation,
-                message.seq,
-            )
+            log.warning("%s: stopping every stream, registering anew", why)
             await self._runner.stop_all()
             self._desired, self._desired_seq, self._health = {}, 0, {}
             self._incarnation = new_incarnation()
-            self.fenced += 1
             log.info("new incarnation %s", self._incarnation)
         self._beat.set()
 
@@ -362,21 +366,16 @@ class WorkerAgent:
                 self._set_consume(True)
 
     def _set_produce(self, ok: bool) -> None:
-        self._produce_ok = ok
-        self._update_mode()
+        previous = self._link.mode
+        self._on_mode(self._link.produced(ok, self._clock()), previous)
 
     def _set_consume(self, ok: bool) -> None:
-        self._consume_ok = ok
-        self._update_mode()
+        previous = self._link.mode
+        self._on_mode(self._link.consumed(ok), previous)
 
-    def _update_mode(self) -> None:
-        produce, consume = self._produce_ok, self._consume_ok
-        mode = Mode.CONNECTED if produce and consume else Mode.PARTIAL
-        if not produce and not consume:
-            mode = Mode.LOCAL
-        if mode is self._mode:
+    def _on_mode(self, mode: Mode | None, previous: Mode) -> None:
+        if mode is None:
             return
-        previous, self._mode = self._mode, mode
         if mode is Mode.LOCAL:
             log.warning(
                 "local mode: Kafka unreachable; keeping %d stream(s) running",

@@ -48,6 +48,11 @@ SPECS = (
         "Heartbeats not sent (Kafka error or open breaker).",
     ),
     Spec("streamplane_worker_fenced", "counter", "Times this worker was fenced and re-registered."),
+    Spec(
+        "streamplane_worker_lease_expired",
+        "counter",
+        "Times the heartbeat lease expired: every stream stopped, re-registered.",
+    ),
 )
 
 
@@ -65,22 +70,24 @@ class WorkerSnapshot(NamedTuple):
     heartbeats_sent: int
     heartbeat_failures: int
     fenced: int
+    lease_expired: int = 0
 
 
 def snapshot(
     runner: StreamRunner, desired: int, mode: StrEnum, transport: object, counts: tuple[int, ...]
 ) -> WorkerSnapshot:
-    """The agent's snapshot: ``counts`` are heartbeats sent and failed and times fenced; the
-    breakers are the transport's ``breakers`` (a fake transport in a test may have none)."""
+    """The agent's snapshot: ``counts`` are heartbeats sent and failed, times fenced and
+    leases expired; the breakers are the transport's ``breakers`` (a fake transport in a
+    test may have none)."""
     breakers = getattr(transport, "breakers", {})
-    sent, failed, fenced = counts
+    sent, failed, fenced, expired = counts
     return WorkerSnapshot(
         len(runner.running),
         desired,
         mode.value,
         {direction: b.state.value for direction, b in breakers.items()},
         *(runner.started, runner.stopped, runner.start_failures),
-        *(sent, failed, fenced),
+        *(sent, failed, fenced, expired),
     )
 
 
@@ -104,6 +111,7 @@ def worker_samples(s: WorkerSnapshot) -> dict[str, Value]:
         "streamplane_worker_heartbeats_sent": s.heartbeats_sent,
         "streamplane_worker_heartbeat_failures": s.heartbeat_failures,
         "streamplane_worker_fenced": s.fenced,
+        "streamplane_worker_lease_expired": s.lease_expired,
     }
 
 

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from events.ids import ID_PATTERN
@@ -57,6 +57,11 @@ class WorkerSettings(KafkaClientSettings):
     desired_max_records: int = Field(default=500, ge=1)
 
     # --- timeouts (seconds)
+    #: stop every stream when no heartbeat has reached the brokers for this long (None: keep
+    #: them running however long Kafka is away); below the orchestrator's fail_after, a
+    #: worker cut off from Kafka stops its streams before they run elsewhere
+    #: (worker_agent.connectivity)
+    heartbeat_lease: float | None = Field(default=None, gt=0)
     kafka_timeout: float = Field(default=5.0, gt=0)
     start_timeout: float = Field(default=15.0, gt=0)
     stop_timeout: float = Field(default=10.0, gt=0)
@@ -101,3 +106,13 @@ class WorkerSettings(KafkaClientSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_heartbeat(self) -> WorkerSettings:
+        lease = self.heartbeat_lease
+        if lease is not None and lease <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"heartbeat_lease ({lease}s) must exceed two heartbeat intervals "
+                f"({2 * self.heartbeat_interval}s): one lost heartbeat would stop every stream"
+            )
+        return self

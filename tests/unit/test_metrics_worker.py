@@ -153,8 +153,10 @@ def test_samples_of_a_snapshot() -> None:
         heartbeats_sent=10,
         heartbeat_failures=4,
         fenced=0,
+        lease_expired=2,
     )
     samples = worker_samples(snapshot)
+    assert samples["streamplane_worker_lease_expired"] == 2
     assert samples["streamplane_worker_mode"] == {
         ("connected",): 0.0,
         ("partial",): 0.0,

@@ -14,7 +14,8 @@ import pytest
 
 from events.codec import decode_heartbeat, encode
 from events.heartbeat import DesiredSet, Heartbeat, StreamRunState
-from worker_agent.agent import Mode, WorkerAgent
+from worker_agent.agent import WorkerAgent
+from worker_agent.connectivity import Mode
 from worker_agent.errors import TransportError
 from worker_agent.handlers.demo import DemoHandler
 from worker_agent.settings import WorkerSettings
@@ -174,3 +175,43 @@ async def test_stop_announces_leaving_then_stops_streams(started):
     assert leaving[0].streams and leaving[0].streams[0].stream_id == "a"
     assert leaving[-1].streams == ()
     assert agent.running_streams == frozenset() and bus.closed
+
+
+async def test_a_lease_stops_the_streams_when_no_heartbeat_gets_through():
+    """heartbeat_lease: cut off from the brokers (here only the producing side) for longer
+    than the lease, the worker stops every stream and takes a new incarnation; reconnected,
+    it reports the new incarnation with nothing running."""
+    settings = WorkerSettings(
+        server_id="w-1", max_streams=5, heartbeat_interval=0.1, reconcile_interval=0.05,
+        health_check_interval=0.05, connect_retry_base=0.01, connect_retry_cap=0.05,
+        demo_tick_interval=0.01, heartbeat_lease=0.6,
+    )  # fmt: skip
+    bus = MemoryTransport()
+    agent = WorkerAgent(settings, DemoHandler(settings), transport=bus)
+    task = asyncio.create_task(agent.run())
+    try:
+        await bus.inbox.put(desired(agent, ["a", "b"], seq=1))
+        await until(lambda: agent.running_streams == {"a", "b"})
+        await asyncio.sleep(1.0)  # heartbeats go through: the lease holds
+        assert agent.running_streams == {"a", "b"} and agent.lease_expiries == 0
+        old, cut = agent.incarnation, asyncio.get_running_loop().time()
+        bus.produce_up = False
+        await until(lambda: agent.running_streams == frozenset())
+        stopped_after = asyncio.get_running_loop().time() - cut
+        assert 0.6 < stopped_after < 1.5, stopped_after
+        assert agent.incarnation != old and agent.lease_expiries == 1
+        assert agent.metrics_snapshot().lease_expired == 1
+        await asyncio.sleep(0.5)
+        assert agent.lease_expiries == 1, "nothing left to stop: once"
+        bus.produce_up = True
+        await until(lambda: bool(bus.sent) and bus.sent[-1].incarnation == agent.incarnation)
+        assert bus.sent[-1].streams == ()
+    finally:
+        await agent.stop()
+        await task
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused():
+    with pytest.raises(ValueError, match="heartbeat_lease"):
+        WorkerSettings(heartbeat_interval=1.0, heartbeat_lease=1.5)
+    assert WorkerSettings(heartbeat_interval=1.0, heartbeat_lease=4).heartbeat_lease == 4
