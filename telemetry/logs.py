@@ -104,6 +104,43 @@ def _quiet_filter(names: tuple[str, ...]) -> logging.Filter:
     return filt
 
 
+#: loggers whose repeats are thinned (:class:`RepeatFilter`): aiokafka logs every reconnect
+#: attempt, ten a second per connection while a broker is away
+NOISY = ("aiokafka",)
+#: a noisy logger's same message is shown at most once in this many seconds
+REPEAT_WINDOW = 10.0
+
+
+class RepeatFilter(logging.Filter):
+    """Thins the repeats of a noisy library: a record of ``names`` (or their children) whose
+    message (the template, before its arguments) was shown less than ``window`` seconds ago
+    is dropped; the next one shown after that says how many were dropped. Other loggers'
+    records always pass. Time is the records' own (``created``)."""
+
+    def __init__(self, names: tuple[str, ...], window: float = REPEAT_WINDOW) -> None:
+        super().__init__()
+        self.names, self.window = names, window
+        self._prefixes = tuple(f"{n}." for n in names)
+        #: (logger, level, template) -> (when last shown, dropped since)
+        self._shown: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if name not in self.names and not name.startswith(self._prefixes):
+            return True
+        key = (name, record.levelno, str(record.msg))
+        shown = self._shown.get(key)
+        if shown is not None and record.created - shown[0] < self.window:
+            self._shown[key] = (shown[0], shown[1] + 1)
+            return False
+        if shown is not None and shown[1]:
+            record.msg = f"{record.msg} ({shown[1]} more like it in {self.window:g} s not shown)"
+        if len(self._shown) > 1000:  # bounded: templates are few, but never grow without end
+            self._shown.clear()
+        self._shown[key] = (record.created, 0)
+        return True
+
+
 def configure(
     level: str = "INFO",
     fmt: str = "text",
@@ -113,13 +150,16 @@ def configure(
 ) -> None:
     """Set up the root logger once per process (the CLI calls it in ``main``). ``quiet``:
     loggers whose lines below CRITICAL are dropped (a one-shot command says what failed in
-    its own ``error:`` line; aiokafka's connection errors would only repeat it)."""
+    its own ``error:`` line; aiokafka's connection errors would only repeat it). Below DEBUG,
+    aiokafka's repeated lines are thinned (:class:`RepeatFilter`)."""
     if fmt not in ("text", "json"):
         raise ValueError(f"log_format: expected 'text' or 'json', got {fmt!r}")
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(json_formatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     if quiet and level.upper() != "DEBUG":
         handler.addFilter(_quiet_filter(quiet))
+    if level.upper() != "DEBUG":  # DEBUG shows everything
+        handler.addFilter(RepeatFilter(NOISY))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
