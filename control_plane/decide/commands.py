@@ -37,11 +37,11 @@ def on_command(ctx: Ctx, c: Command, liveness: LivenessView) -> None:
         return
     handler = _HANDLERS[type(c)]
     mark = len(ctx.events)
-    ctx.principal = c.principal
+    ctx.principal, ctx.causation = c.principal, c.command_id
     try:
         _carry_out(ctx, c, liveness, handler, mark)
     finally:
-        ctx.principal = None
+        ctx.principal = ctx.causation = None
 
 
 def _carry_out(

@@ -37,8 +37,10 @@ class Ctx:
     republish: set[str] = field(default_factory=set)
     #: human-readable alerts for the shell to log (no capacity, poison, ...)
     alerts: list[str] = field(default_factory=list)
-    #: who issued the command being carried out (None outside a command): the events the
-    #: command states itself (those with its ``causationid``) carry it
+    #: the command being carried out and who issued it (None outside a command): every event
+    #: emitted while carrying it out (what it states and what follows at once, such as a new
+    #: stream's placement) carries its ``causationid`` and ``principal``
+    causation: str | None = None
     principal: str | None = None
     #: the balancer with ``config.balancer``'s thresholds
     balancer: SmartLoadBalancer = field(init=False)
@@ -47,7 +49,10 @@ class Ctx:
         self.balancer = SmartLoadBalancer(self.config.balancer)
 
     def emit(self, cls: type[E], *, causation: str | None = None, **fields: Any) -> E | None:
-        """Build the next event (seq, epoch, id, time filled in), fold it, keep it."""
+        """Build the next event (seq, epoch, id, time filled in), fold it, keep it.
+        ``causation``: the event that caused it, else the command being carried out."""
+        if causation is None:
+            causation = self.causation
         event = cls(
             id=self.new_id(),
             source=self.source,

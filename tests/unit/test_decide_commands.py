@@ -335,3 +335,26 @@ def test_a_command_without_a_principal_causes_events_without_one() -> None:
     sim.cycle()
     assert _outcome(sim, c).principal is None
     assert all(e.principal is None for e in sim.log)
+
+
+def test_what_a_command_sets_off_at_once_names_it_and_later_decisions_do_not() -> None:
+    """A new stream's placement follows from its registration: the StreamAssigned carries
+    the command's causationid and principal. A stream that must wait is placed later by the
+    orchestrator's own decision (capacity came back), which names no command."""
+    sim = _cluster(1)
+    fits = sim.command(cmd.RegisterStream, principal="ops-alice", stream_id="fits")
+    sim.cycle()
+    [placed] = [e for e in sim.log if isinstance(e, ev.StreamAssigned)]
+    assert (placed.stream_id, placed.reason) == ("fits", "new_stream")
+    assert (placed.causationid, placed.principal) == (fits.command_id, "ops-alice")
+    for sid in ("w-a", "w-b"):
+        sim.command(cmd.RegisterStream, principal="ops-bob", stream_id=sid, weight=100)
+    sim.cycle()
+    assert {"w-a", "w-b"} <= set(sim.state.unplaced)
+    sim.add_worker("big", 1000)
+    sim.run(3)
+    later = [e for e in sim.log if isinstance(e, ev.StreamAssigned) and e.stream_id != "fits"]
+    assert sorted(e.stream_id for e in later) == ["w-a", "w-b"]
+    assert all(e.reason == "capacity_returned" for e in later)
+    assert all(e.causationid is None and e.principal is None for e in later)
+    assert replay_matches(sim)
