@@ -32,6 +32,11 @@ SPECS = (
         ("outcome",),
     ),
     Spec("streamplane_webhook_queued", "gauge", "Transitions waiting for a webhook."),
+    Spec(
+        "streamplane_monitor_publishing",
+        "gauge",
+        "1 while this monitor evaluates and publishes, 0 while it stands by for another.",
+    ),
 )
 
 
@@ -42,6 +47,7 @@ class Seen(NamedTuple):
     signals: Mapping[str, float]
     webhook_outcomes: Counter[str]
     webhook_queued: int
+    publishing: bool = False
 
 
 def samples(seen: Seen) -> dict[str, Value]:
@@ -54,6 +60,7 @@ def samples(seen: Seen) -> dict[str, Value]:
             (k,): float(n) for k, n in seen.webhook_outcomes.items()
         },
         "streamplane_webhook_queued": float(seen.webhook_queued),
+        "streamplane_monitor_publishing": float(seen.publishing),
     }
 
 

@@ -16,6 +16,9 @@ fails ends the session (:func:`control_plane.monitor.runner.run_monitor` starts 
 after a back-off), and every session begins by reading ``<prefix>.alerts`` back
 (:func:`control_plane.monitor.messages.restore`): what the topic says fires, fires in the
 engine, so a restart never fires an alert twice and never loses a transition it decided.
+
+Several monitors may run: one publishes, the others stand by and take over when it dies
+(:mod:`control_plane.monitor.leadership`); a session runs only while this one publishes.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from control_plane.alerts.model import (
 )
 from control_plane.monitor import webhooks
 from control_plane.monitor.derive import FailoverWindow, SeqIndex, quantile, remembered
+from control_plane.monitor.leadership import Leadership, group_id, joined
 from control_plane.monitor.messages import restore, to_message
 from control_plane.monitor.metrics import MonitorMetrics, Seen
 from control_plane.monitor.refusals import RefusalReader
@@ -78,6 +82,10 @@ class _Session:
     pending: list[ControlEvent] = field(default_factory=list)
 
 
+class _Deposed(Exception):
+    """Another monitor publishes now: its producer fenced this one's."""
+
+
 #: the topics the monitor reads or writes (created as the contract says when missing)
 MONITORED = (EVENTS, HEARTBEATS, DLQ, ALERTS)
 
@@ -99,6 +107,8 @@ class HealthMonitor:
         #: the last sample of every signal fed to the engine
         self.signals: Samples = {}
         self.evaluations = 0
+        #: whether this monitor publishes (another one may, while this one stands by)
+        self.publishing = False
         self._clock, self._new_id = clock, new_id
         self._stop = asyncio.Event()
         self.http = webhooks.client(s) if s.monitor_webhooks else None
@@ -111,7 +121,7 @@ class HealthMonitor:
     def _seen(self) -> Seen:
         outcomes = sum((w.outcomes for w in self.webhooks), start=collections.Counter[str]())
         queued = sum(w.pending() for w in self.webhooks)
-        return Seen(self.manager.firing(), dict(self.signals), outcomes, queued)
+        return Seen(self.manager.firing(), dict(self.signals), outcomes, queued, self.publishing)
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,8 +143,25 @@ class HealthMonitor:
     # --- a session -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, restore the firing set from the alerts topic, evaluate every interval
-        until :meth:`stop`. Kafka errors are raised (the runner retries)."""
+        """Join the monitors' group; while this monitor publishes, run a session (connect,
+        restore the firing set from the alerts topic, evaluate every interval until
+        :meth:`stop`); stand by while another one does. Kafka errors are raised (the
+        runner retries)."""
+        s = self.settings
+        net = s.monitor_kafka_timeout
+        await ensure_topics(s.kafka_access, self.topics, MONITORED, kafka_timeout=net)
+        async with joined(s, self.topics) as lead:
+            while not self._stop.is_set():
+                self.publishing = await lead.holds()
+                if not self.publishing:
+                    log.info("standing by: another monitor publishes to %s", self.topics.alerts)
+                    if not await lead.wait(self._stop):
+                        return
+                    self.publishing = True
+                await self._session(lead)
+                self.publishing = False
+
+    async def _session(self, lead: Leadership) -> None:
         async with contextlib.AsyncExitStack() as stack:
             session = await self._open(stack)
             log.info(
@@ -150,9 +177,12 @@ class HealthMonitor:
                     tasks.create_task(self.metrics.loop_lag.run()),
                 ]
                 try:
-                    await self._loop(session)
+                    await self._loop(session, lead)
                 except ProjectionError as exc:
                     failure = exc  # raised as itself below, not in the group's ExceptionGroup
+                except _Deposed:
+                    log.warning("another monitor publishes now (this one was fenced); standing by")
+                    lead.lost()
                 finally:
                     for task in background:
                         task.cancel()
@@ -161,8 +191,9 @@ class HealthMonitor:
 
     async def _open(self, stack: contextlib.AsyncExitStack) -> _Session:
         s, net = self.settings, self.settings.monitor_kafka_timeout
-        await ensure_topics(s.kafka_access, self.topics, MONITORED, kafka_timeout=net)
-        producer = make_producer(s.kafka_access, linger_ms=0)
+        # transactional: starting it fences any monitor that published before this one
+        tid = group_id(self.topics)
+        producer = make_producer(s.kafka_access, linger_ms=0, transactional_id=tid)
         await stack.enter_async_context(started(producer, kafka_timeout=net, what="alerts writer"))
         latest = await read_alerts(s.kafka_access, self.topics, kafka_timeout=net)
         self.manager = restore(latest, self.config)
@@ -193,9 +224,12 @@ class HealthMonitor:
             follower, producer, kafka, latency, database, scraper, index, window, refusals
         )
 
-    async def _loop(self, session: _Session) -> None:
+    async def _loop(self, session: _Session, lead: Leadership) -> None:
         interval = self.settings.monitor_interval
         while not self._stop.is_set():
+            if not await lead.holds():
+                log.warning("another monitor publishes now; standing by")
+                return
             began = time.monotonic()
             await self.evaluate(session)
             with contextlib.suppress(TimeoutError):
@@ -283,11 +317,14 @@ class HealthMonitor:
         topic = self.topics.alerts
         try:
             async with asyncio.timeout(self.settings.monitor_kafka_timeout):
-                sent = [
-                    await producer.send(topic, record, key=alert.key.encode())
-                    for alert, record in zip(alerts, records, strict=True)
-                ]
-                await asyncio.gather(*sent)
+                async with producer.transaction():  # all of an evaluation, or none
+                    sent = [
+                        await producer.send(topic, record, key=alert.key.encode())
+                        for alert, record in zip(alerts, records, strict=True)
+                    ]
+                    await asyncio.gather(*sent)
+        except kafka_errors.ProducerFenced as exc:
+            raise _Deposed from exc
         except (TimeoutError, kafka_errors.KafkaError) as exc:
             raise kafka_error(exc, f"publish {len(alerts)} alert(s) to {topic}") from exc
 

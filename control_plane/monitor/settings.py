@@ -81,6 +81,9 @@ class MonitorSettings(KafkaClientSettings):
     monitor_failover_window: float = Field(default=300.0, gt=0)
     #: control-log positions remembered to turn a consumer offset into a seq lag
     monitor_seq_index: int = Field(default=4096, ge=2)
+    #: a standby monitor takes over publishing once the publishing one has been silent to
+    #: the monitors' consumer group for this long (control_plane.monitor.leadership)
+    monitor_session_timeout_ms: int = Field(default=10_000, ge=1000)
     metrics_address: MetricsAddress = ""
 
     # --- what to watch besides Kafka (the names the read side uses, so one env serves both)

@@ -1,7 +1,8 @@
 """Who leads, and the leader's only way to write: one Kafka transaction per decision.
 
 Leadership is the consumer group of the single-partition commands topic: the member holding
-partition 0 leads (:class:`Membership` tracks what this member holds). The leader writes
+partition 0 leads (:class:`projections.io.membership.Membership` tracks what this member
+holds). The leader writes
 through :class:`ControlWriter`, a transactional producer with a ``transactional_id`` fixed
 per cluster, so that a new leader's ``init_transactions`` fences the old one: a zombie's
 next commit fails, and it steps down.
@@ -13,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka import errors as kafka_errors
 from aiokafka.structs import OffsetAndMetadata
 
@@ -24,6 +25,7 @@ from events.topics import Topics
 from kafka_auth import Brokers
 from projections.io.follow import OnUndecodable
 from projections.io.kafka import make_producer
+from projections.io.membership import Membership
 
 log = logging.getLogger("streamplane.orchestrator")
 
@@ -34,26 +36,6 @@ log = logging.getLogger("streamplane.orchestrator")
 #: NOT_ENOUGH_REPLICAS) and the producer's default pause, 100 ms, went onto every command's
 #: latency. Kafka's Java producer retries that case after 20 ms for the same reason.
 TXN_RETRY_BACKOFF_MS = 10
-
-
-class Membership(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Which commands partitions this member holds, as of the last completed rebalance.
-
-    A revocation alone changes nothing: with the eager protocol every rebalance (a standby
-    joining, say) revokes everything first, and the sticky assignor hands the partition back
-    to its holder. Stepping down on each revocation would start a new term for nothing.
-    Meanwhile the leader keeps writing; should another member really take over, its
-    ``init_transactions`` fences us and our next commit fails, which makes us step down.
-    """
-
-    def __init__(self) -> None:
-        self.owned: frozenset[TopicPartition] = frozenset()
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        self.owned = frozenset(assigned)
 
 
 class ControlWriter:
@@ -152,3 +134,6 @@ async def poll_commands(
                 await on_undecodable(r, exc)
             offsets[tp] = OffsetAndMetadata(r.offset + 1, "")
     return commands, offsets, span
+
+
+__all__ = ["TXN_RETRY_BACKOFF_MS", "ControlWriter", "Membership", "poll_commands"]

@@ -137,6 +137,12 @@ def role_acls(role: Role, prefix: str) -> list[Acl]:
         acls += _prefixed(user, Resource.TOPIC, f"{prefix}-projector", Operation.READ)
     if role.name == "monitor":  # the projector group's offset on the log (its lag)
         acls += _prefixed(user, Resource.GROUP, prefix, Operation.DESCRIBE)
+        # the monitors' group and transactional id: one of them publishes at a time
+        # (control_plane.monitor.leadership)
+        own = f"{prefix}.monitor"
+        acls.append(Acl(user, Resource.GROUP, own, Pattern.LITERAL, Operation.READ))
+        for op in (Operation.WRITE, Operation.DESCRIBE):
+            acls.append(Acl(user, Resource.TRANSACTIONAL_ID, own, Pattern.LITERAL, op))
     return acls
 
 
