@@ -17,31 +17,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiokafka import TopicPartition
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 
 from control_plane.monitor.settings import MonitorSettings
 from events.topics import Topics
 from projections.io.kafka import make_consumer, started
 from projections.io.membership import Membership
-
-
-class _Sticky(StickyPartitionAssignor):  # type: ignore[misc]
-    """The sticky assignor with its own state (its class attributes): the partition stays
-    with its holder when a monitor joins."""
-
-
-class _Membership(Membership):
-    """Tells the sticky assignor each assignment's generation, which aiokafka 0.14 never
-    does (``on_generation_assignment`` is not called): without it every member claims its
-    last partitions with the same generation, and a monitor that wakes from a pause past its
-    session claims the partition as strongly as the one that took over meanwhile, and may get
-    it back. With it the newer claim wins (Kafka's KIP-341)."""
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await super().on_partitions_assigned(assigned)
-        generation = getattr(getattr(self.consumer, "_coordinator", None), "generation", None)
-        if isinstance(generation, int) and generation > 0:
-            _Sticky.on_generation_assignment(generation)
 
 
 def group_id(topics: Topics) -> str:
@@ -80,7 +60,7 @@ class Leadership:
 @contextlib.asynccontextmanager
 async def joined(settings: MonitorSettings, topics: Topics) -> AsyncIterator[Leadership]:
     """Membership of the monitors' group for as long as the block runs."""
-    membership = _Membership(pause=True)
+    membership = Membership(pause=True)
     consumer = make_consumer(
         settings.kafka_access,
         group_id=group_id(topics),
@@ -88,7 +68,7 @@ async def joined(settings: MonitorSettings, topics: Topics) -> AsyncIterator[Lea
         session_timeout_ms=settings.monitor_session_timeout_ms,
         heartbeat_interval_ms=max(100, settings.monitor_session_timeout_ms // 5),
         # a monitor joining must not take the partition from the publisher
-        partition_assignment_strategy=(_Sticky,),
+        partition_assignment_strategy=(membership.assignor,),
         # a standby polls every half second, the publisher every evaluation
         max_poll_interval_ms=max(300_000, int(settings.monitor_interval * 4000)),
     )

@@ -28,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import TopicPartition
 from aiokafka import errors as kafka_errors
-from aiokafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
 from aiokafka.structs import OffsetAndMetadata
 
 from control_plane.decide import Decision, Inputs, all_desired, begin_term, decide
@@ -154,8 +153,9 @@ class EnhancedStreamOrchestrator:
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
             # keeps the partition with its holder when a standby joins (no needless terms)
-            partition_assignment_strategy=(StickyPartitionAssignor,),
+            partition_assignment_strategy=(self._membership.assignor,),
         )
+        self._membership.consumer = self._cmd
         async with (
             DeadLetterWriter(s.kafka_access, self.topics.dlq) as dlq,
             SnapshotStore(s.kafka_access, self.topics) as store,
