@@ -81,8 +81,9 @@ async def test_reads_match_the_fold_and_writes_reach_the_orchestrator(
         done = await api.post("/streams", json={"stream_id": sid, "params": {"url": "rtsp://x"}})
         assert done["outcome"]["type"] == "CommandCompleted"
         assert done["as_of_seq"] == done["outcome"]["seq"]
-        assert [e["type"] for e in done["events"]] == ["StreamRegistered"]
-        assert done["events"][0]["causationid"] == done["command_id"]
+        # the stream and, at once, its placement (two workers with room): both caused by it
+        assert [e["type"] for e in done["events"]] == ["StreamRegistered", "StreamAssigned"]
+        assert {e["causationid"] for e in done["events"]} == {done["command_id"]}
     accepted = await api.post("/streams", 202, params={"wait": "false"},
                               json={"stream_id": STREAMS[-1]})  # fmt: skip
     assert accepted["status"] == "accepted"

@@ -133,15 +133,17 @@ async def test_scopes_are_enforced_and_the_principal_is_recorded(
         )
         # the principal: on the command and on every event it caused, outcome included
         assert done["outcome"]["principal"] == "t-operate"
-        assert [e["principal"] for e in done["events"]] == ["t-operate"]
+        assert done["events"][0]["type"] == "StreamRegistered"
+        assert {e["principal"] for e in done["events"]} == {"t-operate"}
         assert resized["outcome"]["principal"] == "t-admin"
         sent = {x.command_id: x.principal for x in await _commands(c.bootstrap, c.topics)}
         assert sent == {done["command_id"]: "t-operate", resized["command_id"]: "t-admin"}
         assert "cam-denied" not in c.fold().streams and "cam-cookie" not in c.fold().streams
-        # a placement that followed is the orchestrator's own decision: no principal
+        # cam-1's placement followed from the command at once: it names the command and who
         await asyncio.sleep(0.5)
         assigned = [e for e in c.log.events if e.type == "StreamAssigned"]  # type: ignore[attr-defined]
-        assert assigned and all(e.principal is None for e in assigned)
+        assert [(e.stream_id, e.principal) for e in assigned] == [("cam-1", "t-operate")]
+        assert assigned[0].causationid == done["command_id"]
         # revoking takes effect on the next request of the running API
         revoke(settings.api_tokens_file, "t-read")  # type: ignore[arg-type]
         await _refused(api, "GET", "/health", 401, headers=read)

@@ -23,7 +23,7 @@ from support.cluster import Cluster, Proc, open_cluster
 
 from events import commands as cmd
 from events.codec import decode_heartbeat, encode
-from events.control import InstanceFailed, InstanceRegistered, InstanceRevoked
+from events.control import InstanceFailed, InstanceRegistered, InstanceRevoked, StreamAssigned
 from events.heartbeat import Heartbeat
 from events.session import MAC_HEADER, SESSION_HEADER
 from events.topics import HEARTBEATS
@@ -243,7 +243,11 @@ async def _scenario(c: Cluster, orchestrator: Proc, tmp_path: Path) -> None:
     mark = len(c.log.events)
     done, caused = await c.command(cmd.RevokeInstance, server_id="w1")
     assert done.type == "CommandCompleted", done
-    assert [type(e) for e in caused] == [InstanceRevoked], caused
+    # the revocation, w1's failover and the moves of its streams, all caused by the command
+    assert [type(e) for e in caused][:2] == [InstanceRevoked, InstanceFailed], caused
+    moved = caused[2:]
+    assert all(isinstance(e, StreamAssigned) and e.server_id == "w2" for e in moved), moved
+    assert {e.stream_id for e in moved} == lost, (moved, lost)  # type: ignore[attr-defined]
     await c.wait_until(
         lambda: (
             [(e.server_id, e.reason) for e in c.log.of(InstanceFailed, since=mark)]
