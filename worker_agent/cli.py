@@ -36,6 +36,10 @@ def worker(
     bootstrap: Annotated[str | None, typer.Option(help="Kafka bootstrap host:port.")] = None,
     topic_prefix: Annotated[str | None, typer.Option(help="Topic name prefix.")] = None,
     heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds.")] = None,
+    heartbeat_lease: Annotated[
+        float | None,
+        typer.Option(help="Stop every stream after this many seconds without a heartbeat through."),
+    ] = None,
     command: Annotated[
         str | None, typer.Option(help="Command template for the command handler.")
     ] = None,
@@ -72,6 +76,7 @@ def worker(
         "kafka_bootstrap": bootstrap,
         "topic_prefix": topic_prefix,
         "heartbeat_interval": heartbeat_interval,
+        "heartbeat_lease": heartbeat_lease,
         "command_template": command,
         "demo_cpu_ms": demo_cpu_ms,
         "demo_fail_probability": demo_fail_probability,

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from events.ids import ID_PATTERN
@@ -107,12 +107,13 @@ class WorkerSettings(KafkaClientSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @model_validator(mode="after")
-    def _lease_outlasts_a_heartbeat(self) -> WorkerSettings:
-        lease = self.heartbeat_lease
-        if lease is not None and lease <= 2 * self.heartbeat_interval:
+    @field_validator("heartbeat_lease")
+    @classmethod
+    def _lease_outlasts_a_heartbeat(cls, lease: float | None, info: ValidationInfo) -> float | None:
+        interval = info.data.get("heartbeat_interval")
+        if lease is not None and interval is not None and lease <= 2 * interval:
             raise ValueError(
-                f"heartbeat_lease ({lease}s) must exceed two heartbeat intervals "
-                f"({2 * self.heartbeat_interval}s): one lost heartbeat would stop every stream"
+                f"must exceed two heartbeat intervals ({2 * interval}s): "
+                "one lost heartbeat would stop every stream"
             )
-        return self
+        return lease
