@@ -32,12 +32,13 @@ def group_id(topics: Topics) -> str:
 class Leadership:
     """This monitor's membership of the monitors' group (see the module docstring)."""
 
-    def __init__(self, membership: Membership, consumer: object, partition: TopicPartition):
-        self._membership, self._consumer, self._tp = membership, consumer, partition
+    def __init__(self, membership: Membership, partition: TopicPartition):
+        assert membership.consumer is not None, "the membership's consumer is set first"
+        self._membership, self._consumer, self._tp = membership, membership.consumer, partition
 
     async def holds(self) -> bool:
         """Whether this monitor publishes now (and a poll that keeps it in the group)."""
-        await self._consumer.getmany(timeout_ms=0)  # type: ignore[attr-defined]
+        await self._consumer.getmany(timeout_ms=0)
         return self._tp in self._membership.owned
 
     def lost(self) -> None:
@@ -76,7 +77,7 @@ async def joined(settings: MonitorSettings, topics: Topics) -> AsyncIterator[Lea
     net = settings.monitor_kafka_timeout
     async with started(consumer, kafka_timeout=net, what="monitors' group member"):
         consumer.subscribe([topics.alerts], listener=membership)
-        yield Leadership(membership, consumer, TopicPartition(topics.alerts, 0))
+        yield Leadership(membership, TopicPartition(topics.alerts, 0))
 
 
 __all__ = ["Leadership", "group_id", "joined"]

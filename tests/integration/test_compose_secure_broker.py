@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
+from support.ports import free_ports
 from typer.testing import CliRunner
 
 from control_plane.cli.main import app
@@ -45,21 +45,10 @@ PREFIX = "composed"
 UP_WITHIN = 60.0
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[tuple[BrokerSpot, Path]]:
     libs = kafka.ensure_libs(kafka_version())
-    internal, host, controller = _free_ports(3)
+    internal, host, controller = free_ports(3)
     spot = BrokerSpot(
         internal=f"127.0.0.1:{internal}",
         internal_advertised=f"127.0.0.1:{internal}",

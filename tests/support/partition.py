@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,20 +19,10 @@ from control_plane.tools.infra import kafka
 from control_plane.tools.infra.config import kafka_version
 from projections.errors import KafkaIOError
 from projections.io.kafka import make_admin, started
+from support.ports import free_ports
 
 #: seconds the broker may take to answer after it was started
 UP_WITHIN = 60.0
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @dataclass

@@ -8,29 +8,18 @@ another session; its directory is under pytest's tmp dir and is deleted after th
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 from control_plane.tools.infra import kafka, secure
 from control_plane.tools.infra.config import KafkaCluster, KafkaNode
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+from support.ports import free_ports
 
 
 def secure_broker(home: Path, brokers: int = 1) -> Iterator[KafkaCluster]:
     """Start a secure cluster of ``brokers`` nodes under ``home``; stop and delete it
     afterwards."""
-    ports = _free_ports(2 * brokers)
+    ports = free_ports(2 * brokers)
     nodes = tuple(
         KafkaNode(i + 1, ports[i], ports[brokers + i], home / f"node-{i + 1}")
         for i in range(brokers)
